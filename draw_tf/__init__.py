@@ -1,0 +1,20 @@
+"""draw-tf: DRAW (Deep Recurrent Attentive Writer) for TensorFlow 2 / Keras 3.
+
+Public API::
+
+    from draw_tf import DrawModel
+    model = DrawModel(image_shape=(28, 28, 1), num_steps=64)
+
+The maths is in :mod:`draw_tf.filterbank`, the layers in :mod:`draw_tf.attention`,
+the model in :mod:`draw_tf.model` and the loss terms in :mod:`draw_tf.losses`.
+"""
+
+from draw_tf.attention import AttentionRead, AttentionWrite, FullRead, FullWrite
+from draw_tf.model import DrawCell, DrawModel, GenerateOutput, LSTMCell
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttentionRead", "AttentionWrite", "DrawCell", "DrawModel", "FullRead", "FullWrite",
+    "GenerateOutput", "LSTMCell", "__version__",
+]

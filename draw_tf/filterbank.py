@@ -1,0 +1,148 @@
+"""Gaussian attention filterbanks of DRAW (Gregor et al. 2015, section 3.2).
+
+Pure tensor functions, no state. Equation numbers refer to arXiv:1502.04623.
+
+Conventions
+-----------
+Images are ``[batch, height, width, channels]`` (``B = height``, ``A = width`` in
+the paper). All window parameters are in the paper's **1-based** pixel convention:
+pixel ``a`` of a row has coordinate ``a = 1..A`` and the image centre is
+``((A + 1) / 2, (B + 1) / 2)``. Subtract 1 to get a 0-based pixel index.
+
+``fx`` has shape ``[batch, n, width]`` and ``fy`` has shape ``[batch, n, height]``;
+row ``i`` of ``fx`` is the horizontal Gaussian of the ``i``-th filter of the grid.
+The same filterbank is used for every channel.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Lower bound on each filter's normaliser Z (eqs. 25-26). 1e-8 underflows to 0 in
+# float16 and turns a filter that falls off the image into NaN/Inf; 1e-4 does not.
+NORMALISER_GUARD = 1e-4
+
+
+def _as_column(v: tf.Tensor) -> tf.Tensor:
+  """Reshapes a ``[batch]`` or ``[batch, 1]`` tensor to ``[batch, 1, 1]``."""
+  return tf.reshape(v, [-1, 1, 1])
+
+
+def attention_params(raw: tf.Tensor, n: int, height: int, width: int):
+  """Maps the 5 outputs of a linear layer to window parameters (eqs. 21-24).
+
+  Args:
+    raw: ``[batch, 5]`` holding ``(gx~, gy~, log sigma^2, log delta~, log gamma)``.
+    n: grid size ``N`` (the window has ``N x N`` filters).
+    height: image height ``B``.
+    width: image width ``A``.
+
+  Returns:
+    ``(gx, gy, sigma2, delta, gamma)``, each ``[batch]``: the grid centre in the
+    1-based pixel convention, the isotropic variance, the stride between
+    filters and the intensity.
+  """
+  gx_t, gy_t, log_sigma2, log_delta_t, log_gamma = tf.unstack(raw, num=5, axis=-1)
+  gx = (width + 1) / 2 * (gx_t + 1)  # eq. 22
+  gy = (height + 1) / 2 * (gy_t + 1)  # eq. 23
+  # eq. 24. N = 1 has no stride; keep the formula finite.
+  delta = (max(width, height) - 1) / max(n - 1, 1) * tf.exp(log_delta_t)
+  sigma2 = tf.exp(log_sigma2)  # eq. 21
+  gamma = tf.exp(log_gamma)  # eq. 21
+  return gx, gy, sigma2, delta, gamma
+
+
+def grid_centres(g: tf.Tensor, delta: tf.Tensor, n: int) -> tf.Tensor:
+  """Centres of the ``n`` filters along one axis (eqs. 19-20).
+
+  Args:
+    g: ``[batch]`` or ``[batch, 1]`` grid centre (1-based pixels).
+    delta: ``[batch]`` or ``[batch, 1]`` stride.
+    n: number of filters.
+
+  Returns:
+    ``[batch, n]``: ``mu[i] = g + (i - n/2 - 0.5) * delta`` for ``i = 1..n``.
+  """
+  dtype = g.dtype
+  i = tf.range(1, n + 1, dtype=dtype)  # 1-based filter index
+  offsets = i - n / 2 - 0.5
+  return tf.reshape(g, [-1, 1]) + offsets[tf.newaxis, :] * tf.reshape(delta, [-1, 1])
+
+
+def _gaussian_rows(mu: tf.Tensor, sigma2: tf.Tensor, size: int) -> tf.Tensor:
+  """Normalised Gaussian rows (eqs. 25-26).
+
+  Args:
+    mu: ``[batch, n]`` filter centres (1-based pixels).
+    sigma2: ``[batch]`` or ``[batch, 1]`` variance.
+    size: number of pixels along the axis.
+
+  Returns:
+    ``[batch, n, size]``, each row summing to 1 (unless the whole Gaussian lies
+    off the image, when the guarded normaliser keeps it finite and near 0).
+  """
+  coords = tf.range(1, size + 1, dtype=mu.dtype)  # 1-based pixel coordinate
+  diff = coords[tf.newaxis, tf.newaxis, :] - mu[:, :, tf.newaxis]
+  f = tf.exp(-tf.square(diff) / (2.0 * _as_column(sigma2)))
+  z = tf.reduce_sum(f, axis=-1, keepdims=True)
+  return f / tf.maximum(z, tf.cast(NORMALISER_GUARD, f.dtype))
+
+
+def filterbank(gx, gy, sigma2, delta, n: int, height: int, width: int):
+  """Horizontal and vertical filterbank matrices (eqs. 19-20, 25-26).
+
+  Args:
+    gx: ``[batch]`` or ``[batch, 1]`` grid centre x (1-based pixels).
+    gy: ``[batch]`` or ``[batch, 1]`` grid centre y (1-based pixels).
+    sigma2: ``[batch]`` or ``[batch, 1]`` isotropic variance (not std).
+    delta: ``[batch]`` or ``[batch, 1]`` stride.
+    n: grid size ``N``.
+    height: image height ``B``.
+    width: image width ``A``.
+
+  Returns:
+    ``(fx, fy)`` with ``fx: [batch, n, width]`` and ``fy: [batch, n, height]``.
+  """
+  mu_x = grid_centres(gx, delta, n)  # eq. 19
+  mu_y = grid_centres(gy, delta, n)  # eq. 20
+  fx = _gaussian_rows(mu_x, sigma2, width)  # eq. 25
+  fy = _gaussian_rows(mu_y, sigma2, height)  # eq. 26
+  return fx, fy
+
+
+def read_glimpse(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tensor) -> tf.Tensor:
+  """Extracts an ``n x n`` glimpse: ``gamma * Fy x Fx^T`` per channel (eq. 27).
+
+  Args:
+    images: ``[batch, height, width, channels]``.
+    fx: ``[batch, n, width]``.
+    fy: ``[batch, n, height]``.
+    gamma: ``[batch]`` or ``[batch, 1]`` intensity.
+
+  Returns:
+    ``[batch, n, n, channels]``; element ``[b, j, i, c]`` is filter row ``j``
+    (vertical) and column ``i`` (horizontal).
+  """
+  # Contract the width first (it is the axis of the image stored contiguously).
+  cols = tf.einsum("bhwc,biw->bhic", images, fx)  # [batch, height, n, channels]
+  glimpse = tf.einsum("bjh,bhic->bjic", fy, cols)  # [batch, n, n, channels]
+  return glimpse * tf.reshape(gamma, [-1, 1, 1, 1])
+
+
+def write_patch(patch: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tensor) -> tf.Tensor:
+  """Places an ``n x n`` patch on the canvas: ``(1 / gamma) Fy^T w Fx`` (eq. 29).
+
+  The adjoint of :func:`read_glimpse` (up to the ``gamma`` factors).
+
+  Args:
+    patch: ``[batch, n, n, channels]`` writing patch ``w``.
+    fx: ``[batch, n, width]``.
+    fy: ``[batch, n, height]``.
+    gamma: ``[batch]`` or ``[batch, 1]`` intensity.
+
+  Returns:
+    ``[batch, height, width, channels]``.
+  """
+  rows = tf.einsum("bjic,biw->bjwc", patch, fx)  # [batch, n, width, channels]
+  canvas = tf.einsum("bjh,bjwc->bhwc", fy, rows)  # [batch, height, width, channels]
+  return canvas / tf.reshape(gamma, [-1, 1, 1, 1])

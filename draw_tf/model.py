@@ -1,0 +1,481 @@
+"""The DRAW model: a recurrent VAE that draws on an additive canvas.
+
+Implements ``../shared/DESIGN.md`` section 1 (Gregor et al. 2015, eqs. 3-8):
+
+    x_hat_t = x - sigmoid(c_{t-1})
+    r_t     = read(x, x_hat_t, h_dec_{t-1})
+    h_enc_t = LSTM_enc(h_enc_{t-1}, [r_t, h_dec_{t-1}])
+    z_t     = mu_t + exp(log_sd_t) * eps_t          (fresh eps_t every step)
+    h_dec_t = LSTM_dec(h_dec_{t-1}, z_t)
+    c_t     = c_{t-1} + write(h_dec_t)
+
+Structure: :class:`LSTMCell` (one fused gate matmul), :class:`DrawCell` (one step,
+``(inputs, state) -> (outputs, state)``) and :class:`DrawModel` (the T-step
+unroll, the losses and the Keras training/eval steps).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from draw_tf import attention
+from draw_tf import losses
+
+_PACKAGE = "draw_tf"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LSTMCell(keras.layers.Layer):
+  """An LSTM cell whose four gates come from one matmul on ``[inputs, h]``.
+
+  ``gates = [inputs, h] @ kernel + bias`` split as (input, forget, cell, output),
+  the Keras gate order. The input rows of the kernel are Glorot-uniform, the
+  recurrent rows orthogonal, and the forget-gate bias starts at 1.
+
+  Args:
+    units: state size.
+
+  Call args:
+    inputs: ``[batch, input_dim]``.
+    states: ``(h, c)``, each ``[batch, units]``.
+
+  Returns:
+    ``(h, (h, c))`` with the new states.
+  """
+
+  def __init__(self, units: int, **kwargs):
+    super().__init__(**kwargs)
+    self.units = int(units)
+    self.input_dim = None
+
+  def build(self, input_shape):
+    self.input_dim = int(input_shape[-1])
+    units, input_dim = self.units, self.input_dim
+
+    def kernel_init(shape, dtype=None):
+      w_in = keras.initializers.GlorotUniform()((input_dim, 4 * units), dtype=dtype)
+      w_rec = keras.initializers.Orthogonal()((units, 4 * units), dtype=dtype)
+      return keras.ops.concatenate([w_in, w_rec], axis=0)
+
+    def bias_init(shape, dtype=None):
+      return keras.ops.concatenate(
+          [keras.ops.zeros((units,), dtype), keras.ops.ones((units,), dtype),
+           keras.ops.zeros((2 * units,), dtype)], axis=0)
+
+    self.kernel = self.add_weight(
+        name="kernel", shape=(input_dim + units, 4 * units), initializer=kernel_init)
+    self.bias = self.add_weight(name="bias", shape=(4 * units,), initializer=bias_init)
+
+  def compute_output_shape(self, input_shape, states_shape=None):
+    return (input_shape[0], self.units)
+
+  def call(self, inputs, states):
+    h, c = states
+    gates = tf.matmul(tf.concat([inputs, h], axis=-1), self.kernel) + self.bias
+    i, f, g, o = tf.split(gates, 4, axis=-1)
+    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    h = tf.sigmoid(o) * tf.tanh(c)
+    return h, (h, c)
+
+  def get_config(self):
+    return {**super().get_config(), "units": self.units}
+
+
+class DrawState(NamedTuple):
+  """Recurrent state of one DRAW step; every field ``[batch, ...]``."""
+  canvas: tf.Tensor  # [batch, H, W, C] logits c_{t-1}
+  h_enc: tf.Tensor  # [batch, encoder_units]
+  c_enc: tf.Tensor  # [batch, encoder_units]
+  h_dec: tf.Tensor  # [batch, decoder_units]
+  c_dec: tf.Tensor  # [batch, decoder_units]
+
+
+class GenerateOutput(NamedTuple):
+  """What :meth:`DrawModel.generate` returns (NumPy arrays)."""
+  images: np.ndarray  # [N, H, W, C] sigmoid(c_T) in [0, 1]
+  canvases: np.ndarray  # [N, T, H, W, C] sigmoid(c_t) for t = 1..T
+  windows: np.ndarray  # [N, T, 4] write window (centre_x, centre_y, stride, sigma), 0-based px
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DrawCell(keras.layers.Layer):
+  """One DRAW step (paper eqs. 3-8): read, encode, sample, decode, write.
+
+  Args: as :class:`DrawModel` (without ``num_steps``).
+
+  Call args:
+    images: ``[batch, H, W, C]`` in [0, 1].
+    eps: ``[batch, latent_dim]`` standard normal noise for this step.
+    state: :class:`DrawState` after step ``t - 1``.
+
+  Returns:
+    ``((mu, log_sd, window), state)``: posterior parameters ``[batch, latent_dim]``
+    each, write window ``[batch, 4]`` and the :class:`DrawState` after step ``t``.
+  """
+
+  def __init__(self, image_shape=(28, 28, 1), latent_dim=100, encoder_units=256,
+               decoder_units=256, read_size=2, write_size=5, read_attention=True,
+               write_attention=True, **kwargs):
+    super().__init__(**kwargs)
+    self.image_shape = tuple(int(d) for d in image_shape)
+    self.latent_dim = int(latent_dim)
+    self.encoder_units = int(encoder_units)
+    self.decoder_units = int(decoder_units)
+    self.read_size = int(read_size)
+    self.write_size = int(write_size)
+    self.read_attention = bool(read_attention)
+    self.write_attention = bool(write_attention)
+    if self.read_attention:
+      self.reader = attention.AttentionRead(self.read_size, name="read")
+    else:
+      self.reader = attention.FullRead(name="read")
+    self.encoder = LSTMCell(self.encoder_units, name="encoder")
+    self.posterior_head = keras.layers.Dense(2 * self.latent_dim, name="posterior")
+    self.decoder = LSTMCell(self.decoder_units, name="decoder")
+    if self.write_attention:
+      self.writer = attention.AttentionWrite(self.write_size, self.image_shape, name="write")
+    else:
+      self.writer = attention.FullWrite(self.image_shape, self.write_size, name="write")
+
+  @property
+  def read_dim(self) -> int:
+    h, w, c = self.image_shape
+    if self.read_attention:
+      return 2 * self.read_size**2 * c
+    return 2 * h * w * c
+
+  def build(self, input_shape=None):
+    self.reader.build((None, *self.image_shape), (None, *self.image_shape),
+                      (None, self.decoder_units))
+    self.encoder.build((None, self.read_dim + self.decoder_units))
+    self.posterior_head.build((None, self.encoder_units))
+    self.decoder.build((None, self.latent_dim))
+    self.writer.build((None, self.decoder_units))
+    self.built = True
+
+  def initial_state(self, batch_size) -> DrawState:
+    """All-zero state (``c_0 = 0``, LSTM states 0) for ``batch_size`` images."""
+    dtype = self.compute_dtype
+    zeros = lambda units: tf.zeros([batch_size, units], dtype)
+    return DrawState(
+        canvas=tf.zeros([batch_size, *self.image_shape], tf.float32),
+        h_enc=zeros(self.encoder_units), c_enc=zeros(self.encoder_units),
+        h_dec=zeros(self.decoder_units), c_dec=zeros(self.decoder_units))
+
+  def call(self, images, eps, state: DrawState):
+    x_hat = images - tf.sigmoid(state.canvas)  # eq. 3
+    r = self.reader(images, x_hat, state.h_dec)  # eq. 4: reads with h_dec_{t-1}
+    h_enc, (_, c_enc) = self.encoder(  # eq. 5: encoder also sees h_dec_{t-1}
+        tf.concat([r, state.h_dec], axis=-1), (state.h_enc, state.c_enc))
+    mu, log_sd = tf.split(self.posterior_head(h_enc), 2, axis=-1)
+    z = mu + tf.exp(log_sd) * eps  # eq. 6: reparameterised sample
+    h_dec, c_dec, delta, window = self.decode(z, state.h_dec, state.c_dec)
+    canvas = state.canvas + tf.cast(delta, state.canvas.dtype)  # eq. 8
+    return (mu, log_sd, window), DrawState(canvas, h_enc, c_enc, h_dec, c_dec)
+
+  def decode(self, z, h_dec, c_dec):
+    """Decoder half of a step (eqs. 7-8 without the sum).
+
+    Args:
+      z: ``[batch, latent_dim]``.
+      h_dec, c_dec: ``[batch, decoder_units]`` previous decoder state.
+
+    Returns:
+      ``(h_dec, c_dec, canvas_delta, window)``.
+    """
+    h_dec, (_, c_dec) = self.decoder(z, (h_dec, c_dec))  # eq. 7
+    delta, window = self.writer(h_dec)  # eq. 8: writes with h_dec_t
+    return h_dec, c_dec, delta, window
+
+  def get_config(self):
+    return {**super().get_config(), "image_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim, "encoder_units": self.encoder_units,
+            "decoder_units": self.decoder_units, "read_size": self.read_size,
+            "write_size": self.write_size, "read_attention": self.read_attention,
+            "write_attention": self.write_attention}
+
+
+def _unpack_batch(data):
+  """Returns ``(images, noise_or_None)`` from what Keras passes to a step.
+
+  Accepts ``images``, ``(images,)``, ``(images, labels[, weights])`` and
+  ``{"images": ..., "noise": ...}`` (noise optional), or a tuple whose first
+  element is such a dict.
+  """
+  if isinstance(data, (tuple, list)):
+    if not data:
+      raise ValueError("DrawModel got an empty batch structure.")
+    data = data[0]
+  if isinstance(data, dict):
+    if "images" not in data:
+      raise ValueError(
+          f"A dict batch must have an 'images' key (and optionally 'noise'); got keys {sorted(data)}.")
+    unknown = set(data) - {"images", "noise"}
+    if unknown:
+      raise ValueError(f"Unknown keys {sorted(unknown)} in a DrawModel batch; allowed: images, noise.")
+    return data["images"], data.get("noise")
+  return data, None
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DrawModel(keras.Model):
+  """DRAW: Deep Recurrent Attentive Writer (Gregor et al. 2015).
+
+  Defaults are the paper's MNIST row of Table 3.
+
+  Args:
+    image_shape: ``(height, width, channels)`` of the images.
+    num_steps: ``T``, the number of drawing steps.
+    latent_dim: size of each ``z_t``.
+    encoder_units: encoder LSTM state size.
+    decoder_units: decoder LSTM state size.
+    read_size: read grid ``N`` (with ``read_attention``).
+    write_size: write grid ``N`` (with ``write_attention``).
+    read_attention: Gaussian attention read if true, else whole-image read.
+    write_attention: Gaussian attention write if true, else whole-canvas write.
+
+  Training data: batches of float images ``[batch, H, W, C]`` in [0, 1], or
+  ``(images, labels)`` tuples (labels are ignored), or dicts
+  ``{"images": ..., "noise": [batch, T, latent_dim]}`` to fix the noise.
+
+  Metrics: ``loss`` and ``nll_bound`` (the negative ELBO, nats per image),
+  ``recon`` (``L_x``) and ``kl`` (``L_z``).
+
+  Example::
+
+      model = draw_tf.DrawModel(image_shape=(28, 28, 1), num_steps=8,
+                                latent_dim=10, encoder_units=64, decoder_units=64)
+      model.compile(optimizer=keras.optimizers.Adam(1e-3))
+      model.fit(dataset, epochs=1)          # dataset of [batch, 28, 28, 1] floats
+      out = model.generate(16, seed=0)     # out.images: [16, 28, 28, 1]
+  """
+
+  def __init__(self, image_shape: Sequence[int] = (28, 28, 1), num_steps: int = 64,
+               latent_dim: int = 100, encoder_units: int = 256, decoder_units: int = 256,
+               read_size: int = 2, write_size: int = 5, read_attention: bool = True,
+               write_attention: bool = True, **kwargs):
+    super().__init__(**kwargs)
+    image_shape = tuple(int(d) for d in image_shape)
+    if len(image_shape) != 3 or min(image_shape) < 1:
+      raise ValueError(
+          f"image_shape must be (height, width, channels), got {image_shape!r}; "
+          "for grey images use channels = 1, e.g. (28, 28, 1).")
+    for name, value in [("num_steps", num_steps), ("latent_dim", latent_dim),
+                        ("encoder_units", encoder_units), ("decoder_units", decoder_units),
+                        ("read_size", read_size), ("write_size", write_size)]:
+      if int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    self.image_shape = image_shape
+    self.num_steps = int(num_steps)
+    self.latent_dim = int(latent_dim)
+    self.cell = DrawCell(
+        image_shape=image_shape, latent_dim=latent_dim, encoder_units=encoder_units,
+        decoder_units=decoder_units, read_size=read_size, write_size=write_size,
+        read_attention=read_attention, write_attention=write_attention, name="draw_cell")
+    self.cell.build()
+    self.loss_tracker = keras.metrics.Mean(name="loss")
+    self.nll_tracker = keras.metrics.Mean(name="nll_bound")
+    self.recon_tracker = keras.metrics.Mean(name="recon")
+    self.kl_tracker = keras.metrics.Mean(name="kl")
+    self.built = True
+    self._decode_fn = None
+
+  # ----------------------------------------------------------------- config
+  def get_config(self):
+    c = self.cell
+    return {"name": self.name, "trainable": self.trainable,
+            "image_shape": list(self.image_shape), "num_steps": self.num_steps,
+            "latent_dim": self.latent_dim, "encoder_units": c.encoder_units,
+            "decoder_units": c.decoder_units, "read_size": c.read_size,
+            "write_size": c.write_size, "read_attention": c.read_attention,
+            "write_attention": c.write_attention}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(**config)
+
+  def build(self, input_shape=None):
+    self.built = True
+
+  def compile(self, optimizer="adam", **kwargs):
+    """Keras ``compile``; the loss is the model's own negative ELBO (no ``loss``)."""
+    if kwargs.get("loss") is not None:
+      raise ValueError("DrawModel trains on its own negative ELBO; do not pass `loss`.")
+    super().compile(optimizer=optimizer, **kwargs)
+    # Create the optimizer's slots now, outside any traced function, so a
+    # retrace (new input shape, or a call after an input error) never has to.
+    self.optimizer.build(self.trainable_variables)
+
+  @property
+  def metrics(self):
+    return [self.loss_tracker, self.nll_tracker, self.recon_tracker, self.kl_tracker]
+
+  # ----------------------------------------------------------------- inputs
+  def _check_images(self, images):
+    """Validates a batch of images; returns it as float32 ``[batch, H, W, C]``."""
+    images = tf.convert_to_tensor(images)
+    expected = self.image_shape
+    if images.shape.rank is not None and tuple(images.shape[1:]) != expected:
+      hint = ""
+      if images.shape.rank == len(expected) and expected[-1] == 1:
+        hint = " Add a channel axis, e.g. images[..., None]."
+      raise ValueError(
+          f"DrawModel expects images of shape [batch, {', '.join(map(str, expected))}], "
+          f"got {images.shape}.{hint}")
+    if not images.dtype.is_floating:
+      raise TypeError(
+          f"DrawModel expects float images in [0, 1], got dtype {images.dtype.name}; "
+          "convert with tf.cast(images, tf.float32) / 255.")
+    images = tf.cast(images, tf.float32)
+    with tf.control_dependencies([
+        tf.debugging.assert_greater_equal(
+            images, 0.0, message="DrawModel expects images in [0, 1]; got a value below 0."),
+        tf.debugging.assert_less_equal(
+            images, 1.0, message="DrawModel expects images in [0, 1]; got a value above 1 "
+            "(divide 8-bit images by 255)."),
+    ]):
+      return tf.identity(images)
+
+  def _check_noise(self, noise, batch_size=None):
+    noise = tf.convert_to_tensor(noise, dtype=tf.float32)
+    expected = (self.num_steps, self.latent_dim)
+    if noise.shape.rank is not None and (
+        noise.shape.rank != 3 or tuple(noise.shape[1:]) != expected):
+      raise ValueError(
+          f"noise must have shape [batch, num_steps={expected[0]}, latent_dim={expected[1]}], "
+          f"got {noise.shape}.")
+    return noise
+
+  def _noise_for(self, images):
+    batch = tf.shape(images)[0]
+    return tf.random.normal([batch, self.num_steps, self.latent_dim])
+
+  # ----------------------------------------------------------------- forward
+  def unroll(self, images, noise):
+    """Runs the inference network for ``T`` steps.
+
+    Args:
+      images: ``[batch, H, W, C]`` float32 in [0, 1].
+      noise: ``[batch, T, latent_dim]`` standard normal ``eps_t``, one per step.
+
+    Returns:
+      dict with ``logits`` ``[batch, H, W, C]`` (``c_T``), ``mu`` and ``log_sd``
+      ``[batch, T, latent_dim]``.
+    """
+    state = self.cell.initial_state(tf.shape(images)[0])
+    mus, log_sds = [], []
+    for t in range(self.num_steps):
+      (mu, log_sd, _), state = self.cell(images, noise[:, t], state)
+      mus.append(mu)
+      log_sds.append(log_sd)
+    return {"logits": state.canvas, "mu": tf.stack(mus, axis=1),
+            "log_sd": tf.stack(log_sds, axis=1)}
+
+  def call(self, inputs, training=None):
+    """Forward pass. ``inputs``: images or ``{"images", "noise"}``; see :meth:`unroll`."""
+    images, noise = _unpack_batch(inputs)
+    images = self._check_images(images)
+    noise = self._noise_for(images) if noise is None else self._check_noise(noise)
+    return self.unroll(images, noise)
+
+  def per_example_losses(self, images, noise):
+    """Per-example ``(recon, kl)`` in nats, each ``[batch]`` (eqs. 9-12).
+
+    Args:
+      images: ``[batch, H, W, C]`` float32 in [0, 1].
+      noise: ``[batch, T, latent_dim]``.
+    """
+    out = self.unroll(images, noise)
+    recon = losses.bernoulli_nll(images, out["logits"])
+    kl = losses.latent_kl(out["mu"], out["log_sd"])
+    return recon, kl
+
+  # ----------------------------------------------------------------- keras steps
+  def _prepare(self, data):
+    images, noise = _unpack_batch(data)
+    images = self._check_images(images)
+    noise = self._noise_for(images) if noise is None else self._check_noise(noise)
+    return images, noise
+
+  def _update_metrics(self, recon, kl):
+    nll = recon + kl
+    self.loss_tracker.update_state(nll)
+    self.nll_tracker.update_state(nll)
+    self.recon_tracker.update_state(recon)
+    self.kl_tracker.update_state(kl)
+    return {m.name: m.result() for m in self.metrics}
+
+  def train_step(self, data):
+    images, noise = self._prepare(data)
+    with tf.GradientTape() as tape:
+      recon, kl = self.per_example_losses(images, noise)
+      # Mean over this replica's examples, divided by the replica count, so the
+      # gradients the optimizer sums across replicas are the global-batch mean.
+      replicas = tf.distribute.get_strategy().num_replicas_in_sync
+      loss = tf.reduce_mean(recon + kl) / replicas
+      scaled = self.optimizer.scale_loss(loss)
+    grads = tape.gradient(scaled, self.trainable_variables)
+    self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+    return self._update_metrics(recon, kl)
+
+  def test_step(self, data):
+    images, noise = self._prepare(data)
+    recon, kl = self.per_example_losses(images, noise)
+    return self._update_metrics(recon, kl)
+
+  # ----------------------------------------------------------------- generation
+  def decode(self, noise):
+    """Runs the decoder alone from prior noise (generation).
+
+    Args:
+      noise: ``[N, T, latent_dim]`` float32, ``z_t ~ N(0, I)``.
+
+    Returns:
+      dict with ``images`` ``[N, H, W, C]`` = ``sigmoid(c_T)``, ``canvases``
+      ``[N, T, H, W, C]`` = ``sigmoid(c_t)`` and ``windows`` ``[N, T, 4]``.
+    """
+    noise = tf.convert_to_tensor(noise, tf.float32)
+    state = self.cell.initial_state(tf.shape(noise)[0])
+    canvas, h_dec, c_dec = state.canvas, state.h_dec, state.c_dec
+    canvases, windows = [], []
+    for t in range(self.num_steps):
+      h_dec, c_dec, delta, window = self.cell.decode(noise[:, t], h_dec, c_dec)
+      canvas = canvas + tf.cast(delta, canvas.dtype)
+      canvases.append(tf.sigmoid(canvas))
+      windows.append(tf.cast(window, tf.float32))
+    return {"images": tf.sigmoid(canvas), "canvases": tf.stack(canvases, axis=1),
+            "windows": tf.stack(windows, axis=1)}
+
+  def generate(self, num_samples=None, noise=None, seed=None) -> GenerateOutput:
+    """Draws new images from the prior.
+
+    Args:
+      num_samples: how many images (ignored when ``noise`` is given). An int
+        here is also accepted as the first positional argument.
+      noise: optional ``[N, T, latent_dim]`` float32 prior noise.
+      seed: optional int; the same seed gives the same images.
+
+    Returns:
+      :class:`GenerateOutput` of NumPy arrays: ``images`` ``[N, H, W, C]``,
+      ``canvases`` ``[N, T, H, W, C]``, ``windows`` ``[N, T, 4]``.
+    """
+    if noise is None:
+      if num_samples is None or int(num_samples) < 1:
+        raise ValueError("generate() needs num_samples >= 1 or a noise array.")
+      shape = [int(num_samples), self.num_steps, self.latent_dim]
+      if seed is None:
+        noise = tf.random.normal(shape)
+      else:
+        noise = tf.random.stateless_normal(shape, seed=[int(seed), 0])
+    noise = self._check_noise(noise)
+    if self._decode_fn is None:
+      self._decode_fn = tf.function(
+          self.decode, input_signature=[
+              tf.TensorSpec([None, self.num_steps, self.latent_dim], tf.float32)])
+    out = self._decode_fn(noise)
+    return GenerateOutput(out["images"].numpy(), out["canvases"].numpy(),
+                          out["windows"].numpy())

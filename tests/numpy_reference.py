@@ -1,0 +1,125 @@
+"""Independent NumPy transcription of DRAW's equations, written with explicit
+loops over the paper's 1-based indices, for tests to compare against.
+
+Nothing here imports draw_tf: it is the reference, not the code under test.
+"""
+
+import math
+
+import numpy as np
+
+
+def attention_params(raw, n, height, width):
+  """Eqs. 21-24 for one example: raw = (gx~, gy~, log sigma^2, log delta~, log gamma)."""
+  gx_t, gy_t, log_sigma2, log_delta_t, log_gamma = [float(v) for v in raw]
+  a, b = width, height
+  gx = (a + 1) / 2 * (gx_t + 1)
+  gy = (b + 1) / 2 * (gy_t + 1)
+  delta = (max(a, b) - 1) / (n - 1) * math.exp(log_delta_t)
+  return gx, gy, math.exp(log_sigma2), delta, math.exp(log_gamma)
+
+
+def filterbank(gx, gy, sigma2, delta, n, height, width, guard=1e-4):
+  """Eqs. 19-20 and 25-26 for one example; returns Fx [n, width], Fy [n, height]."""
+  fx = np.zeros((n, width))
+  fy = np.zeros((n, height))
+  for i in range(1, n + 1):
+    mu_x = gx + (i - n / 2 - 0.5) * delta  # eq. 19
+    for a in range(1, width + 1):
+      fx[i - 1, a - 1] = math.exp(-((a - mu_x) ** 2) / (2 * sigma2))  # eq. 25
+  for j in range(1, n + 1):
+    mu_y = gy + (j - n / 2 - 0.5) * delta  # eq. 20
+    for b in range(1, height + 1):
+      fy[j - 1, b - 1] = math.exp(-((b - mu_y) ** 2) / (2 * sigma2))  # eq. 26
+  fx /= np.maximum(fx.sum(axis=1, keepdims=True), guard)
+  fy /= np.maximum(fy.sum(axis=1, keepdims=True), guard)
+  return fx, fy
+
+
+def read(image, fx, fy, gamma):
+  """gamma * Fy x Fx^T for each channel; image [H, W, C] -> [n, n, C]."""
+  return np.stack([gamma * fy @ image[:, :, c] @ fx.T for c in range(image.shape[-1])], -1)
+
+
+def write(patch, fx, fy, gamma):
+  """(1 / gamma) Fy^T w Fx for each channel; patch [n, n, C] -> [H, W, C]."""
+  return np.stack([fy.T @ patch[:, :, c] @ fx / gamma for c in range(patch.shape[-1])], -1)
+
+
+def sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def lstm(x, h, c, kernel, bias):
+  """Fused-gate LSTM step, gate order (i, f, g, o)."""
+  gates = np.concatenate([x, h], -1) @ kernel + bias
+  i, f, g, o = np.split(gates, 4, axis=-1)
+  c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+  h = sigmoid(o) * np.tanh(c)
+  return h, c
+
+
+def kl_standard_normal(mu, log_sd):
+  """Closed-form KL(N(mu, sd^2) || N(0, 1)) elementwise."""
+  sd2 = np.exp(2 * log_sd)
+  return 0.5 * (mu**2 + sd2 - 1.0) - log_sd
+
+
+def bernoulli_nll(x, logits):
+  """-log Bernoulli(x | sigmoid(logits)), elementwise, written the obvious way."""
+  p = sigmoid(logits)
+  return -(x * np.log(p) + (1 - x) * np.log(1 - p))
+
+
+def draw_negative_elbo(w, images, noise, *, num_steps, read_size, write_size,
+                       read_attention, write_attention):
+  """The whole DRAW forward pass (DESIGN.md section 1) for a batch, in NumPy.
+
+  Args:
+    w: dict of NumPy weights: enc_kernel, enc_bias, dec_kernel, dec_bias,
+      post_kernel, post_bias, and read_params_{kernel,bias} / write_patch_*,
+      write_params_* or write_canvas_* as the variant needs.
+    images: [batch, H, W, C]; noise: [batch, T, z].
+
+  Returns:
+    (recon [batch], kl [batch]) in nats.
+  """
+  batch, height, width, channels = images.shape
+  recon = np.zeros(batch)
+  kl = np.zeros(batch)
+  for b in range(batch):
+    x = images[b].astype(np.float64)
+    canvas = np.zeros_like(x)
+    units_e = w["enc_bias"].shape[0] // 4
+    units_d = w["dec_bias"].shape[0] // 4
+    h_enc, c_enc = np.zeros(units_e), np.zeros(units_e)
+    h_dec, c_dec = np.zeros(units_d), np.zeros(units_d)
+    for t in range(num_steps):
+      x_hat = x - sigmoid(canvas)
+      if read_attention:
+        n = read_size
+        p = attention_params(h_dec @ w["read_params_kernel"] + w["read_params_bias"],
+                             n, height, width)
+        fx, fy = filterbank(*p[:4], n, height, width)
+        r = np.concatenate([read(x, fx, fy, p[4]).ravel(), read(x_hat, fx, fy, p[4]).ravel()])
+      else:
+        r = np.concatenate([x.ravel(), x_hat.ravel()])
+      h_enc, c_enc = lstm(np.concatenate([r, h_dec]), h_enc, c_enc,
+                          w["enc_kernel"], w["enc_bias"])
+      post = h_enc @ w["post_kernel"] + w["post_bias"]
+      mu, log_sd = np.split(post, 2)
+      z = mu + np.exp(log_sd) * noise[b, t]
+      kl[b] += kl_standard_normal(mu, log_sd).sum()
+      h_dec, c_dec = lstm(z, h_dec, c_dec, w["dec_kernel"], w["dec_bias"])
+      if write_attention:
+        n = write_size
+        p = attention_params(h_dec @ w["write_params_kernel"] + w["write_params_bias"],
+                             n, height, width)
+        fx, fy = filterbank(*p[:4], n, height, width)
+        patch = (h_dec @ w["write_patch_kernel"] + w["write_patch_bias"]).reshape(n, n, channels)
+        canvas = canvas + write(patch, fx, fy, p[4])
+      else:
+        canvas = canvas + (h_dec @ w["write_canvas_kernel"]
+                           + w["write_canvas_bias"]).reshape(height, width, channels)
+    recon[b] = bernoulli_nll(x, canvas).sum()
+  return recon, kl

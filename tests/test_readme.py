@@ -1,0 +1,30 @@
+"""The README's set-up commands and Python example are true as written."""
+
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _readme():
+  with open(os.path.join(ROOT, "README.md")) as f:
+    return f.read()
+
+
+def test_readme_python_example_runs_as_written(capsys):
+  """Runs the block after <!-- example --> exactly as a user would paste it."""
+  match = re.search(r"<!-- example -->\s*```python\n(.*?)```", _readme(), re.S)
+  assert match, "README.md has no <!-- example --> python block"
+  exec(compile(match.group(1), "README.md example", "exec"), {"__name__": "__main__"})
+  out = capsys.readouterr().out
+  assert "nll_bound" in out
+  assert "(16, 28, 28, 1)" in out
+
+
+def test_readme_begins_with_two_setup_commands_and_marks_the_test_command():
+  text = _readme()
+  setup = text[text.index("## Set-up"):text.index("## Python API")]
+  blocks = re.findall(r"```\n(.*?)\n```", setup, re.S)
+  assert len(blocks) == 2, blocks
+  assert all("pip install -e" in b for b in blocks)
+  assert "<!-- test-command -->" in setup and "pytest" in blocks[1]
