@@ -282,7 +282,8 @@ class DrawModel(keras.Model):
     self.recon_tracker = keras.metrics.Mean(name="recon")
     self.kl_tracker = keras.metrics.Mean(name="kl")
     self.built = True
-    self._decode_fn = None
+    self.jit_step = False
+    self._decode_fn = self._grad_fn = self._eval_fn = None
 
   # ----------------------------------------------------------------- config
   def get_config(self):
@@ -301,11 +302,24 @@ class DrawModel(keras.Model):
   def build(self, input_shape=None):
     self.built = True
 
-  def compile(self, optimizer="adam", **kwargs):
-    """Keras ``compile``; the loss is the model's own negative ELBO (no ``loss``)."""
+  def compile(self, optimizer="adam", jit_compile=False, **kwargs):
+    """Keras ``compile``; the loss is the model's own negative ELBO (no ``loss``).
+
+    Args:
+      optimizer: a Keras optimizer or its name.
+      jit_compile: ``True`` compiles the forward pass and gradient with XLA
+        (an inner ``tf.function(jit_compile=True)``; ``apply_gradients`` stays
+        outside, so it also works under ``MirroredStrategy``, where Keras's own
+        ``jit_compile`` fails). ``False`` or ``"auto"`` run without XLA.
+      **kwargs: passed to ``keras.Model.compile`` (e.g. ``steps_per_execution``).
+    """
     if kwargs.get("loss") is not None:
       raise ValueError("DrawModel trains on its own negative ELBO; do not pass `loss`.")
-    super().compile(optimizer=optimizer, **kwargs)
+    if jit_compile not in (True, False, "auto"):
+      raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}.")
+    super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
+    self.jit_step = jit_compile is True
+    self._grad_fn = self._eval_fn = None
     # Create the optimizer's slots now, outside any traced function, so a
     # retrace (new input shape, or a call after an input error) never has to.
     self.optimizer.build(self.trainable_variables)
@@ -358,6 +372,9 @@ class DrawModel(keras.Model):
   def unroll(self, images, noise):
     """Runs the inference network for ``T`` steps.
 
+    The steps run in a ``tf.while_loop``, so a traced graph (and an XLA
+    program) holds one step whatever ``T`` is.
+
     Args:
       images: ``[batch, H, W, C]`` float32 in [0, 1].
       noise: ``[batch, T, latent_dim]`` standard normal ``eps_t``, one per step.
@@ -366,14 +383,23 @@ class DrawModel(keras.Model):
       dict with ``logits`` ``[batch, H, W, C]`` (``c_T``), ``mu`` and ``log_sd``
       ``[batch, T, latent_dim]``.
     """
+    steps = self.num_steps
+    noise_tm = tf.transpose(noise, [1, 0, 2])  # [T, batch, latent_dim]
     state = self.cell.initial_state(tf.shape(images)[0])
-    mus, log_sds = [], []
-    for t in range(self.num_steps):
-      (mu, log_sd, _), state = self.cell(images, noise[:, t], state)
-      mus.append(mu)
-      log_sds.append(log_sd)
-    return {"logits": state.canvas, "mu": tf.stack(mus, axis=1),
-            "log_sd": tf.stack(log_sds, axis=1)}
+    arrays = tuple(
+        tf.TensorArray(self.compute_dtype, size=steps, element_shape=[None, self.latent_dim])
+        for _ in range(2))
+
+    def body(t, state, mus, log_sds):
+      (mu, log_sd, _), state = self.cell(images, noise_tm[t], state)
+      return t + 1, state, mus.write(t, mu), log_sds.write(t, log_sd)
+
+    _, state, mus, log_sds = tf.while_loop(
+        lambda t, *_: t < steps, body, (tf.constant(0), state, *arrays),
+        maximum_iterations=steps)
+    return {"logits": state.canvas,
+            "mu": tf.transpose(mus.stack(), [1, 0, 2]),
+            "log_sd": tf.transpose(log_sds.stack(), [1, 0, 2])}
 
   def call(self, inputs, training=None):
     """Forward pass. ``inputs``: images or ``{"images", "noise"}``; see :meth:`unroll`."""
@@ -409,27 +435,42 @@ class DrawModel(keras.Model):
     self.kl_tracker.update_state(kl)
     return {m.name: m.result() for m in self.metrics}
 
-  def train_step(self, data):
-    images, noise = self._prepare(data)
+  def losses_and_grads(self, images, noise):
+    """Per-example ``(recon, kl)`` and the gradients of the replica's loss share.
+
+    The loss differentiated is the mean over this replica's examples divided by
+    the replica count, so the gradients the optimizer sums across replicas are
+    those of the global-batch mean (the same as on one device).
+    """
     with tf.GradientTape() as tape:
       recon, kl = self.per_example_losses(images, noise)
-      # Mean over this replica's examples, divided by the replica count, so the
-      # gradients the optimizer sums across replicas are the global-batch mean.
       replicas = tf.distribute.get_strategy().num_replicas_in_sync
       loss = tf.reduce_mean(recon + kl) / replicas
       scaled = self.optimizer.scale_loss(loss)
     grads = tape.gradient(scaled, self.trainable_variables)
+    return recon, kl, grads
+
+  def _maybe_jit(self, name, fn):
+    if not getattr(self, "jit_step", False):
+      return fn
+    if getattr(self, name, None) is None:
+      setattr(self, name, tf.function(fn, jit_compile=True, reduce_retracing=True))
+    return getattr(self, name)
+
+  def train_step(self, data):
+    images, noise = self._prepare(data)
+    recon, kl, grads = self._maybe_jit("_grad_fn", self.losses_and_grads)(images, noise)
     self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
     return self._update_metrics(recon, kl)
 
   def test_step(self, data):
     images, noise = self._prepare(data)
-    recon, kl = self.per_example_losses(images, noise)
+    recon, kl = self._maybe_jit("_eval_fn", self.per_example_losses)(images, noise)
     return self._update_metrics(recon, kl)
 
   # ----------------------------------------------------------------- generation
   def decode(self, noise):
-    """Runs the decoder alone from prior noise (generation).
+    """Runs the decoder alone from prior noise (generation), step by step.
 
     Args:
       noise: ``[N, T, latent_dim]`` float32, ``z_t ~ N(0, I)``.
@@ -438,17 +479,25 @@ class DrawModel(keras.Model):
       dict with ``images`` ``[N, H, W, C]`` = ``sigmoid(c_T)``, ``canvases``
       ``[N, T, H, W, C]`` = ``sigmoid(c_t)`` and ``windows`` ``[N, T, 4]``.
     """
-    noise = tf.convert_to_tensor(noise, tf.float32)
-    state = self.cell.initial_state(tf.shape(noise)[0])
-    canvas, h_dec, c_dec = state.canvas, state.h_dec, state.c_dec
-    canvases, windows = [], []
-    for t in range(self.num_steps):
-      h_dec, c_dec, delta, window = self.cell.decode(noise[:, t], h_dec, c_dec)
+    steps = self.num_steps
+    noise_tm = tf.transpose(tf.convert_to_tensor(noise, tf.float32), [1, 0, 2])
+    state = self.cell.initial_state(tf.shape(noise_tm)[1])
+    canvases = tf.TensorArray(tf.float32, size=steps, element_shape=[None, *self.image_shape])
+    windows = tf.TensorArray(tf.float32, size=steps, element_shape=[None, 4])
+
+    def body(t, canvas, h_dec, c_dec, canvases, windows):
+      h_dec, c_dec, delta, window = self.cell.decode(noise_tm[t], h_dec, c_dec)
       canvas = canvas + tf.cast(delta, canvas.dtype)
-      canvases.append(tf.sigmoid(canvas))
-      windows.append(tf.cast(window, tf.float32))
-    return {"images": tf.sigmoid(canvas), "canvases": tf.stack(canvases, axis=1),
-            "windows": tf.stack(windows, axis=1)}
+      return (t + 1, canvas, h_dec, c_dec, canvases.write(t, tf.sigmoid(canvas)),
+              windows.write(t, tf.cast(window, tf.float32)))
+
+    _, canvas, _, _, canvases, windows = tf.while_loop(
+        lambda t, *_: t < steps, body,
+        (tf.constant(0), state.canvas, state.h_dec, state.c_dec, canvases, windows),
+        maximum_iterations=steps)
+    return {"images": tf.sigmoid(canvas),
+            "canvases": tf.transpose(canvases.stack(), [1, 0, 2, 3, 4]),
+            "windows": tf.transpose(windows.stack(), [1, 0, 2])}
 
   def generate(self, num_samples=None, noise=None, seed=None) -> GenerateOutput:
     """Draws new images from the prior.
