@@ -1,0 +1,54 @@
+"""Atomic file writing: nothing half-written is ever left under its final name."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, is_dir: bool = False):
+  """Yields a temporary path next to ``path``; moves it into place on success.
+
+  On an exception the temporary file (or folder) is removed and ``path`` is left
+  as it was. The rename is atomic on POSIX for files; a folder that already
+  exists is replaced (removed, then the new one renamed in).
+
+  Example::
+
+      with atomic_path("out/eval.json") as tmp:
+        with open(tmp, "w") as f:
+          f.write(text)
+  """
+  path = os.path.abspath(path)
+  parent = os.path.dirname(path)
+  os.makedirs(parent, exist_ok=True)
+  base = os.path.basename(path)
+  if is_dir:
+    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+  else:
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.tmp-", dir=parent,
+                               suffix=os.path.splitext(base)[1])
+    os.close(fd)
+  try:
+    yield tmp
+  except BaseException:
+    if is_dir:
+      shutil.rmtree(tmp, ignore_errors=True)
+    elif os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  if is_dir and os.path.isdir(path):
+    shutil.rmtree(path)
+  os.replace(tmp, path)
+
+
+def write_json(path: str, obj) -> None:
+  """Writes ``obj`` as indented JSON, atomically."""
+  with atomic_path(path) as tmp:
+    with open(tmp, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+      f.write("\n")

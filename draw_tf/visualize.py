@@ -1,0 +1,128 @@
+"""Pictures of DRAW: sample grids (PNG) and drawing sequences with write boxes (GIF).
+
+Inputs are NumPy arrays as returned by :meth:`draw_tf.DrawModel.generate`:
+``images [N, H, W, C]`` and ``canvases [N, T, H, W, C]`` in [0, 1], and
+``windows [N, T, 4]`` = ``(centre_x, centre_y, stride, sigma)`` in 0-based pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from draw_tf.fileio import atomic_path
+
+BOX_COLOUR = (255, 40, 40)
+
+
+def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
+  """Tiles images into one picture.
+
+  Args:
+    images: ``[N, H, W, C]`` floats in [0, 1] (C = 1 or 3).
+    cols: images per row (default: about square).
+    pad: pixels of border between images.
+
+  Returns:
+    ``[rows * (H + pad) + pad, cols * (W + pad) + pad, 3]`` uint8 RGB.
+  """
+  images = np.asarray(images, np.float32)
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise ValueError(f"images must be [N, H, W, 1 or 3], got shape {images.shape}.")
+  n, h, w, c = images.shape
+  cols = cols or int(math.ceil(math.sqrt(n)))
+  rows = int(math.ceil(n / cols))
+  grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 0.5, np.float32)
+  rgb = np.repeat(images, 3, axis=-1) if c == 1 else images
+  for i in range(n):
+    r, q = divmod(i, cols)
+    y, x = pad + r * (h + pad), pad + q * (w + pad)
+    grid[y:y + h, x:x + w] = rgb[i]
+  return (np.clip(grid, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def save_image_grid(images: np.ndarray, path: str, cols: int | None = None, scale: int = 2) -> str:
+  """Writes :func:`image_grid` as a PNG (atomically), enlarged ``scale`` times."""
+  grid = Image.fromarray(image_grid(images, cols))
+  if scale > 1:
+    grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+  with atomic_path(path) as tmp:
+    grid.save(tmp, format="PNG")
+  return path
+
+
+def box_corners(window, write_size: int):
+  """Corners ``(x0, y0, x1, y1)`` in 0-based pixels of an ``N x N`` write window.
+
+  The box spans ``centre +- N / 2 * stride``: each of the ``N`` filters owns one
+  stride-wide cell around its centre.
+  """
+  cx, cy, stride = float(window[0]), float(window[1]), float(window[2])
+  half = write_size / 2 * stride
+  return cx - half, cy - half, cx + half, cy + half
+
+
+def drawing_frames(canvases: np.ndarray, windows: np.ndarray | None = None,
+                   write_size: int = 5, cols: int | None = None, scale: int = 3,
+                   pad: int = 1) -> list:
+  """One frame per step: the canvases of all N samples, with write boxes.
+
+  Args:
+    canvases: ``[N, T, H, W, C]`` in [0, 1].
+    windows: optional ``[N, T, 4]`` write windows; boxes are drawn when given.
+    write_size: write grid ``N`` (box size in filters).
+    cols: samples per row.
+    scale: pixel enlargement (boxes need room).
+    pad: border between samples, in image pixels.
+
+  Returns:
+    A list of ``T`` PIL RGB images.
+  """
+  canvases = np.asarray(canvases, np.float32)
+  if canvases.ndim != 5:
+    raise ValueError(f"canvases must be [N, T, H, W, C], got shape {canvases.shape}.")
+  n, steps, h, w, _ = canvases.shape
+  cols = cols or int(math.ceil(math.sqrt(n)))
+  frames = []
+  for t in range(steps):
+    frame = Image.fromarray(image_grid(canvases[:, t], cols, pad))
+    frame = frame.resize((frame.width * scale, frame.height * scale), Image.NEAREST)
+    if windows is not None:
+      draw = ImageDraw.Draw(frame)
+      for i in range(n):
+        r, q = divmod(i, cols)
+        oy, ox = pad + r * (h + pad), pad + q * (w + pad)
+        x0, y0, x1, y1 = box_corners(windows[i, t], write_size)
+        # Pixel centre k sits at (k + 0.5) * scale in the enlarged frame; clip to the tile.
+        to_px = lambda v, o, size: (o + min(max(v + 0.5, 0.0), size)) * scale
+        draw.rectangle([to_px(x0, ox, w), to_px(y0, oy, h), to_px(x1, ox, w) - 1,
+                        to_px(y1, oy, h) - 1], outline=BOX_COLOUR)
+    frames.append(frame)
+  return frames
+
+
+def save_drawing_gif(canvases: np.ndarray, path: str, windows: np.ndarray | None = None,
+                     write_size: int = 5, frame_ms: int = 80, hold_last_ms: int = 1500,
+                     **kwargs) -> str:
+  """Writes the drawing sequence as an animated GIF (atomically).
+
+  Args:
+    canvases: ``[N, T, H, W, C]`` in [0, 1].
+    path: output ``.gif`` path.
+    windows: optional ``[N, T, 4]`` write windows, drawn as boxes.
+    write_size: write grid ``N``.
+    frame_ms: duration of each step's frame.
+    hold_last_ms: how long the finished picture stays before the loop restarts.
+    **kwargs: passed to :func:`drawing_frames`.
+  """
+  frames = drawing_frames(canvases, windows, write_size, **kwargs)
+  # A final frame without boxes shows the finished picture.
+  final = drawing_frames(canvases[:, -1:], None, write_size, **kwargs)[0]
+  frames.append(final)
+  durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
+  with atomic_path(path) as tmp:
+    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=durations, loop=0)
+  return path
