@@ -83,9 +83,10 @@ def _gaussian_rows(mu: tf.Tensor, sigma2: tf.Tensor, size: int) -> tf.Tensor:
   """
   coords = tf.range(1, size + 1, dtype=mu.dtype)  # 1-based pixel coordinate
   diff = coords[tf.newaxis, tf.newaxis, :] - mu[:, :, tf.newaxis]
-  f = tf.exp(-tf.square(diff) / (2.0 * _as_column(sigma2)))
+  # Multiply by reciprocals: the [batch, n, size] tensors are the large ones.
+  f = tf.exp(tf.square(diff) * (-0.5 / _as_column(sigma2)))
   z = tf.reduce_sum(f, axis=-1, keepdims=True)
-  return f / tf.maximum(z, tf.cast(NORMALISER_GUARD, f.dtype))
+  return f * tf.math.reciprocal(tf.maximum(z, tf.cast(NORMALISER_GUARD, f.dtype)))
 
 
 def filterbank(gx, gy, sigma2, delta, n: int, height: int, width: int):
@@ -143,6 +144,7 @@ def write_patch(patch: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tensor
   Returns:
     ``[batch, height, width, channels]``.
   """
+  # The map is linear, so scale the small patch rather than the whole canvas.
+  patch = patch * tf.reshape(tf.math.reciprocal(gamma), [-1, 1, 1, 1])
   rows = tf.einsum("bjic,biw->bjwc", patch, fx)  # [batch, n, width, channels]
-  canvas = tf.einsum("bjh,bjwc->bhwc", fy, rows)  # [batch, height, width, channels]
-  return canvas / tf.reshape(gamma, [-1, 1, 1, 1])
+  return tf.einsum("bjh,bjwc->bhwc", fy, rows)  # [batch, height, width, channels]
