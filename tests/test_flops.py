@@ -1,0 +1,64 @@
+"""The analytic cost model matches the hand count in issue 4, and the benchmark runs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from draw_tf import flops
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAPER = dict(image_shape=(28, 28, 1), num_steps=64, latent_dim=100, encoder_units=256,
+             decoder_units=256, read_size=2, write_size=5)
+
+
+def test_paper_mnist_forward_macs_match_the_hand_count():
+  """Encoder 4*256*(8+256+256), decoder 4*256*(100+256), posterior 256*200: ~1.93 MFLOP/step."""
+  parts = flops.forward_macs_per_step(**PAPER)
+  assert parts["encoder_lstm"] == 532480
+  assert parts["decoder_lstm"] == 364544
+  assert parts["posterior"] == 51200
+  assert 1.92e6 < 2 * sum(parts.values()) < 1.94e6
+  assert flops.train_flops_per_image(PAPER) == pytest.approx(0.3706e9, rel=1e-3)
+
+
+def test_no_attention_reads_and_writes_whole_images():
+  parts = flops.forward_macs_per_step(**{**PAPER, "read_attention": False, "write_attention": False})
+  assert parts["encoder_lstm"] == 4 * 256 * (2 * 784 + 256 + 256)
+  assert parts["write_head"] == 256 * 784
+  assert "read_filterbank" not in parts
+
+
+def test_gemm_shapes_cover_forward_and_both_backward_products():
+  shapes = flops.lstm_gemm_shapes(PAPER, 100)
+  assert (100, 520, 1024) in shapes and (100, 1024, 520) in shapes and (520, 100, 1024) in shapes
+  assert (100, 356, 1024) in shapes
+
+
+def test_benchmark_tool_reports_a_json_line(tmp_path):
+  """tools/benchmark.py on a tiny model prints positive throughput and limit figures."""
+  cfg = tmp_path / "tiny_bench.py"
+  cfg.write_text(
+      "import ml_collections\n"
+      "def get_config():\n"
+      "  c = ml_collections.ConfigDict()\n"
+      "  c.model = ml_collections.ConfigDict(dict(image_shape=(12, 12, 1), num_steps=3,\n"
+      "      latent_dim=4, encoder_units=16, decoder_units=16, read_size=2, write_size=3))\n"
+      "  c.train = ml_collections.ConfigDict(dict(batch_size=8, jit_compile=False))\n"
+      "  return c\n")
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "tools", "benchmark.py"), f"--config={cfg}",
+       "--steps=2", "--repeats=2", "--warmup=1", "--gemm_iters=5", "--json"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      env={**os.environ, "PYTHONPATH": ROOT})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert result["images_per_s"] > 0 and result["limit_images_per_s"] > 0
+  assert 0 < result["fraction_of_limit"]
+  assert result["train_gflop_per_image"] == pytest.approx(
+      flops.train_flops_per_image(dict(image_shape=(12, 12, 1), num_steps=3, latent_dim=4,
+                                       encoder_units=16, decoder_units=16, read_size=2,
+                                       write_size=3)) / 1e9, abs=1e-4)
+  assert result["peak_rss_gb"] > 0
