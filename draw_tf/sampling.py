@@ -8,8 +8,8 @@ sampler
 1. runs the decoder LSTM over the noise sequence: the input projection
    ``z_t @ W`` of a block of steps is one matmul and each step only adds
    ``h_{t-1} @ U`` (:func:`decoder_hidden_states`);
-2. writes every step in one batched pass over ``[N * T, units]`` (the writer
-   layers are batch-agnostic);
+2. writes every step in one batched pass over ``[N * T, units]``
+   (:func:`batched_write`);
 3. gets all canvases ``c_t = sum_{s <= t} write(h_s)`` as one cumulative sum.
 
 The result equals :meth:`draw_tf.DrawModel.decode` (the step-by-step unroll) up
@@ -39,6 +39,9 @@ import tensorflow as tf
 # XlaDynamicUpdateSlice: a plain TF op (CPU kernel, no XLA needed) that the
 # TFLite converter maps to the builtin DYNAMIC_UPDATE_SLICE.
 from tensorflow.compiler.tf2xla.python import xla
+
+from draw_tf import attention
+from draw_tf import filterbank as fb
 
 # Steps unrolled inside one iteration of the recurrence loop. Fewer iterations
 # mean less loop overhead (TFLite copies the loop state between iterations);
@@ -106,6 +109,39 @@ def decoder_hidden_states(noise, input_kernel, recurrent_kernel, bias,
   return tf.transpose(tf.reshape(states, [num_steps, batch, units]), [1, 0, 2])
 
 
+def batched_write(writer, hidden):
+  """Every step's write in one pass (eqs. 28-29 for all rows of ``hidden``).
+
+  The same maths as calling the writer layer, arranged for speed: plain batched
+  matmuls (``patch @ Fx``, then ``Fy^T @ rows``) and ``1 / gamma`` applied to the
+  small patch instead of the canvas. The einsum form of
+  :func:`draw_tf.filterbank.write_patch` adds two transposes of the
+  ``[rows, H, W]`` canvas in TFLite (14 -> 9 ms of a batch-64 sample).
+
+  Args:
+    writer: the model's :class:`draw_tf.AttentionWrite` or :class:`draw_tf.FullWrite`.
+    hidden: ``[m, units]`` decoder states (``m = batch * T``).
+
+  Returns:
+    ``(canvas_delta [m, H, W, C], window [m, 4])``.
+  """
+  if not isinstance(writer, attention.AttentionWrite):
+    return writer(hidden)
+  height, width, channels = writer.image_shape
+  n = writer.write_size
+  gx, gy, sigma2, delta, gamma = fb.attention_params(writer.params(hidden), n, height, width)
+  fx, fy = fb.filterbank(gx, gy, sigma2, delta, n, height, width)  # [m, n, W], [m, n, H]
+  patch = tf.reshape(writer.patch(hidden), [-1, n, n, channels])  # eq. 28
+  patch = patch / tf.reshape(gamma, [-1, 1, 1, 1])
+  if channels == 1:
+    rows = tf.matmul(tf.reshape(patch, [-1, n, n]), fx)  # [m, n, W]
+    canvas = tf.matmul(fy, rows, transpose_a=True)[..., tf.newaxis]  # [m, H, W, 1]
+  else:  # channels as a batch axis
+    rows = tf.matmul(tf.transpose(patch, [0, 3, 1, 2]), fx[:, tf.newaxis])  # [m, C, n, W]
+    canvas = tf.transpose(tf.matmul(fy[:, tf.newaxis], rows, transpose_a=True), [0, 2, 3, 1])
+  return canvas, attention.window_from_params(gx, gy, delta, sigma2)
+
+
 def decode_fused(model, noise, steps_per_iteration: int = DEFAULT_STEPS_PER_ITERATION):
   """Generation with the fused decoder; the same outputs as ``model.decode``.
 
@@ -133,7 +169,7 @@ def decode_fused(model, noise, steps_per_iteration: int = DEFAULT_STEPS_PER_ITER
       steps_per_iteration)
   batch, num_steps = tf.shape(noise)[0], model.num_steps
   # Every step's write in one pass: [N * T, units] -> [N * T, H, W, C], [N * T, 4].
-  delta, window = cell.writer(tf.reshape(hidden, [-1, cell.decoder_units]))
+  delta, window = batched_write(cell.writer, tf.reshape(hidden, [-1, cell.decoder_units]))
   delta = tf.reshape(tf.cast(delta, tf.float32), [batch, num_steps, *model.image_shape])
   canvases = tf.sigmoid(tf.cumsum(delta, axis=1))  # c_t = sum_{s <= t} write(h_s)
   return {"images": canvases[:, -1], "canvases": canvases,

@@ -20,14 +20,14 @@ def _perturbed_model(seed=0, **kwargs):
   return model
 
 
-@pytest.mark.parametrize("write_attention", [True, False])
+@pytest.mark.parametrize("write_attention,channels", [(True, 1), (False, 1), (True, 3)])
 @pytest.mark.parametrize("steps_per_iteration", [1, 4, 6])
-def test_fused_decoder_equals_step_by_step_decode(write_attention, steps_per_iteration):
+def test_fused_decoder_equals_step_by_step_decode(write_attention, channels, steps_per_iteration):
   """Hoisted input projection + batched writes + cumsum == T full decoder steps.
 
   4 does not divide T = 6: the block size falls back to 3 (a divisor).
   """
-  model = _perturbed_model(write_attention=write_attention)
+  model = _perturbed_model(write_attention=write_attention, image_shape=(12, 10, channels))
   noise = np.random.default_rng(1).normal(size=(3, 6, 4)).astype(np.float32)
   want = model.generate(noise=noise)
   fused = tf.function(lambda n: sampling.decode_fused(model, n, steps_per_iteration))
