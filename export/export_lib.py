@@ -354,7 +354,12 @@ def export_model(model, output_dir: str,
     logging.info("Wrote %s; converting to TFLite.", saved_model_dir)
     payload = json.dumps(config, sort_keys=True).encode()
     for quantization, name in TFLITE_FILES.items():
-      tflite = convert_to_tflite(saved_model_dir, quantization)
+      try:
+        tflite = convert_to_tflite(saved_model_dir, quantization)
+      except Exception as e:  # ConverterError, or an op outside the builtin set
+        raise ExportVerificationError(
+            f"TFLite conversion ({quantization}, builtin ops only) failed; nothing was "
+            f"written to {output_dir}: {e}") from e
       tflite = add_tflite_metadata(tflite, sampler_lib.CONFIG_NAME, payload)
       with open(os.path.join(tmp, name), "wb") as f:
         f.write(tflite)
