@@ -26,8 +26,9 @@ slower. The per-step hidden states leave the loop through
 
 Example::
 
+    from draw_tf import sampling
     model = draw_tf.DrawModel(num_steps=64)
-    out = draw_tf.sampling.decode_fused(model, noise)   # noise [N, 64, 100]
+    out = sampling.decode_fused(model, noise)   # noise [N, 64, 100] float32
     out["images"]    # [N, 28, 28, 1], sigmoid(c_T)
     out["canvases"]  # [N, 64, 28, 28, 1], sigmoid(c_t)
     out["windows"]   # [N, 64, 4], as DrawModel.decode

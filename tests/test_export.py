@@ -110,7 +110,7 @@ def test_sample_signature_draws_noise_inside_the_model(tiny_export):
   assert first["write_windows"].shape == (3, 4, 3)
   assert 0 <= first["images"].min() and first["images"].max() <= 1
   second = sample(num_samples=np.array(3, np.int32))
-  assert np.abs(second["images"] - first["images"]).max() > 1e-3  # fresh noise each call
+  assert np.abs(second["images"] - first["images"]).max() > 1e-6  # fresh noise each call
   again = Interpreter(model_path=path).get_signature_runner("sample")(
       num_samples=np.array(3, np.int32))
   np.testing.assert_array_equal(again["images"], first["images"])  # op seed: reproducible
