@@ -33,6 +33,11 @@ def atomic_path(path: str, is_dir: bool = False):
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.tmp-", dir=parent,
                                suffix=os.path.splitext(base)[1])
     os.close(fd)
+  # mkstemp/mkdtemp create owner-only (0600/0700) paths; give the published
+  # file or folder the usual permissions (0644/0755 under umask 022).
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)
   try:
     yield tmp
   except BaseException:

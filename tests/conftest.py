@@ -13,3 +13,48 @@ def _seed():
   """Every test starts from the same Keras/NumPy/TF seeds."""
   keras.utils.set_random_seed(1234)
   yield
+
+
+TINY_EXPORT_MODEL = dict(image_shape=(12, 10, 1), num_steps=4, latent_dim=4, encoder_units=8,
+                         decoder_units=16, read_size=2, write_size=3)
+
+
+def run_module(module, *args, timeout=600):
+  """Runs ``python -m module args`` with this checkout first on the path."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+      p for p in [root, os.environ.get("PYTHONPATH")] if p)}
+  return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=root,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+  """A tiny model trained for two steps, saved in a workdir and exported with draw-export.
+
+  Returns a namespace with ``model`` (the Keras model the export saw),
+  ``workdir``, ``out`` (the export folder) and ``manifest``.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import draw_tf  # pylint: disable=g-import-not-at-top
+
+  keras.utils.set_random_seed(0)
+  model = draw_tf.DrawModel(**TINY_EXPORT_MODEL)
+  model.compile(optimizer=keras.optimizers.Adam(1e-2))
+  images = (np.random.default_rng(0).uniform(size=(16, 12, 10, 1)) > 0.5).astype(np.float32)
+  model.fit(images, batch_size=8, epochs=1, verbose=0)  # two steps
+  root = tmp_path_factory.mktemp("tiny_export")
+  workdir, out = root / "workdir", root / "export"
+  workdir.mkdir()
+  model.save(str(workdir / "model.keras"))
+  proc = run_module("export.export_main", f"--workdir={workdir}", f"--output_dir={out}")
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  with open(out / "manifest.json") as f:
+    manifest = json.load(f)
+  return types.SimpleNamespace(model=keras.models.load_model(str(workdir / "model.keras"), compile=False),
+                               workdir=str(workdir), out=str(out), manifest=manifest,
+                               stdout=proc.stdout)

@@ -28,3 +28,13 @@ def test_readme_begins_with_two_setup_commands_and_marks_the_test_command():
   assert len(blocks) == 2, blocks
   assert all("pip install -e" in b for b in blocks)
   assert "<!-- test-command -->" in setup and "pytest" in blocks[1]
+
+
+def test_readme_phone_example_runs_as_written(tiny_export, capsys, monkeypatch):
+  """The "Use it on a phone" example, run in an export folder as the README says."""
+  match = re.search(r"<!-- phone-example -->\s*```python\n(.*?)```", _readme(), re.S)
+  assert match, "README.md has no <!-- phone-example --> python block"
+  monkeypatch.chdir(tiny_export.out)
+  exec(compile(match.group(1), "README.md phone example", "exec"), {"__name__": "__main__"})
+  lines = capsys.readouterr().out.splitlines()
+  assert lines == ["(4, 12, 10, 1) True True", "(4, 4, 12, 10, 1)", "(4, 4, 3)", "(2, 12, 10, 1)"]

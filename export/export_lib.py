@@ -1,0 +1,408 @@
+"""Export DRAW's decoder to SavedModel and TFLite, verified before it is published.
+
+``export_model(model, output_dir)`` writes::
+
+    output_dir/saved_model/               SavedModel, signatures generate and sample
+    output_dir/draw_decoder.tflite        float32
+    output_dir/draw_decoder_fp16.tflite   float16 weights
+    output_dir/draw_decoder_int8.tflite   dynamic-range int8 weights
+    output_dir/manifest.json              written last, only if verification passed
+
+Signatures (dynamic batch size):
+
+- ``generate(noise: float32 [batch, T, latent_dim])`` returns ``images``
+  ``[batch, H, W, C]`` in [0, 1], ``canvases`` ``[batch, T, H, W, C]`` and
+  ``write_windows`` ``[batch, T, 3]`` (centre x, centre y, stride; 0-based px).
+- ``sample(num_samples: int32 scalar)``: the same outputs from noise drawn
+  inside the model (``tf.random.normal`` with an op seed, which converts to the
+  builtin ``RANDOM_STANDARD_NORMAL``; ``keras.random`` does not convert).
+
+The graph is :func:`draw_tf.sampling.decode_fused` (the fused decoder). The
+SavedModel is written with ``keras.export.ExportArchive`` and converted with
+``TFLiteConverter.from_saved_model``: a plain ``tf.Module`` export converts to
+a ``.tflite`` whose outputs are all NaN (uninitialised resource variables) with
+no error, which is one reason every artifact is checked here.
+
+Everything is written to a temporary folder next to ``output_dir``; the Keras
+model, the reloaded SavedModel and each TFLite file (through ``ai_edge_litert``)
+run on fixed noise; if a float32 artifact differs by more than
+:data:`FLOAT32_TOLERANCE` (or any artifact gives NaN, uses non-builtin ops or
+breaks the signature contract) :class:`ExportVerificationError` is raised and
+the temporary folder is deleted, so ``output_dir`` never holds a half-checked
+export. Otherwise ``manifest.json`` is written and the folder renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+import draw_tf
+from draw_tf import fileio
+from draw_tf import sampling
+from export import sampler as sampler_lib
+
+SAVED_MODEL_DIR = "saved_model"
+MANIFEST = "manifest.json"
+# Quantisation -> file name. float16 stores weights as float16 (dequantised at
+# load); int8 is dynamic range (int8 weights, float activations).
+TFLITE_FILES = {
+    "float32": "draw_decoder.tflite",
+    "float16": "draw_decoder_fp16.tflite",
+    "int8": "draw_decoder_int8.tflite",
+}
+# Max abs difference allowed between a float32 artifact and the Keras model.
+FLOAT32_TOLERANCE = 1e-4
+# Op seed of the `sample` signature's tf.random.normal.
+SAMPLE_OP_SEED = 1502  # arXiv:1502.04623
+MANIFEST_FORMAT = 1
+
+
+class ExportVerificationError(RuntimeError):
+  """An exported artifact does not reproduce the Keras model; nothing was published."""
+
+
+# --------------------------------------------------------------------------- model
+def load_model(workdir: str):
+  """Restores the :class:`draw_tf.DrawModel` of a training workdir.
+
+  Uses ``draw_tf.train_lib.load_model_from_workdir`` (latest checkpoint) when
+  that exists; a workdir holding a ``model.keras`` file (a model saved with
+  ``model.save``) also works, which is what the tests use.
+
+  Raises:
+    FileNotFoundError: no such folder, or nothing to restore in it.
+    TypeError: the restored object is not a ``DrawModel``.
+  """
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"--workdir={workdir}: no such folder.")
+  keras_file = os.path.join(workdir, "model.keras")
+  try:
+    from draw_tf import train_lib  # pylint: disable=g-import-not-at-top
+    load_from_workdir = train_lib.load_model_from_workdir
+  except (ImportError, AttributeError):
+    load_from_workdir = None
+  model = None
+  if load_from_workdir is not None:
+    try:
+      model = load_from_workdir(workdir)
+    except Exception:  # pylint: disable=broad-except
+      if not os.path.isfile(keras_file):
+        raise
+      logging.info("No checkpoint restored from %s; using %s.", workdir, keras_file)
+  if model is None:
+    if not os.path.isfile(keras_file):
+      raise FileNotFoundError(
+          f"{workdir} has no model to export: train one with draw-train (checkpoints/) "
+          "or save a DrawModel there as model.keras.")
+    model = keras.models.load_model(keras_file, compile=False)
+  if not isinstance(model, draw_tf.DrawModel):
+    raise TypeError(f"{workdir} holds a {type(model).__name__}, not a draw_tf.DrawModel.")
+  return model
+
+
+def signature_functions(model, steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION):
+  """The ``generate`` and ``sample`` functions of the exported decoder.
+
+  Returns:
+    ``(generate, sample)``: plain Python functions to trace with the input
+    signatures of :func:`input_signatures`.
+  """
+  steps, latent_dim = model.num_steps, model.latent_dim
+
+  def generate(noise):
+    out = sampling.decode_fused(model, noise, steps_per_iteration)
+    return {"images": out["images"], "canvases": out["canvases"],
+            "write_windows": out["windows"][..., :3]}
+
+  def sample(num_samples):
+    noise = tf.random.normal(tf.stack([num_samples, steps, latent_dim]), seed=SAMPLE_OP_SEED)
+    return generate(noise)
+
+  return generate, sample
+
+
+def input_signatures(model) -> dict:
+  return {
+      sampler_lib.GENERATE: [tf.TensorSpec(
+          [None, model.num_steps, model.latent_dim], tf.float32, name=sampler_lib.NOISE_INPUT)],
+      sampler_lib.SAMPLE: [tf.TensorSpec([], tf.int32, name=sampler_lib.NUM_SAMPLES_INPUT)],
+  }
+
+
+def save_saved_model(model, path: str,
+                     steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION) -> None:
+  """Writes the decoder as a SavedModel with signatures ``generate`` and ``sample``."""
+  generate, sample = signature_functions(model, steps_per_iteration)
+  specs = input_signatures(model)
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  archive.add_endpoint(sampler_lib.GENERATE, generate, input_signature=specs[sampler_lib.GENERATE])
+  archive.add_endpoint(sampler_lib.SAMPLE, sample, input_signature=specs[sampler_lib.SAMPLE])
+  archive.write_out(path, verbose=False)
+  fileio.write_json(os.path.join(path, sampler_lib.SAVED_MODEL_CONFIG),
+                    sampler_lib.decoder_config(model))
+
+
+def convert_to_tflite(saved_model_dir: str, quantization: str = "float32") -> bytes:
+  """Converts the SavedModel's two signatures to TFLite, builtin ops only.
+
+  Args:
+    saved_model_dir: written by :func:`save_saved_model`.
+    quantization: ``float32``, ``float16`` (float16 weights) or ``int8``
+      (dynamic range: int8 weights, float activations).
+  """
+  if quantization not in TFLITE_FILES:
+    raise ValueError(f"quantization must be one of {sorted(TFLITE_FILES)}, got {quantization!r}.")
+  converter = tf.lite.TFLiteConverter.from_saved_model(
+      saved_model_dir, signature_keys=[sampler_lib.GENERATE, sampler_lib.SAMPLE])
+  # Builtin ops only: the stock runtime on Android and iOS has no Flex ops.
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  if quantization != "float32":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  if quantization == "float16":
+    converter.target_spec.supported_types = [tf.float16]
+  return converter.convert()
+
+
+def add_tflite_metadata(model_bytes: bytes, name: str, payload: bytes) -> bytes:
+  """Returns ``model_bytes`` with a metadata entry ``name`` holding ``payload``."""
+  from ai_edge_litert import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+  from ai_edge_litert.tools import flatbuffer_utils  # pylint: disable=g-import-not-at-top
+  model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
+  buffer = schema.BufferT()
+  buffer.data = np.frombuffer(payload, np.uint8)
+  model.buffers.append(buffer)
+  entry = schema.MetadataT()
+  entry.name = name
+  entry.buffer = len(model.buffers) - 1
+  model.metadata = [m for m in (model.metadata or []) if m.name not in (name, name.encode())]
+  model.metadata.append(entry)
+  return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def tflite_op_names(model_bytes: bytes) -> list:
+  """Sorted op names used by a TFLite model (custom and Flex ops as ``CUSTOM:name``)."""
+  from ai_edge_litert import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+  names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+  model = schema.Model.GetRootAs(model_bytes, 0)
+  ops = set()
+  for i in range(model.OperatorCodesLength()):
+    code = model.OperatorCodes(i)
+    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    if builtin == schema.BuiltinOperator.CUSTOM:
+      ops.add("CUSTOM:" + (code.CustomCode() or b"?").decode())
+    else:
+      ops.add(names.get(builtin, f"UNKNOWN_{builtin}"))
+  return sorted(ops)
+
+
+# --------------------------------------------------------------------------- checks
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _file_entry(path: str) -> dict:
+  return {"sha256": _sha256(path), "size_bytes": os.path.getsize(path)}
+
+
+def _folder_entry(path: str) -> dict:
+  """sha256 of a folder: over its sorted ``relative/path\\0sha256\\n`` lines."""
+  files = {}
+  for root, _, names in os.walk(path):
+    for name in names:
+      full = os.path.join(root, name)
+      files[os.path.relpath(full, path).replace(os.sep, "/")] = _file_entry(full)
+  digest = hashlib.sha256()
+  for rel in sorted(files):
+    digest.update(f"{rel}\0{files[rel]['sha256']}\n".encode())
+  return {"sha256": digest.hexdigest(), "size_bytes": sum(f["size_bytes"] for f in files.values()),
+          "files": files}
+
+
+def max_abs_diffs(got: sampler_lib.Samples, want: sampler_lib.Samples) -> dict:
+  """``max |got - want|`` per output (``inf`` for NaN/Inf or a shape mismatch).
+
+  ``images`` and ``canvases`` are in [0, 1]; ``write_windows`` in pixels.
+  """
+  diffs = {}
+  for name, a, b in zip(sampler_lib.OUTPUTS, got, want):
+    if a.shape != b.shape:
+      diffs[name] = float("inf")
+      continue
+    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+    diffs[name] = diff if np.isfinite(diff) else float("inf")
+  return diffs
+
+
+def _check_sample_signature(run_sample, config: dict, name: str) -> list:
+  """Runs ``sample`` twice (2 and 1 images); returns problems found."""
+  problems = []
+  for n in (2, 1):
+    out = run_sample(n)
+    shapes = sampler_lib._expected_shapes(config)  # pylint: disable=protected-access
+    for key in sampler_lib.OUTPUTS:
+      want = [n] + shapes[key][1:]
+      if list(out[key].shape) != want:
+        problems.append(f"{name}: sample({n}) gave {key} of shape {list(out[key].shape)}, "
+                        f"expected {want}")
+      elif not np.all(np.isfinite(out[key])):
+        problems.append(f"{name}: sample({n}) gave non-finite {key}")
+    images = out["images"]
+    if images.size and (images.min() < 0 or images.max() > 1):
+      problems.append(f"{name}: sample({n}) gave images outside [0, 1]")
+  return problems
+
+
+def verification_noise(model, batch_size: int = 8, seed: int = 0) -> np.ndarray:
+  """Fixed noise for the self-check: ``[batch_size, T, latent_dim]`` float32."""
+  rng = np.random.default_rng(seed)
+  return rng.standard_normal((batch_size, model.num_steps, model.latent_dim)).astype(np.float32)
+
+
+def verify_export(model, folder: str, noise: np.ndarray) -> dict:
+  """Runs every artifact in ``folder`` against the Keras model on ``noise``.
+
+  Returns:
+    dict with ``max_abs_diff`` (artifact -> output -> float), ``tflite_ops``
+    (file -> op names) and ``problems`` (list of strings; empty when all is well).
+  """
+  config = sampler_lib.decoder_config(model)
+  want = sampler_lib.KerasSampler(model).generate(noise)
+  diffs, ops, problems = {}, {}, []
+
+  def compare(name, got, tolerance=None):
+    diffs[name] = max_abs_diffs(got, want)
+    worst = max(diffs[name].values())
+    if tolerance is not None and not worst <= tolerance:
+      problems.append(f"{name}: max abs diff {worst:.3g} > {tolerance} ({diffs[name]})")
+    elif not np.isfinite(worst):
+      problems.append(f"{name}: NaN/Inf or wrong shapes on the verification noise")
+
+  saved = sampler_lib.SavedModelSampler(os.path.join(folder, SAVED_MODEL_DIR))
+  compare(SAVED_MODEL_DIR, saved.generate(noise), FLOAT32_TOLERANCE)
+  sample_fn = saved._loaded.signatures[sampler_lib.SAMPLE]  # pylint: disable=protected-access
+  problems += _check_sample_signature(
+      lambda n: {k: v.numpy() for k, v in sample_fn(num_samples=tf.constant(n, tf.int32)).items()},
+      config, SAVED_MODEL_DIR)
+  for quantization, name in TFLITE_FILES.items():
+    path = os.path.join(folder, name)
+    with open(path, "rb") as f:
+      ops[name] = tflite_op_names(f.read())
+    non_builtin = [op for op in ops[name] if op.startswith(("CUSTOM", "UNKNOWN"))]
+    if non_builtin:
+      problems.append(f"{name}: non-builtin ops {non_builtin} (the stock runtime cannot run them)")
+    lite = sampler_lib.TFLiteSampler(path)
+    compare(name, lite.generate(noise), FLOAT32_TOLERANCE if quantization == "float32" else None)
+    runner = lite.interpreter.get_signature_runner(sampler_lib.SAMPLE)
+    problems += _check_sample_signature(
+        lambda n: runner(**{sampler_lib.NUM_SAMPLES_INPUT: np.array(n, np.int32)}), config, name)
+  return {"max_abs_diff": diffs, "tflite_ops": ops, "problems": problems}
+
+
+# --------------------------------------------------------------------------- export
+def _signature_manifest(config: dict) -> dict:
+  shapes = sampler_lib._expected_shapes(config)  # pylint: disable=protected-access
+  outputs = {k: {"dtype": "float32", "shape": shapes[k]} for k in sampler_lib.OUTPUTS}
+  return {
+      sampler_lib.GENERATE: {
+          "inputs": {sampler_lib.NOISE_INPUT: {
+              "dtype": "float32", "shape": [-1, config["num_steps"], config["latent_dim"]]}},
+          "outputs": outputs},
+      sampler_lib.SAMPLE: {
+          "inputs": {sampler_lib.NUM_SAMPLES_INPUT: {"dtype": "int32", "shape": []}},
+          "outputs": outputs},
+  }
+
+
+def export_model(model, output_dir: str,
+                 steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION,
+                 verify_batch_size: int = 8, verify_seed: int = 0) -> dict:
+  """Exports, verifies and publishes ``model``'s decoder in ``output_dir``.
+
+  Args:
+    model: a :class:`draw_tf.DrawModel`.
+    output_dir: created (or replaced) only when every check passes.
+    steps_per_iteration: decoder steps per loop iteration in the exported graph.
+    verify_batch_size: how many noise sequences the self-check uses.
+    verify_seed: NumPy seed of the self-check noise.
+
+  Returns:
+    The manifest (also written to ``output_dir/manifest.json``).
+
+  Raises:
+    ExportVerificationError: an artifact failed a check; ``output_dir`` is
+      left as it was.
+  """
+  config = sampler_lib.decoder_config(model)
+  noise = verification_noise(model, verify_batch_size, verify_seed)
+  start = time.time()
+  with fileio.atomic_path(output_dir, is_dir=True) as tmp:
+    saved_model_dir = os.path.join(tmp, SAVED_MODEL_DIR)
+    save_saved_model(model, saved_model_dir, steps_per_iteration)
+    logging.info("Wrote %s; converting to TFLite.", saved_model_dir)
+    payload = json.dumps(config, sort_keys=True).encode()
+    for quantization, name in TFLITE_FILES.items():
+      try:
+        tflite = convert_to_tflite(saved_model_dir, quantization)
+      except Exception as e:  # ConverterError, or an op outside the builtin set
+        raise ExportVerificationError(
+            f"TFLite conversion ({quantization}, builtin ops only) failed; nothing was "
+            f"written to {output_dir}: {e}") from e
+      tflite = add_tflite_metadata(tflite, sampler_lib.CONFIG_NAME, payload)
+      with open(os.path.join(tmp, name), "wb") as f:
+        f.write(tflite)
+    report = verify_export(model, tmp, noise)
+    for name, diff in report["max_abs_diff"].items():
+      logging.info("max abs diff vs Keras, %s: %s", name, diff)
+    if report["problems"]:
+      raise ExportVerificationError(
+          "Export failed its self-check; nothing was written to "
+          f"{output_dir}:\n  " + "\n  ".join(report["problems"]))
+    files = {SAVED_MODEL_DIR: _folder_entry(saved_model_dir)}
+    for name in TFLITE_FILES.values():
+      files[name] = {**_file_entry(os.path.join(tmp, name)), "tflite_ops": report["tflite_ops"][name]}
+    manifest = {
+        "format_version": MANIFEST_FORMAT,
+        "draw_tf_version": draw_tf.__version__,
+        "tensorflow_version": tf.__version__,
+        "model": config,
+        "image_shape": config["image_shape"],
+        "num_steps": config["num_steps"],
+        "latent_dim": config["latent_dim"],
+        "signatures": _signature_manifest(config),
+        "tflite_op_set": "TFLITE_BUILTINS",
+        "tflite_ops": sorted({op for name in TFLITE_FILES.values()
+                              for op in report["tflite_ops"][name]}),
+        "tflite_quantization": {name: q for q, name in TFLITE_FILES.items()},
+        "files": files,
+        "verification": {
+            "reference": "keras DrawModel.generate (step-by-step decoder)",
+            "noise": {"batch_size": int(noise.shape[0]), "numpy_seed": int(verify_seed),
+                      "distribution": "numpy default_rng(seed).standard_normal"},
+            "max_abs_diff": {k: max(v.values()) for k, v in report["max_abs_diff"].items()},
+            "max_abs_diff_per_output": report["max_abs_diff"],
+            "float32_tolerance": FLOAT32_TOLERANCE,
+            "outputs_compared": list(sampler_lib.OUTPUTS),
+        },
+        "export_seconds": round(time.time() - start, 1),
+        "steps_per_iteration": int(steps_per_iteration),
+    }
+    fileio.write_json(os.path.join(tmp, MANIFEST), manifest)
+  return manifest
+
+
+def export_workdir(workdir: str, output_dir: str, **kwargs) -> dict:
+  """:func:`export_model` for the model restored from a training workdir."""
+  return export_model(load_model(workdir), output_dir, **kwargs)

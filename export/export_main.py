@@ -1,0 +1,51 @@
+r"""draw-export: SavedModel + TFLite (float32, float16, int8) of a trained decoder.
+
+    draw-export --workdir=DIR --output_dir=OUT
+    python -m export.export_main --workdir=DIR --output_dir=OUT
+
+Writes OUT/saved_model/, OUT/draw_decoder{,_fp16,_int8}.tflite and, after every
+artifact has reproduced the Keras model on fixed noise, OUT/manifest.json. On a
+failed check it exits with status 1 and OUT is not created (or left as it was).
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from draw_tf import sampling
+from export import export_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training workdir holding the model to export.")
+flags.DEFINE_string("output_dir", None, "Folder to write the export to (replaced on success).")
+flags.DEFINE_integer("steps_per_iteration", sampling.DEFAULT_STEPS_PER_ITERATION,
+                     "Decoder steps unrolled per loop iteration in the exported graph.")
+flags.DEFINE_integer("verify_batch_size", 8, "Noise sequences used by the self-check.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    manifest = export_lib.export_workdir(
+        FLAGS.workdir, FLAGS.output_dir, steps_per_iteration=FLAGS.steps_per_iteration,
+        verify_batch_size=FLAGS.verify_batch_size)
+  except (export_lib.ExportVerificationError, FileNotFoundError, ValueError, TypeError) as e:
+    print(f"draw-export: error: {e}", file=sys.stderr)
+    sys.exit(1)
+  for name, entry in manifest["files"].items():
+    logging.info("%s: %d bytes", name, entry["size_bytes"])
+  print(f"Exported to {FLAGS.output_dir}; max abs diff vs Keras: "
+        + ", ".join(f"{k} {v:.2g}" for k, v in manifest["verification"]["max_abs_diff"].items()))
+
+
+def run():
+  """Console-script entry point."""
+  flags.mark_flags_as_required(["workdir", "output_dir"])
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

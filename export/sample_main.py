@@ -1,0 +1,111 @@
+r"""draw-sample: pictures from a workdir, a SavedModel or a .tflite file.
+
+    draw-sample --model=PATH --out=FILE [--num=N] [--seed=S] [--noise=NOISE.npy]
+    python -m export.sample_main --model=PATH --out=FILE ...
+
+PATH: a training workdir, an export folder or its saved_model/, or a .tflite
+file. FILE: .png (grid of the final images), .gif (the drawing sequence with
+the write boxes) or .npy (float32 images [N, H, W, C] in [0, 1]). --noise takes
+float32 [N, T, latent_dim]; the same noise gives the same images (to ~1e-4)
+through every backend, and so does the same --seed.
+"""
+
+import os
+import random
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from draw_tf import fileio
+from draw_tf import visualize
+from export import sampler as sampler_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Workdir, export folder, SavedModel folder or .tflite file.")
+flags.DEFINE_string("out", None, "Output file: .png, .gif or .npy.")
+flags.DEFINE_integer("num", 16, "Number of pictures (ignored with --noise).")
+flags.DEFINE_integer("seed", None, "Seed of the prior noise (default: random, logged).")
+flags.DEFINE_string("noise", None, ".npy file with float32 noise [N, T, latent_dim].")
+flags.DEFINE_integer("num_threads", None, "TFLite interpreter threads.")
+
+OUTPUT_TYPES = (".png", ".gif", ".npy")
+
+
+def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
+                   noise: str | None = None, num_threads: int | None = None) -> sampler_lib.Samples:
+  """Draws pictures with any backend and writes them to ``out`` (atomically).
+
+  Args:
+    model: see :func:`export.sampler.load_sampler`.
+    out: path ending in ``.png``, ``.gif`` or ``.npy``.
+    num: number of pictures when ``noise`` is not given.
+    seed: prior noise seed (``DrawModel.generate``'s stream); None: random.
+    noise: path of a ``.npy`` file holding ``[N, T, latent_dim]`` noise.
+    num_threads: TFLite interpreter threads.
+
+  Returns:
+    The :class:`export.sampler.Samples` written.
+
+  Raises:
+    ValueError: unknown output type, bad noise, or a model that is not a DRAW
+      decoder. FileNotFoundError: a missing input.
+  """
+  ext = os.path.splitext(out)[1].lower()
+  if ext not in OUTPUT_TYPES:
+    raise ValueError(f"--out={out}: unknown output type {ext or '(none)'!r}; use one of "
+                     f"{', '.join(OUTPUT_TYPES)}.")
+  if noise is not None:
+    if not os.path.isfile(noise):
+      raise FileNotFoundError(f"--noise={noise}: no such file.")
+    try:
+      noise_array = np.load(noise, allow_pickle=False)
+    except ValueError as e:
+      raise ValueError(f"--noise={noise} is not a NumPy .npy array: {e}") from e
+  sampler = sampler_lib.load_sampler(model, num_threads=num_threads)
+  if noise is None:
+    if num < 1:
+      raise ValueError(f"--num must be >= 1, got {num}.")
+    if seed is None:
+      seed = random.SystemRandom().randrange(2**31)
+      logging.info("Using --seed=%d", seed)
+    noise_array = sampler_lib.prior_noise(num, sampler.num_steps, sampler.latent_dim, seed)
+  else:
+    try:
+      sampler_lib.check_noise(noise_array, sampler.num_steps, sampler.latent_dim)
+    except ValueError as e:
+      raise ValueError(f"--noise={noise}: {e}") from e
+  samples = sampler.generate(noise_array)
+  if ext == ".png":
+    visualize.save_image_grid(samples.images, out)
+  elif ext == ".gif":
+    visualize.save_drawing_gif(samples.canvases, out, samples.write_windows,
+                               write_size=int(sampler.config["write_size"]))
+  else:
+    with fileio.atomic_path(out) as tmp:
+      np.save(tmp, samples.images.astype(np.float32))
+  logging.info("Wrote %d pictures from %s (%s) to %s", len(samples.images), model,
+               sampler.backend, out)
+  return samples
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    sample_to_file(FLAGS.model, FLAGS.out, FLAGS.num, FLAGS.seed, FLAGS.noise, FLAGS.num_threads)
+  except (ValueError, FileNotFoundError, TypeError) as e:
+    print(f"draw-sample: error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+def run():
+  """Console-script entry point."""
+  flags.mark_flags_as_required(["model", "out"])
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,305 @@
+"""One sampling interface over every backend: Keras model, SavedModel, TFLite.
+
+All backends take the same prior noise ``[N, T, latent_dim]`` and return the
+same :class:`Samples`; ``draw-sample --noise`` relies on that. Loading checks
+that the artifact has the decoder's signature contract (``README.md``, "Use it
+on a phone") and fails with a message that names the problem otherwise.
+
+Example::
+
+    sampler = load_sampler("export/draw_decoder.tflite")
+    noise = prior_noise(16, sampler.num_steps, sampler.latent_dim, seed=0)
+    out = sampler.generate(noise)   # out.images [16, 28, 28, 1] in [0, 1]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+GENERATE = "generate"
+SAMPLE = "sample"
+NOISE_INPUT = "noise"
+NUM_SAMPLES_INPUT = "num_samples"
+OUTPUTS = ("images", "canvases", "write_windows")
+# Name of the JSON model description inside a .tflite file (flatbuffer
+# metadata) and inside a SavedModel folder (assets.extra/).
+CONFIG_NAME = "draw_tf_decoder_config"
+SAVED_MODEL_CONFIG = os.path.join("assets.extra", "draw_tf_decoder_config.json")
+
+
+class Samples(NamedTuple):
+  """What every backend returns (NumPy float32)."""
+  images: np.ndarray  # [N, H, W, C] in [0, 1], sigmoid(c_T)
+  canvases: np.ndarray  # [N, T, H, W, C] in [0, 1], sigmoid(c_t)
+  write_windows: np.ndarray  # [N, T, 3] centre x, centre y, stride (0-based px)
+
+
+def prior_noise(num_samples: int, num_steps: int, latent_dim: int, seed: int) -> np.ndarray:
+  """``[num_samples, num_steps, latent_dim]`` float32 standard normal noise.
+
+  The same stream as ``DrawModel.generate(num_samples, seed=seed)``, so a seed
+  gives the same pictures from a workdir, a SavedModel or a ``.tflite`` file.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.random.stateless_normal(
+      [int(num_samples), int(num_steps), int(latent_dim)], seed=[int(seed), 0]).numpy()
+
+
+def check_noise(noise, num_steps: int, latent_dim: int) -> np.ndarray:
+  """Returns ``noise`` as float32 ``[N, T, latent_dim]`` or raises ``ValueError``."""
+  noise = np.asarray(noise)
+  if noise.ndim != 3 or noise.shape[1:] != (num_steps, latent_dim) or noise.shape[0] < 1:
+    raise ValueError(
+        f"noise has shape {tuple(noise.shape)}, but this model needs "
+        f"[N, num_steps={num_steps}, latent_dim={latent_dim}] with N >= 1.")
+  if not np.issubdtype(noise.dtype, np.floating):
+    raise ValueError(f"noise must be a float array (float32), got dtype {noise.dtype}.")
+  noise = noise.astype(np.float32)
+  if not np.all(np.isfinite(noise)):
+    raise ValueError("noise contains NaN or Inf values.")
+  return noise
+
+
+def decoder_config(model) -> dict:
+  """The facts about a :class:`draw_tf.DrawModel` that a sampler needs."""
+  cell = model.cell
+  return {"image_shape": list(model.image_shape), "num_steps": model.num_steps,
+          "latent_dim": model.latent_dim, "decoder_units": cell.decoder_units,
+          "write_size": cell.write_size, "write_attention": cell.write_attention}
+
+
+class Sampler:
+  """Base class: a backend that maps noise to :class:`Samples`.
+
+  Attributes:
+    config: dict with at least ``image_shape``, ``num_steps``, ``latent_dim``
+      and ``write_size`` (the write grid N, for drawing boxes).
+    backend: a short name (``keras``, ``saved_model``, ``tflite``).
+  """
+
+  backend = "?"
+
+  def __init__(self, config: dict):
+    self.config = dict(config)
+
+  @property
+  def num_steps(self) -> int:
+    return int(self.config["num_steps"])
+
+  @property
+  def latent_dim(self) -> int:
+    return int(self.config["latent_dim"])
+
+  @property
+  def image_shape(self) -> tuple:
+    return tuple(int(d) for d in self.config["image_shape"])
+
+  def generate(self, noise) -> Samples:
+    """Draws ``N`` pictures from ``noise`` ``[N, T, latent_dim]``."""
+    noise = check_noise(noise, self.num_steps, self.latent_dim)
+    return Samples(*(np.asarray(a, np.float32) for a in self._generate(noise)))
+
+  def _generate(self, noise: np.ndarray):
+    raise NotImplementedError
+
+
+class KerasSampler(Sampler):
+  """The in-memory Keras model, decoded step by step (the reference)."""
+
+  backend = "keras"
+
+  def __init__(self, model):
+    super().__init__(decoder_config(model))
+    self.model = model
+
+  def _generate(self, noise):
+    out = self.model.generate(noise=noise)
+    return out.images, out.canvases, out.windows[..., :3]
+
+
+def _shape_list(shape) -> list:
+  return [-1 if d is None else int(d) for d in shape]
+
+
+def _expected_shapes(config: dict) -> dict:
+  h, w, c = config["image_shape"]
+  t = config["num_steps"]
+  return {"images": [-1, h, w, c], "canvases": [-1, t, h, w, c], "write_windows": [-1, t, 3]}
+
+
+def _check_outputs(path: str, outputs: dict, config: dict):
+  """Checks output names/shapes (``{name: (dtype_name, shape list)}``) against ``config``."""
+  missing = [k for k in OUTPUTS if k not in outputs]
+  if missing:
+    raise ValueError(
+        f"{path}: signature '{GENERATE}' has outputs {sorted(outputs)}, missing {missing}; "
+        f"a DRAW decoder exported by draw-export returns {list(OUTPUTS)}.")
+  for name, want in _expected_shapes(config).items():
+    dtype, shape = outputs[name]
+    if dtype != "float32" or shape != want:
+      raise ValueError(
+          f"{path}: output '{name}' of signature '{GENERATE}' is {dtype} {shape}, "
+          f"expected float32 {want}.")
+
+
+class SavedModelSampler(Sampler):
+  """A SavedModel folder written by ``draw-export``, run with TensorFlow."""
+
+  backend = "saved_model"
+
+  def __init__(self, path: str):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+      raise FileNotFoundError(f"{path} is not a SavedModel folder (no saved_model.pb).")
+    try:
+      loaded = tf.saved_model.load(path)
+    except Exception as e:  # TF raises many types for a damaged SavedModel.
+      raise ValueError(f"{path}: cannot load the SavedModel ({type(e).__name__}: {e}).") from e
+    if GENERATE not in loaded.signatures:
+      raise ValueError(
+          f"{path}: the SavedModel has signatures {sorted(loaded.signatures)}, not "
+          f"'{GENERATE}'; export the decoder with draw-export.")
+    self._loaded = loaded  # keeps the variables alive
+    self._fn = loaded.signatures[GENERATE]
+    inputs = self._fn.structured_input_signature[1]
+    if list(inputs) != [NOISE_INPUT]:
+      raise ValueError(
+          f"{path}: signature '{GENERATE}' takes {sorted(inputs)}, expected only '{NOISE_INPUT}'.")
+    spec = inputs[NOISE_INPUT]
+    shape = _shape_list(spec.shape)
+    if spec.dtype != tf.float32 or len(shape) != 3 or shape[0] != -1:
+      raise ValueError(
+          f"{path}: input '{NOISE_INPUT}' is {spec.dtype.name} {shape}, expected float32 "
+          "[-1, T, latent_dim] with a dynamic batch size.")
+    config = _read_json(os.path.join(path, SAVED_MODEL_CONFIG)) or {}
+    h, w, c = _shape_list(self._fn.structured_outputs["images"].shape)[1:] if (
+        "images" in self._fn.structured_outputs) else (0, 0, 0)
+    config.update(num_steps=shape[1], latent_dim=shape[2], image_shape=[h, w, c])
+    config.setdefault("write_size", 1)
+    super().__init__(config)
+    _check_outputs(path, {k: (v.dtype.name, _shape_list(v.shape))
+                          for k, v in self._fn.structured_outputs.items()}, self.config)
+
+  def _generate(self, noise):
+    out = self._fn(**{NOISE_INPUT: noise})
+    return tuple(out[k].numpy() for k in OUTPUTS)
+
+
+def read_tflite_config(model_bytes: bytes) -> dict | None:
+  """The JSON config stored by ``draw-export`` in a TFLite file's metadata, or None."""
+  from ai_edge_litert import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+  model = schema.Model.GetRootAs(model_bytes, 0)
+  for i in range(model.MetadataLength()):
+    entry = model.Metadata(i)
+    if entry.Name() and entry.Name().decode() == CONFIG_NAME:
+      buf = model.Buffers(entry.Buffer())
+      if buf.Offset():  # data stored after the flatbuffer
+        raw = model_bytes[buf.Offset():buf.Offset() + buf.Size()]
+      else:
+        raw = buf.DataAsNumpy().tobytes()
+      return json.loads(bytes(raw).decode("utf-8"))
+  return None
+
+
+def tflite_interpreter(model_bytes: bytes, path: str = "<bytes>", num_threads: int | None = None):
+  """An ``ai_edge_litert`` interpreter, or ``ValueError`` for a file that is not TFLite."""
+  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  if len(model_bytes) < 8 or model_bytes[4:8] != b"TFL3":
+    raise ValueError(
+        f"{path} is not a TFLite model (no 'TFL3' file identifier; the file is corrupt, "
+        "truncated or of another format).")
+  try:
+    return litert.Interpreter(model_content=model_bytes, num_threads=num_threads)
+  except (ValueError, RuntimeError) as e:
+    raise ValueError(f"{path} is not a valid TFLite model (corrupt or truncated?): {e}") from e
+
+
+class TFLiteSampler(Sampler):
+  """A ``.tflite`` file written by ``draw-export``, run with ``ai_edge_litert``.
+
+  Args:
+    path: the ``.tflite`` file.
+    num_threads: CPU threads for the interpreter (None: the runtime's default).
+  """
+
+  backend = "tflite"
+
+  def __init__(self, path: str, num_threads: int | None = None):
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{path}: no such .tflite file.")
+    with open(path, "rb") as f:
+      data = f.read()
+    self.interpreter = tflite_interpreter(data, path, num_threads)
+    signatures = self.interpreter.get_signature_list()
+    if GENERATE not in signatures:
+      raise ValueError(
+          f"{path}: the model has signatures {sorted(signatures)}, not '{GENERATE}'; "
+          "it is not a DRAW decoder exported by draw-export.")
+    if signatures[GENERATE]["inputs"] != [NOISE_INPUT]:
+      raise ValueError(
+          f"{path}: signature '{GENERATE}' takes {signatures[GENERATE]['inputs']}, "
+          f"expected only '{NOISE_INPUT}'.")
+    self.runner = self.interpreter.get_signature_runner(GENERATE)
+    spec = self.runner.get_input_details()[NOISE_INPUT]
+    shape = [int(d) for d in spec["shape_signature"]]
+    if spec["dtype"] != np.float32 or len(shape) != 3 or shape[0] != -1:
+      raise ValueError(
+          f"{path}: input '{NOISE_INPUT}' is {np.dtype(spec['dtype']).name} {shape}, expected "
+          "float32 [-1, T, latent_dim] with a dynamic batch size.")
+    outputs = {k: (np.dtype(v["dtype"]).name, [int(d) for d in v["shape_signature"]])
+               for k, v in self.runner.get_output_details().items()}
+    config = read_tflite_config(data) or {}
+    image_shape = outputs["images"][1][1:] if "images" in outputs else [0, 0, 0]
+    config.update(num_steps=shape[1], latent_dim=shape[2], image_shape=image_shape)
+    config.setdefault("write_size", 1)
+    super().__init__(config)
+    _check_outputs(path, outputs, self.config)
+
+  def _generate(self, noise):
+    out = self.runner(**{NOISE_INPUT: noise})
+    return tuple(out[k] for k in OUTPUTS)
+
+
+def _read_json(path: str):
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def load_sampler(path: str, num_threads: int | None = None, load_workdir=None) -> Sampler:
+  """Opens a training workdir, an export folder, a SavedModel or a ``.tflite`` file.
+
+  Args:
+    path: a ``.tflite`` file; a SavedModel folder (has ``saved_model.pb``); an
+      export folder written by ``draw-export`` (its ``saved_model/`` is used);
+      or a training workdir (the model is restored with ``load_workdir``).
+    num_threads: TFLite interpreter threads.
+    load_workdir: ``fn(workdir) -> DrawModel``; defaults to
+      :func:`export.export_lib.load_model`.
+
+  Raises:
+    FileNotFoundError: ``path`` does not exist.
+    ValueError: the file is not a DRAW decoder (wrong format or signature).
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"--model={path}: no such file or folder.")
+  if os.path.isfile(path):
+    if not path.endswith(".tflite"):
+      raise ValueError(
+          f"{path}: a model file must be a .tflite file; for a SavedModel or a training "
+          "workdir pass the folder.")
+    return TFLiteSampler(path, num_threads)
+  if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    return SavedModelSampler(path)
+  if os.path.isfile(os.path.join(path, "manifest.json")) and os.path.isdir(
+      os.path.join(path, "saved_model")):
+    return SavedModelSampler(os.path.join(path, "saved_model"))
+  if load_workdir is None:
+    from export import export_lib  # pylint: disable=g-import-not-at-top
+    load_workdir = export_lib.load_model
+  return KerasSampler(load_workdir(path))

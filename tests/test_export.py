@@ -1,0 +1,229 @@
+"""draw-export and the backends it produces: every artifact reloads and agrees with
+the Keras model, the manifest tells the truth, bad files give clear errors and a
+failed self-check publishes nothing.
+
+The tiny exported model comes from the session fixture ``tiny_export``
+(tests/conftest.py), exported once through the ``draw-export`` binary.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import draw_tf
+from export import export_lib
+from export import sampler as sampler_lib
+
+FP32 = "draw_decoder.tflite"
+FP16 = "draw_decoder_fp16.tflite"
+INT8 = "draw_decoder_int8.tflite"
+
+
+def _noise(n, seed=5):
+  return np.random.default_rng(seed).standard_normal((n, 4, 4)).astype(np.float32)
+
+
+def _max_diffs(got, want):
+  return export_lib.max_abs_diffs(got, want)
+
+
+def test_export_writes_every_artifact_and_a_true_manifest(tiny_export):
+  out, manifest = tiny_export.out, tiny_export.manifest
+  assert sorted(os.listdir(out)) == sorted(
+      ["saved_model", FP32, FP16, INT8, "manifest.json"])
+  assert manifest["image_shape"] == [12, 10, 1]
+  assert manifest["num_steps"] == 4 and manifest["latent_dim"] == 4
+  assert manifest["model"]["write_size"] == 3
+  sigs = manifest["signatures"]
+  assert set(sigs) == {"generate", "sample"}
+  assert sigs["generate"]["inputs"] == {"noise": {"dtype": "float32", "shape": [-1, 4, 4]}}
+  assert sigs["sample"]["inputs"] == {"num_samples": {"dtype": "int32", "shape": []}}
+  assert sigs["generate"]["outputs"]["write_windows"]["shape"] == [-1, 4, 3]
+  # sha256 and sizes describe the files on disk.
+  for name in (FP32, FP16, INT8):
+    entry = manifest["files"][name]
+    assert entry == {**export_lib._file_entry(os.path.join(out, name)),
+                     "tflite_ops": entry["tflite_ops"]}
+    assert entry["size_bytes"] > 1000
+  assert manifest["files"]["saved_model"] == export_lib._folder_entry(
+      os.path.join(out, "saved_model"))
+  # Builtin ops only; the fused loop and the in-model noise are there.
+  assert manifest["tflite_op_set"] == "TFLITE_BUILTINS"
+  assert not [op for op in manifest["tflite_ops"] if op.startswith(("CUSTOM", "UNKNOWN"))]
+  assert {"WHILE", "RANDOM_STANDARD_NORMAL", "CUMSUM"} <= set(manifest["tflite_ops"])
+  diffs = manifest["verification"]["max_abs_diff"]
+  assert set(diffs) == {"saved_model", FP32, FP16, INT8}
+  assert diffs["saved_model"] <= 1e-4 and diffs[FP32] <= 1e-4
+  assert "Exported to" in tiny_export.stdout
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_keras_saved_model_and_tflite_agree_on_fixed_noise(tiny_export, batch):
+  """The three backends give the same pictures (1e-4) at any batch size."""
+  noise = _noise(batch)
+  want = sampler_lib.KerasSampler(tiny_export.model).generate(noise)
+  for path in [os.path.join(tiny_export.out, "saved_model"), os.path.join(tiny_export.out, FP32)]:
+    got = sampler_lib.load_sampler(path).generate(noise)
+    diffs = _max_diffs(got, want)
+    assert max(diffs.values()) <= 1e-4, (path, diffs)
+  assert want.images.shape == (batch, 12, 10, 1)
+  assert want.write_windows.shape == (batch, 4, 3)
+
+
+def test_reduced_precision_artifacts_stay_inside_their_bounds(tiny_export):
+  """float16 and dynamic-range int8 stay close to float32.
+
+  Bounds (images and canvases are in [0, 1]; write windows are in pixels):
+  - float16 stores weights with a relative rounding error of 2^-11 (4.9e-4) and
+    computes in float32. Each logit moves by a few such units and sigmoid's slope
+    is <= 1/4, so images move by < 1e-3; we allow 2e-3. Window centres scale
+    the raw parameters by (size + 1) / 2 ~ 6 px here: allow 2e-2 px.
+  - int8 rounds each weight column to 1/254 of its largest magnitude (about 0.4%
+    of the range, 8x the float16 error) and quantises activations per row at run
+    time: allow 10x the float16 bounds (2e-2 on images, 0.2 px on windows), far
+    below one grey level in 8-bit output (1 / 255 = 3.9e-3) on average.
+  Measured on this model: float16 6e-5 / 1e-3 px, int8 2e-4 / 3.5e-3 px.
+  """
+  noise = _noise(32, seed=7)
+  want = sampler_lib.KerasSampler(tiny_export.model).generate(noise)
+  bounds = {FP16: (2e-3, 2e-2), INT8: (2e-2, 0.2)}
+  for name, (pixel_bound, window_bound) in bounds.items():
+    got = sampler_lib.load_sampler(os.path.join(tiny_export.out, name)).generate(noise)
+    diffs = _max_diffs(got, want)
+    assert diffs["images"] <= pixel_bound and diffs["canvases"] <= pixel_bound, (name, diffs)
+    assert diffs["write_windows"] <= window_bound, (name, diffs)
+    assert np.abs(got.images - want.images).mean() < 1 / 255
+    recorded = tiny_export.manifest["verification"]["max_abs_diff_per_output"][name]
+    assert recorded["images"] <= pixel_bound and recorded["write_windows"] <= window_bound
+
+
+def test_sample_signature_draws_noise_inside_the_model(tiny_export):
+  from ai_edge_litert.interpreter import Interpreter
+  path = os.path.join(tiny_export.out, FP32)
+  sample = Interpreter(model_path=path).get_signature_runner("sample")
+  first = sample(num_samples=np.array(3, np.int32))
+  assert first["images"].shape == (3, 12, 10, 1)
+  assert first["canvases"].shape == (3, 4, 12, 10, 1)
+  assert first["write_windows"].shape == (3, 4, 3)
+  assert 0 <= first["images"].min() and first["images"].max() <= 1
+  second = sample(num_samples=np.array(3, np.int32))
+  assert np.abs(second["images"] - first["images"]).max() > 1e-6  # fresh noise each call
+  again = Interpreter(model_path=path).get_signature_runner("sample")(
+      num_samples=np.array(3, np.int32))
+  np.testing.assert_array_equal(again["images"], first["images"])  # op seed: reproducible
+  loaded = tf.saved_model.load(os.path.join(tiny_export.out, "saved_model"))
+  out = loaded.signatures["sample"](num_samples=tf.constant(2))
+  assert out["images"].shape == (2, 12, 10, 1)
+
+
+def test_tflite_files_describe_the_model(tiny_export):
+  for name in (FP32, FP16, INT8):
+    with open(os.path.join(tiny_export.out, name), "rb") as f:
+      config = sampler_lib.read_tflite_config(f.read())
+    assert config == sampler_lib.decoder_config(tiny_export.model)
+  lite = sampler_lib.load_sampler(os.path.join(tiny_export.out, INT8))
+  assert lite.config["write_size"] == 3 and lite.image_shape == (12, 10, 1)
+
+
+def test_corrupt_tflite_gives_a_clear_error(tiny_export, tmp_path):
+  with open(os.path.join(tiny_export.out, FP32), "rb") as f:
+    data = f.read()
+  truncated = tmp_path / "truncated.tflite"
+  truncated.write_bytes(data[:len(data) // 2])
+  with pytest.raises(ValueError, match="not a valid TFLite model"):
+    sampler_lib.load_sampler(str(truncated))
+  garbage = tmp_path / "garbage.tflite"
+  garbage.write_bytes(b"this is not a model at all" * 10)
+  with pytest.raises(ValueError, match="not a TFLite model"):
+    sampler_lib.load_sampler(str(garbage))
+  renamed = tmp_path / "model.bin"
+  renamed.write_bytes(data)
+  with pytest.raises(ValueError, match="must be a .tflite file"):
+    sampler_lib.load_sampler(str(renamed))
+
+
+def _tflite(tmp_path, name, fn, input_spec):
+  """A .tflite file whose only signature is ``name`` (another model than ours)."""
+  module = tf.Module()
+  module.fn = tf.function(fn, input_signature=[input_spec])
+  saved = str(tmp_path / f"{name}_saved_model")
+  tf.saved_model.save(module, saved, signatures={name: module.fn.get_concrete_function()})
+  path = tmp_path / f"{name}_{input_spec.name}.tflite"
+  path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(saved).convert())
+  return str(path)
+
+
+def test_tflite_with_a_mismatching_signature_gives_a_clear_error(tiny_export, tmp_path):
+  """Another model's .tflite is refused with a message naming the mismatch."""
+  other = _tflite(tmp_path, "generate", lambda x: {"y": x * 2.0},
+                  tf.TensorSpec([None, 3], tf.float32, name="x"))
+  with pytest.raises(ValueError, match=r"signature 'generate' takes \['x'\]"):
+    sampler_lib.load_sampler(other)
+  noise_spec = tf.TensorSpec([None, 4, 4], tf.float32, name="noise")
+  serving = _tflite(tmp_path, "serving_default", lambda noise: {"images": noise}, noise_spec)
+  with pytest.raises(ValueError, match="not 'generate'"):
+    sampler_lib.load_sampler(serving)
+  wrong_outputs = _tflite(tmp_path, "generate", lambda noise: {"images": noise}, noise_spec)
+  with pytest.raises(ValueError, match="missing"):
+    sampler_lib.load_sampler(wrong_outputs)
+  # The right file, with noise made for another model.
+  lite = sampler_lib.load_sampler(os.path.join(tiny_export.out, FP32))
+  with pytest.raises(ValueError, match=r"num_steps=4, latent_dim=4"):
+    lite.generate(np.zeros((2, 64, 100), np.float32))
+
+
+def _broken_signature_functions(offset):
+  original = export_lib.signature_functions
+
+  def broken(model, steps_per_iteration=4):
+    generate, _ = original(model, steps_per_iteration)
+
+    def off_generate(noise):
+      out = dict(generate(noise))
+      out["images"] = out["images"] + offset
+      return out
+
+    def sample(num_samples):
+      return off_generate(tf.random.normal(tf.stack([num_samples, 4, 4]), seed=1))
+
+    return off_generate, sample
+
+  return broken
+
+
+@pytest.mark.parametrize("failure", ["saved_model_off_by_1e-3", "tflite_all_nan"])
+def test_failed_self_check_publishes_nothing(tmp_path, monkeypatch, failure):
+  """A wrong artifact makes export raise; no manifest, no new folder, old export kept."""
+  model = draw_tf.DrawModel(**{**dict(image_shape=(12, 10, 1), num_steps=4, latent_dim=4,
+                                      encoder_units=8, decoder_units=16, write_size=3)})
+  out = tmp_path / "export"
+  if failure == "saved_model_off_by_1e-3":
+    monkeypatch.setattr(export_lib, "signature_functions", _broken_signature_functions(1e-3))
+    out.mkdir()
+    (out / "previous_export.txt").write_text("kept")
+  else:
+    # What a plain tf.Module conversion produces: a model that runs and gives NaN.
+    real = sampler_lib.TFLiteSampler._generate
+    monkeypatch.setattr(sampler_lib.TFLiteSampler, "_generate",
+                        lambda self, noise: tuple(a * np.nan for a in real(self, noise)))
+  with pytest.raises(export_lib.ExportVerificationError, match="nothing was written") as err:
+    export_lib.export_model(model, str(out), verify_batch_size=2)
+  assert ("1e-4" in str(err.value) or "0.0001" in str(err.value) or "NaN" in str(err.value))
+  if failure == "saved_model_off_by_1e-3":
+    assert sorted(os.listdir(out)) == ["previous_export.txt"]
+  else:
+    assert not out.exists()
+  assert sorted(os.listdir(tmp_path)) == (["export"] if out.exists() else [])  # no temp folders
+
+
+def test_load_model_from_a_workdir(tiny_export, tmp_path):
+  model = export_lib.load_model(tiny_export.workdir)
+  assert isinstance(model, draw_tf.DrawModel) and model.num_steps == 4
+  with pytest.raises(FileNotFoundError, match="no model to export"):
+    export_lib.load_model(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="no such folder"):
+    export_lib.load_model(str(tmp_path / "missing"))
+  keras.utils.set_random_seed(0)
