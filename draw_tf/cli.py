@@ -4,20 +4,19 @@ import contextlib
 import os
 import sys
 
+import tensorflow as tf
 from absl import logging
 
 from draw_tf.errors import UsageError
 
 
 def prepare(argv) -> None:
-  """Quiets TensorFlow's C++ logs and makes ``configs/`` importable.
+  """Quiets TensorFlow's Python INFO logs and makes ``configs/`` importable.
 
   Configs import their siblings (``from configs import default``), so the
   folder above the ``--config`` file goes on ``sys.path``, as ``python -m``
   would do from the repository root.
   """
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.get_logger().setLevel("WARNING")  # TF's own Python INFO lines (checkpoint sharding, ...)
   for i, arg in enumerate(argv):
     path = None

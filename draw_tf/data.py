@@ -124,6 +124,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
       ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
       ("numpy", "ndarray"), ("numpy", "dtype"), ("copy_reg", "_reconstructor"),
       ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object"),
+      ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
   }
 
   def find_class(self, module, name):

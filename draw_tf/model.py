@@ -221,6 +221,20 @@ def _unpack_batch(data):
   return data, None
 
 
+def _multi_worker_logs(logs):
+  """Step logs as Keras can reduce them under multi-worker ``MultiWorkerMirroredStrategy``.
+
+  Keras 3.15 reduces each replica's logs there with
+  ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars
+  (tensorflow/tensorflow#72388); shape ``[1]`` reduces to the scalar mean.
+  """
+  strategy = tf.distribute.get_strategy()
+  if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+      and strategy.extended._in_multi_worker_mode()):  # pylint: disable=protected-access  (Keras's own test)
+    return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+  return logs
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class DrawModel(keras.Model):
   """DRAW: Deep Recurrent Attentive Writer (Gregor et al. 2015).
@@ -325,6 +339,13 @@ class DrawModel(keras.Model):
     # Create the optimizer's slots now, outside any traced function, so a
     # retrace (new input shape, or a call after an input error) never has to.
     self.optimizer.build(self.trainable_variables)
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    # Every DrawModel variable (optimizer slots included) exists after compile(),
+    # so Keras needs no sample batch here. Keras 3.15 would take one and
+    # strategy.reduce() it, which fails for {"images", "noise"} batches under
+    # MultiWorkerMirroredStrategy.
+    return super()._maybe_symbolic_build(iterator=None, data_batch=data_batch)
 
   @property
   def metrics(self):
@@ -504,12 +525,12 @@ class DrawModel(keras.Model):
     self.grad_norm_tracker.update_state(grad_norm)
     logs = self._update_metrics(recon, kl)
     logs["grad_norm"] = self.grad_norm_tracker.result()
-    return logs
+    return _multi_worker_logs(logs)
 
   def test_step(self, data):
     images, noise = self._prepare(data)
     recon, kl = self._maybe_jit("_eval_fn", self.per_example_losses)(images, noise)
-    return self._update_metrics(recon, kl)
+    return _multi_worker_logs(self._update_metrics(recon, kl))
 
   # ----------------------------------------------------------------- generation
   def decode(self, noise):

@@ -97,6 +97,7 @@ def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write
 
 
 def _check_config(config) -> None:
+  data.check_dataset_name(config.data.name)
   train = config.train
   if train.strategy not in STRATEGIES:
     raise ConfigError(f"Unknown train.strategy {train.strategy!r}; valid: {', '.join(STRATEGIES)}.")
@@ -119,19 +120,21 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
   ``auto``: ``MirroredStrategy`` over all GPUs when more than one is visible,
   else the default strategy. ``mirrored``: ``MirroredStrategy`` over the GPUs,
   or over the logical CPUs when there is no GPU. ``multi_worker_mirrored``:
-  ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG``. ``one_device``:
-  the first GPU, else the CPU.
+  ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG`` (create it
+  before any other TensorFlow work in the process). ``one_device``: the first
+  GPU, else the CPU.
   """
+  if name == "multi_worker_mirrored":
+    # Must come before anything initialises the TensorFlow runtime (even listing devices).
+    if "TF_CONFIG" not in os.environ:
+      logging.warning("train.strategy=multi_worker_mirrored without TF_CONFIG: one worker.")
+    return tf.distribute.MultiWorkerMirroredStrategy()
   gpus = tf.config.list_logical_devices("GPU")
   if name == "auto":
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
   if name == "mirrored":
     devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices)
-  if name == "multi_worker_mirrored":
-    if "TF_CONFIG" not in os.environ:
-      logging.warning("train.strategy=multi_worker_mirrored without TF_CONFIG: one worker.")
-    return tf.distribute.MultiWorkerMirroredStrategy()
   if name == "one_device":
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
   raise ConfigError(f"Unknown train.strategy {name!r}; valid: {', '.join(STRATEGIES)}.")
@@ -279,6 +282,7 @@ class Checkpointer(keras.callbacks.Callback):
     self.failed_step = None
     self.failure = None
     self.time_limit_hit = False
+    self.last_test_step = None
 
   @property
   def step(self) -> int:
@@ -318,6 +322,8 @@ class Checkpointer(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     self.save("end of epoch %d" % (epoch + 1))
+    if any(k.startswith("val_") for k in (logs or {})):
+      self.last_test_step = self.step
 
 
 class Reporter(keras.callbacks.Callback):
@@ -337,7 +343,7 @@ class Reporter(keras.callbacks.Callback):
     self.test_writer = tf.summary.create_file_writer(os.path.join(tb, "test"))
     self.start_time = time.time()
     self._previous = {}
-    self.last_test_step = None
+    self.last_picture_step = None
 
   @property
   def step(self) -> int:
@@ -376,7 +382,6 @@ class Reporter(keras.callbacks.Callback):
     test = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
     train = {k: v for k, v in logs.items() if not k.startswith("val_")}
     if test:
-      self.last_test_step = step
       with self.test_writer.as_default(step=step):
         for key, value in test.items():
           tf.summary.scalar(key, value)
@@ -393,6 +398,7 @@ class Reporter(keras.callbacks.Callback):
       self.pictures(step)
 
   def pictures(self, step):
+    self.last_picture_step = step
     ev = self.config.eval
     written = write_samples(self.model, os.path.join(self.workdir, "samples"), ev.num_samples,
                             ev.num_gif_samples, ev.sample_seed, tag=f"step{step:07d}")
@@ -476,6 +482,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   reporter = Reporter(workdir, config, checkpointer) if chief else None
   all_callbacks = [Throughput(train_cfg.batch_size), checkpointer, *([reporter] if reporter else []),
                    *callbacks]
+  for callback in all_callbacks[:3]:
+    callback.set_model(model)  # also used outside fit (final checkpoint, pictures)
 
   # A resumed run first finishes its interrupted epoch, then runs whole epochs.
   first_epoch, offset = divmod(step, steps_per_epoch)
@@ -515,13 +523,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     if checkpointer.time_limit_hit:
       logging.info("Stopped at the time limit (train.max_minutes=%s) at step %d; rerun to continue.",
                    train_cfg.max_minutes, int(optimizer.iterations.numpy()))
-    if reporter is not None:
-      final_step = int(optimizer.iterations.numpy())
-      if reporter.last_test_step != final_step and phases:
-        # The last epoch was not evaluated (eval.every_epochs): evaluate now.
-        logs = model.evaluate(test_ds, verbose=0, return_dict=True)
-        epoch = -(-final_step // steps_per_epoch)
-        reporter.record(epoch, {f"val_{k}": v for k, v in logs.items()}, pictures=False)
+    final_step = int(optimizer.iterations.numpy())
+    if phases and checkpointer.last_test_step != final_step:
+      # The last epoch was not evaluated (eval.every_epochs): evaluate now (on every worker).
+      logs = model.evaluate(test_ds, verbose=0, return_dict=True)
+      if reporter is not None:
+        reporter.record(-(-final_step // steps_per_epoch), {f"val_{k}": v for k, v in logs.items()},
+                        pictures=False)
+    if reporter is not None and reporter.last_picture_step != final_step:
       reporter.pictures(final_step)
   finally:
     if reporter is not None:
