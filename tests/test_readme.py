@@ -28,3 +28,16 @@ def test_readme_begins_with_two_setup_commands_and_marks_the_test_command():
   assert len(blocks) == 2, blocks
   assert all("pip install -e" in b for b in blocks)
   assert "<!-- test-command -->" in setup and "pytest" in blocks[1]
+
+
+def test_the_main_setup_command_trains_on_real_mnist_evaluates_and_draws():
+  """The first command installs, trains configs/mnist_quick.py and runs draw-eval on it."""
+  text = _readme()
+  setup = text[text.index("## Set-up"):text.index("## Python API")]
+  first = re.findall(r"```\n(.*?)\n```", setup, re.S)[0]
+  assert "draw-train --config=configs/mnist_quick.py --workdir=runs/quick" in first
+  assert first.endswith("draw-eval --workdir=runs/quick")
+  assert os.path.exists(os.path.join(ROOT, "configs", "mnist_quick.py"))
+  for picture in re.findall(r'src="(docs/[^"]+)"', text):
+    path = os.path.join(ROOT, picture)
+    assert os.path.exists(path) and os.path.getsize(path) < 300_000, picture

@@ -3,9 +3,9 @@
   python -m tests.train_worker MODE WORKDIR CACHE_DIR
 
 MODE ``mirrored`` configures two logical CPUs (before any TensorFlow op runs,
-hence a fresh interpreter) and trains twice: mirrored, and mirrored with
-Keras's own per-replica clipping (the behaviour ``DrawModel.cross_replica_clip``
-corrects). MODE ``multi_worker`` trains once
+hence a fresh interpreter) and trains under ``MirroredStrategy``; MODE
+``keras_clipping`` does the same with Keras's own per-replica clipping (the
+behaviour ``DrawModel.cross_replica_clip`` corrects). MODE ``multi_worker`` trains once
 under ``multi_worker_mirrored`` (``TF_CONFIG`` set by the caller). Each run's
 final weights go to ``WORKDIR/<run>/weights.npz``; one ``RESULT {json}`` line
 reports the histories.
@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 MODE, WORKDIR, CACHE = sys.argv[1:4]
-if MODE == "mirrored":
+if MODE in ("mirrored", "keras_clipping"):
   _cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
@@ -49,6 +49,7 @@ def main():
   result = {}
   if MODE == "mirrored":
     result["mirrored"] = run("mirrored", "mirrored")
+  elif MODE == "keras_clipping":
     # Keras's own clipping: each replica clips its share before the sum.
     DrawModel.cross_replica_clip = lambda self, grads: (grads, tf.linalg.global_norm(grads))
     result["keras_clipping"] = run("keras_clipping", "mirrored")
