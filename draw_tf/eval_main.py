@@ -1,0 +1,46 @@
+"""``draw-eval``: test-set NLL bound (and importance-weighted bound) of a training workdir.
+
+  draw-eval --workdir=/tmp/draw_quick [--iw_samples=10] [--split=test]
+
+Prints one JSON line and writes ``WORKDIR/eval.json``. Also runnable as
+``python -m draw_tf.eval_main``; the work is in
+:func:`draw_tf.evaluate.evaluate_workdir`.
+"""
+
+import json
+import sys
+
+from absl import app
+from absl import flags
+
+from draw_tf import cli
+from draw_tf import evaluate
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (with checkpoints/).")
+_IW_SAMPLES = flags.DEFINE_integer(
+    "iw_samples", 1, "K > 1 also computes the importance-weighted bound with K rollouts per image.",
+    lower_bound=1)
+_SPLIT = flags.DEFINE_enum("split", "test", ["test", "train"], "Split to evaluate (every example).")
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 0, "Rollouts per forward pass (0 = config.eval.batch_size).", lower_bound=0)
+_SEED = flags.DEFINE_integer("seed", 0, "Noise seed.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  with cli.user_errors("draw-eval"):
+    result = evaluate.evaluate_workdir(_WORKDIR.value, _IW_SAMPLES.value, _SPLIT.value,
+                                       _BATCH_SIZE.value or None, _SEED.value)
+  print(json.dumps(result, sort_keys=True), flush=True)
+
+
+def run():
+  """Console-script entry point."""
+  cli.prepare(sys.argv)
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,540 @@
+"""Training library: ``train_and_evaluate(config, workdir)``.
+
+Builds the data, the strategy, the model and the optimizer from a config
+(``configs/*.py``), trains with ``model.fit`` and leaves in ``workdir``
+(``../shared/DESIGN.md`` section 2):
+
+    config.json     the resolved config (a different config is refused)
+    checkpoints/    model + optimizer state, every N steps and each epoch end
+    tensorboard/    train/ and test/ scalars, sample and drawing images
+    samples/        samples.png (prior samples) and drawing.gif (write boxes)
+    metrics.jsonl   one line per epoch: step, train and test metrics
+
+Rerunning the same command resumes from the latest checkpoint: the optimizer
+state, the step counter and the position in the (deterministic) data stream,
+so a run killed at any point and resumed sees the same batches and noise as
+one that was not.
+
+Example::
+
+    from configs import mnist_quick
+    model, history = train_lib.train_and_evaluate(mnist_quick.get_config(), "/tmp/quick")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from draw_tf import data
+from draw_tf import visualize
+from draw_tf.errors import ConfigError, TrainingDivergedError, WorkdirConfigMismatchError
+from draw_tf.evaluate import load_model_from_workdir  # noqa: F401  (re-exported)
+from draw_tf.fileio import atomic_path, write_json
+from draw_tf.model import DrawModel
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+# Config fields that only steer this invocation; they may change on resume.
+RUN_CONTROL_FIELDS = ("train.max_minutes", "train.verbose")
+STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
+LR_SCHEDULES = ("constant", "cosine", "exponential")
+
+
+# ----------------------------------------------------------------------------
+# Config and workdir
+
+
+def _flatten(tree, prefix=""):
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict:
+  """The config as plain JSON types (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> None:
+  """Writes ``workdir/config.json``, or checks it equals ``config`` on resume.
+
+  Fields in :data:`RUN_CONTROL_FIELDS` may differ (the new values are written).
+
+  Raises:
+    WorkdirConfigMismatchError: the workdir holds a run with another config.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  new = config_to_dict(config)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    old_flat, new_flat = _flatten(old), _flatten(new)
+    diffs = [k for k in sorted(set(old_flat) | set(new_flat))
+             if k not in RUN_CONTROL_FIELDS and old_flat.get(k, "<missing>") != new_flat.get(k, "<missing>")]
+    if diffs:
+      lines = "\n".join(f"  {k}: {old_flat.get(k, '<missing>')!r} in the workdir, "
+                        f"{new_flat.get(k, '<missing>')!r} now" for k in diffs)
+      raise WorkdirConfigMismatchError(
+          f"{workdir} holds a run with a different config ({path}):\n{lines}\n"
+          "Resume it with the same config and overrides, or train in a new --workdir.")
+  if write:
+    write_json(path, new)
+
+
+def _check_config(config) -> None:
+  data.check_dataset_name(config.data.name)
+  train = config.train
+  if train.strategy not in STRATEGIES:
+    raise ConfigError(f"Unknown train.strategy {train.strategy!r}; valid: {', '.join(STRATEGIES)}.")
+  if train.lr_schedule not in LR_SCHEDULES:
+    raise ConfigError(f"Unknown train.lr_schedule {train.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}.")
+  for key in ("batch_size", "num_epochs", "checkpoint_every_steps", "log_every_steps"):
+    if train[key] < 1:
+      raise ConfigError(f"train.{key} must be >= 1, got {train[key]}.")
+  if config.eval.every_epochs < 1 or config.eval.batch_size < 1:
+    raise ConfigError("eval.every_epochs and eval.batch_size must be >= 1.")
+
+
+# ----------------------------------------------------------------------------
+# Strategy and optimizer
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+  """Returns the ``tf.distribute`` strategy named by ``config.train.strategy``.
+
+  ``auto``: ``MirroredStrategy`` over all GPUs when more than one is visible,
+  else the default strategy. ``mirrored``: ``MirroredStrategy`` over the GPUs,
+  or over the logical CPUs when there is no GPU. ``multi_worker_mirrored``:
+  ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG`` (create it
+  before any other TensorFlow work in the process). ``one_device``: the first
+  GPU, else the CPU.
+  """
+  if name == "multi_worker_mirrored":
+    # Must come before anything initialises the TensorFlow runtime (even listing devices).
+    if "TF_CONFIG" not in os.environ:
+      logging.warning("train.strategy=multi_worker_mirrored without TF_CONFIG: one worker.")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  gpus = tf.config.list_logical_devices("GPU")
+  if name == "auto":
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+  if name == "mirrored":
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+  if name == "one_device":
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+  raise ConfigError(f"Unknown train.strategy {name!r}; valid: {', '.join(STRATEGIES)}.")
+
+
+def _is_chief(strategy) -> bool:
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.task_type:
+    return True
+  if resolver.task_type == "chief":
+    return True
+  has_chief = "chief" in resolver.cluster_spec().as_dict()
+  return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+@keras.saving.register_keras_serializable(package="draw_tf")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear warm-up to ``peak``, then constant, cosine or exponential decay.
+
+  Decay runs from the end of warm-up to ``total_steps``, ending at
+  ``peak * final_fraction``.
+  """
+
+  def __init__(self, peak, total_steps, warmup_steps=0, kind="constant", final_fraction=0.1):
+    self.peak = float(peak)
+    self.total_steps = int(total_steps)
+    self.warmup_steps = int(warmup_steps)
+    self.kind = kind
+    self.final_fraction = float(final_fraction)
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32)
+    warmup = float(max(self.warmup_steps, 0))
+    progress = tf.clip_by_value(
+        (step - warmup) / max(self.total_steps - warmup, 1.0), 0.0, 1.0)
+    if self.kind == "cosine":
+      factor = self.final_fraction + (1 - self.final_fraction) * 0.5 * (1 + tf.cos(math.pi * progress))
+    elif self.kind == "exponential":
+      factor = tf.pow(self.final_fraction, progress)
+    else:
+      factor = tf.constant(1.0)
+    if warmup > 0:
+      factor = tf.where(step < warmup, (step + 1) / warmup, factor)
+    return self.peak * factor
+
+  def get_config(self):
+    return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+            "kind": self.kind, "final_fraction": self.final_fraction}
+
+
+def make_optimizer(train_config, total_steps: int) -> keras.optimizers.Optimizer:
+  """Adam with the config's learning-rate schedule and global-norm clipping."""
+  schedule = WarmupDecay(train_config.learning_rate, total_steps, train_config.warmup_steps,
+                         train_config.lr_schedule, train_config.final_lr_fraction)
+  return keras.optimizers.Adam(
+      learning_rate=schedule, beta_1=train_config.adam_beta1, beta_2=train_config.adam_beta2,
+      global_clipnorm=train_config.grad_clip_norm or None)
+
+
+# ----------------------------------------------------------------------------
+# Pictures
+
+
+def write_samples(model: DrawModel, samples_dir: str, num_samples: int = 64,
+                  num_gif_samples: int = 16, seed: int = 0, tag: str | None = None) -> dict:
+  """Writes a PNG grid of prior samples and a GIF of the drawing sequence.
+
+  Args:
+    model: a (trained) DRAW.
+    samples_dir: output folder.
+    num_samples: images in the PNG grid.
+    num_gif_samples: images drawn in the GIF (the first of the grid's).
+    seed: prior-noise seed.
+    tag: optional suffix; also writes ``samples_{tag}.png``.
+
+  Returns:
+    ``{"png": path, "gif": path, "output": GenerateOutput}``.
+  """
+  out = model.generate(max(num_samples, num_gif_samples), seed=seed)
+  png = visualize.save_image_grid(out.images[:num_samples], os.path.join(samples_dir, "samples.png"))
+  if tag:
+    visualize.save_image_grid(out.images[:num_samples], os.path.join(samples_dir, f"samples_{tag}.png"))
+  windows = out.windows[:num_gif_samples] if model.cell.write_attention else None
+  gif = visualize.save_drawing_gif(out.canvases[:num_gif_samples], os.path.join(samples_dir, "drawing.gif"),
+                                   windows, write_size=model.cell.write_size)
+  return {"png": png, "gif": gif, "output": out}
+
+
+def _drawing_strip(canvases: np.ndarray, max_rows: int = 8, max_cols: int = 16) -> np.ndarray:
+  """``[1, rows * H, cols * W, 3]`` uint8: a few samples (rows) over evenly spaced steps."""
+  canvases = canvases[:max_rows]
+  steps = canvases.shape[1]
+  cols = np.unique(np.linspace(0, steps - 1, min(steps, max_cols)).round().astype(int))
+  frames = canvases[:, cols]  # [rows, cols, H, W, C]
+  rows = frames.reshape(-1, *frames.shape[2:])
+  return visualize.image_grid(rows, cols=len(cols))[None]
+
+
+# ----------------------------------------------------------------------------
+# Callbacks
+
+
+class Throughput(keras.callbacks.Callback):
+  """Adds ``images/s`` (since the epoch's first step finished) to the logs."""
+
+  def __init__(self, batch_size: int):
+    super().__init__()
+    self.batch_size = batch_size
+    self._start = None
+    self._seen = 0
+    self.rate = float("nan")
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start, self._seen = None, 0
+
+  def on_train_batch_end(self, batch, logs=None):
+    now = time.perf_counter()
+    if self._start is None:
+      self._start = now  # the first step includes tracing
+    else:
+      self._seen += 1
+      self.rate = self._seen * self.batch_size / max(now - self._start, 1e-9)
+    if logs is not None and self._seen:
+      logs["images/s"] = self.rate
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None and self._seen:
+      logs["images/s"] = self.rate
+
+
+class Checkpointer(keras.callbacks.Callback):
+  """Checkpoints, stops on NaN/Inf, and stops at a time limit.
+
+  Saves every ``every_steps`` steps and at each epoch end, only when the loss
+  and every weight are finite. A NaN or Inf stops training without saving, so
+  the latest checkpoint is the last good one.
+  """
+
+  def __init__(self, manager: tf.train.CheckpointManager, every_steps: int, max_minutes: float = 0.0):
+    super().__init__()
+    self.manager = manager
+    self.every_steps = every_steps
+    self.deadline = time.time() + 60 * max_minutes if max_minutes > 0 else None
+    self.last_saved = None
+    self.failed_step = None
+    self.failure = None
+    self.time_limit_hit = False
+    self.last_test_step = None
+
+  @property
+  def step(self) -> int:
+    return int(self.model.optimizer.iterations.numpy())
+
+  def _weights_finite(self) -> bool:
+    return all(bool(tf.reduce_all(tf.math.is_finite(v.value))) for v in self.model.trainable_variables)
+
+  def save(self, reason: str) -> None:
+    if self.failed_step is not None:
+      return
+    step = self.step
+    if step == self.last_saved:
+      return
+    if not self._weights_finite():
+      self._fail(step, "a weight became NaN or Inf")
+      return
+    path = self.manager.save(checkpoint_number=step)
+    self.last_saved = step
+    logging.info("Saved checkpoint %s (%s)", path, reason)
+
+  def _fail(self, step: int, what: str) -> None:
+    self.failed_step, self.failure = step, what
+    self.model.stop_training = True
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get("loss")
+    if loss is not None and not math.isfinite(loss):
+      self._fail(self.step, f"the loss became {loss}")
+      return
+    if self.step % self.every_steps == 0:
+      self.save("every %d steps" % self.every_steps)
+    if self.deadline is not None and time.time() > self.deadline:
+      self.time_limit_hit = True
+      self.save("time limit")
+      self.model.stop_training = True
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.save("end of epoch %d" % (epoch + 1))
+    if any(k.startswith("val_") for k in (logs or {})):
+      self.last_test_step = self.step
+
+
+class Reporter(keras.callbacks.Callback):
+  """TensorBoard scalars and images, ``metrics.jsonl`` and sample pictures (chief only).
+
+  Train scalars are the means over the steps since the previous write; test
+  scalars come from the epoch's evaluation on the test split.
+  """
+
+  def __init__(self, workdir: str, config, checkpointer: Checkpointer):
+    super().__init__()
+    self.workdir = workdir
+    self.config = config
+    self.checkpointer = checkpointer
+    tb = os.path.join(workdir, "tensorboard")
+    self.train_writer = tf.summary.create_file_writer(os.path.join(tb, "train"))
+    self.test_writer = tf.summary.create_file_writer(os.path.join(tb, "test"))
+    self.start_time = time.time()
+    self._previous = {}
+    self.last_picture_step = None
+
+  @property
+  def step(self) -> int:
+    return int(self.model.optimizer.iterations.numpy())
+
+  def learning_rate(self) -> float:
+    return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._previous = {}
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = self.step
+    if step % self.config.train.log_every_steps or self.checkpointer.failed_step is not None:
+      return
+    count = batch + 1
+    with self.train_writer.as_default(step=step):
+      for key, value in (logs or {}).items():
+        if key == "images/s":
+          tf.summary.scalar("images_per_second", value)
+          continue
+        prev_value, prev_count = self._previous.get(key, (0.0, 0))
+        interval = (value * count - prev_value * prev_count) / max(count - prev_count, 1)
+        tf.summary.scalar(key, interval)
+        self._previous[key] = (value, count)
+      tf.summary.scalar("learning_rate", self.learning_rate())
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self.checkpointer.failed_step is not None:
+      return
+    self.record(epoch + 1, logs or {})
+
+  def record(self, epoch, logs, pictures=True):
+    """Writes the test scalars, a ``metrics.jsonl`` line and the pictures for this step."""
+    step = self.step
+    test = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
+    train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+    if test:
+      with self.test_writer.as_default(step=step):
+        for key, value in test.items():
+          tf.summary.scalar(key, value)
+        tf.summary.scalar("epoch", epoch)
+      logging.info("Step %d (epoch %d): test nll_bound %.2f nats (recon %.2f, kl %.2f)", step, epoch,
+                   test.get("nll_bound", float("nan")), test.get("recon", float("nan")),
+                   test.get("kl", float("nan")))
+    line = {"epoch": epoch, "step": step, "minutes": round((time.time() - self.start_time) / 60, 3),
+            "learning_rate": self.learning_rate(), "time": round(time.time(), 1),
+            **{f"train_{k}": v for k, v in train.items()}, **{f"test_{k}": v for k, v in test.items()}}
+    with open(os.path.join(self.workdir, METRICS_FILE), "a") as f:
+      f.write(json.dumps(line) + "\n")
+    if pictures:
+      self.pictures(step)
+
+  def pictures(self, step):
+    self.last_picture_step = step
+    ev = self.config.eval
+    written = write_samples(self.model, os.path.join(self.workdir, "samples"), ev.num_samples,
+                            ev.num_gif_samples, ev.sample_seed, tag=f"step{step:07d}")
+    out = written["output"]
+    with self.train_writer.as_default(step=step):
+      tf.summary.image("samples", visualize.image_grid(out.images[:ev.num_samples])[None])
+      tf.summary.image("drawing", _drawing_strip(out.canvases))
+    self.train_writer.flush()
+    self.test_writer.flush()
+
+  def close(self):
+    self.train_writer.close()
+    self.test_writer.close()
+
+
+# ----------------------------------------------------------------------------
+# The training loop
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callbacks=()):
+  """Trains DRAW as ``config`` says, in ``workdir``, resuming if it holds a checkpoint.
+
+  Args:
+    config: a config from ``configs/`` (groups model, data, train, eval).
+    workdir: output folder (see the module docstring).
+    callbacks: extra Keras callbacks for ``fit``.
+
+  Returns:
+    ``(model, history)``: the trained :class:`DrawModel` and a dict of lists
+    (one entry per epoch run by this call) as in ``keras.callbacks.History``.
+
+  Raises:
+    ConfigError: invalid config values, or the dataset's image shape differs
+      from ``config.model.image_shape``.
+    WorkdirConfigMismatchError: ``workdir`` holds a run with another config.
+    DataUnavailableError: the dataset cannot be read here.
+    TrainingDivergedError: the loss became NaN or Inf (the last good checkpoint
+      is kept).
+  """
+  _check_config(config)
+  workdir = os.path.abspath(workdir)
+  strategy = make_strategy(config.train.strategy)
+  chief = _is_chief(strategy)
+  os.makedirs(workdir, exist_ok=True)
+  check_or_write_config(config, workdir, write=chief)
+  logging.info("Workdir %s; strategy %s with %d replica(s)", workdir, type(strategy).__name__,
+               strategy.num_replicas_in_sync)
+
+  train_split, test_split, info = data.load_splits(config.data)
+  if tuple(info.image_shape) != tuple(config.model.image_shape):
+    raise ConfigError(
+        f"Dataset {info.name!r} has images of shape {info.image_shape}, but config.model.image_shape is "
+        f"{tuple(config.model.image_shape)}; pass --config.model.image_shape=\"{tuple(info.image_shape)}\".")
+  train_cfg = config.train
+  steps_per_epoch = train_cfg.steps_per_epoch or train_split.num_examples // train_cfg.batch_size
+  total_steps = steps_per_epoch * train_cfg.num_epochs
+
+  keras.utils.set_random_seed(train_cfg.seed)
+  with strategy.scope():
+    model = DrawModel(**config.model)
+    optimizer = make_optimizer(train_cfg, total_steps)
+    model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile)
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+  checkpoint_dir = os.path.join(workdir, "checkpoints")
+  scratch = None if chief else tempfile.mkdtemp(prefix="draw_tf_worker_ckpt_")
+  manager = tf.train.CheckpointManager(checkpoint, scratch or checkpoint_dir, train_cfg.max_checkpoints)
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+  step = int(optimizer.iterations.numpy())
+  if latest:
+    logging.info("Resumed from %s at step %d (epoch %d, step %d of %d)", latest, step,
+                 step // steps_per_epoch + 1, step % steps_per_epoch, steps_per_epoch)
+  logging.info("Model: %s; %d parameters; %d steps per epoch, %d epochs (%d steps)",
+               json.dumps(config_to_dict(config.model)), model.count_params(), steps_per_epoch,
+               train_cfg.num_epochs, total_steps)
+
+  noise_shape = (model.num_steps, model.latent_dim) if train_cfg.deterministic_noise else None
+  test_ds = data.eval_dataset(test_split, config.eval.batch_size, noise_shape, config.data.seed)
+  checkpointer = Checkpointer(manager, train_cfg.checkpoint_every_steps, train_cfg.max_minutes)
+  reporter = Reporter(workdir, config, checkpointer) if chief else None
+  all_callbacks = [Throughput(train_cfg.batch_size), checkpointer, *([reporter] if reporter else []),
+                   *callbacks]
+  for callback in all_callbacks[:3]:
+    callback.set_model(model)  # also used outside fit (final checkpoint, pictures)
+
+  # A resumed run first finishes its interrupted epoch, then runs whole epochs.
+  first_epoch, offset = divmod(step, steps_per_epoch)
+  phases = []
+  if step < total_steps:
+    if offset:
+      phases.append((first_epoch, first_epoch + 1, steps_per_epoch - offset, step))
+      first_epoch += 1
+    if first_epoch < train_cfg.num_epochs:
+      phases.append((first_epoch, train_cfg.num_epochs, steps_per_epoch, first_epoch * steps_per_epoch))
+  else:
+    logging.info("Already trained for %d steps; nothing to do.", total_steps)
+
+  history = {}
+  try:
+    for initial_epoch, epochs, steps, start_step in phases:
+      train_ds = data.train_dataset(
+          train_split, train_cfg.batch_size, config.data.seed,
+          dynamic_binarization=config.data.binarization == "dynamic",
+          start_step=start_step, noise_shape=noise_shape)
+      result = model.fit(
+          train_ds, initial_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps,
+          validation_data=test_ds, validation_freq=config.eval.every_epochs,
+          callbacks=all_callbacks, verbose=train_cfg.verbose if chief else 0, shuffle=False)
+      for key, values in result.history.items():
+        history.setdefault(key, []).extend(values)
+      if checkpointer.failed_step is not None or checkpointer.time_limit_hit:
+        break
+    if checkpointer.failed_step is not None:
+      last = tf.train.latest_checkpoint(checkpoint_dir)
+      raise TrainingDivergedError(
+          f"Training stopped at step {checkpointer.failed_step}: {checkpointer.failure}. "
+          f"The last good checkpoint is {last or '(none)'}; nothing after it was saved. "
+          "Lower --config.train.learning_rate or --config.train.grad_clip_norm, or use another "
+          "--config.data.seed, then rerun (it resumes from that checkpoint).")
+    checkpointer.save("end of training")
+    if checkpointer.time_limit_hit:
+      logging.info("Stopped at the time limit (train.max_minutes=%s) at step %d; rerun to continue.",
+                   train_cfg.max_minutes, int(optimizer.iterations.numpy()))
+    final_step = int(optimizer.iterations.numpy())
+    if phases and checkpointer.last_test_step != final_step:
+      # The last epoch was not evaluated (eval.every_epochs): evaluate now (on every worker).
+      logs = model.evaluate(test_ds, verbose=0, return_dict=True)
+      if reporter is not None:
+        reporter.record(-(-final_step // steps_per_epoch), {f"val_{k}": v for k, v in logs.items()},
+                        pictures=False)
+    if reporter is not None and reporter.last_picture_step != final_step:
+      reporter.pictures(final_step)
+  finally:
+    if reporter is not None:
+      reporter.close()
+    if scratch:
+      shutil.rmtree(scratch, ignore_errors=True)
+  return model, history
