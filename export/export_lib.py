@@ -73,9 +73,9 @@ class ExportVerificationError(RuntimeError):
 def load_model(workdir: str):
   """Restores the :class:`draw_tf.DrawModel` of a training workdir.
 
-  Uses ``draw_tf.train_lib.load_model_from_workdir`` (latest checkpoint) when
-  that exists; a workdir holding a ``model.keras`` file (a model saved with
-  ``model.save``) also works, which is what the tests use.
+  Uses ``draw_tf.evaluate.load_model_from_workdir`` (the latest checkpoint of a
+  ``draw-train`` workdir); a folder holding a ``model.keras`` file (a model saved
+  with ``model.save``) also works. Export never imports the training loop.
 
   Raises:
     FileNotFoundError: no such folder, or nothing to restore in it.
@@ -84,19 +84,10 @@ def load_model(workdir: str):
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"--workdir={workdir}: no such folder.")
   keras_file = os.path.join(workdir, "model.keras")
-  try:
-    from draw_tf import train_lib  # pylint: disable=g-import-not-at-top
-    load_from_workdir = train_lib.load_model_from_workdir
-  except (ImportError, AttributeError):
-    load_from_workdir = None
+  from draw_tf.evaluate import load_model_from_workdir  # pylint: disable=g-import-not-at-top
   model = None
-  if load_from_workdir is not None:
-    try:
-      model = load_from_workdir(workdir)
-    except Exception:  # pylint: disable=broad-except
-      if not os.path.isfile(keras_file):
-        raise
-      logging.info("No checkpoint restored from %s; using %s.", workdir, keras_file)
+  if os.path.isdir(os.path.join(workdir, "checkpoints")):
+    model = load_model_from_workdir(workdir)
   if model is None:
     if not os.path.isfile(keras_file):
       raise FileNotFoundError(

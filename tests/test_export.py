@@ -227,3 +227,18 @@ def test_load_model_from_a_workdir(tiny_export, tmp_path):
   with pytest.raises(FileNotFoundError, match="no such folder"):
     export_lib.load_model(str(tmp_path / "missing"))
   keras.utils.set_random_seed(0)
+
+
+def test_export_of_a_draw_train_workdir(trained_tiny, tmp_path):
+  """draw-export restores a real training workdir's latest checkpoint and verifies it."""
+  from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
+  workdir, _, _, _ = trained_tiny
+  model = export_lib.load_model(workdir)
+  want = evaluate.load_model_from_workdir(workdir)
+  for a, b in zip(model.get_weights(), want.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  from tests.conftest import run_module  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "export"
+  proc = run_module("export.export_main", f"--workdir={workdir}", f"--output_dir={out}")
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  assert (out / "manifest.json").exists() and (out / "draw_decoder.tflite").exists()
