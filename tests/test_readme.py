@@ -23,7 +23,8 @@ def test_readme_python_example_runs_as_written(capsys):
 
 def test_readme_begins_with_two_setup_commands_and_marks_the_test_command():
   text = _readme()
-  setup = text[text.index("## Set-up"):text.index("## Python API")]
+  start = text.index("## Set-up")
+  setup = text[start:text.index("\n## ", start + 1)]
   blocks = re.findall(r"```\n(.*?)\n```", setup, re.S)
   assert len(blocks) == 2, blocks
   assert all("pip install -e" in b for b in blocks)
