@@ -1,23 +1,30 @@
 """Shared plumbing of the absl binaries (``draw-train``, ``draw-eval``)."""
 
 import contextlib
+import logging as std_logging
 import os
 import sys
 
-import tensorflow as tf
 from absl import logging
 
 from draw_tf.errors import UsageError
 
 
+class _DropCheckpointChatter(std_logging.Filter):
+  """Drops TensorFlow's INFO line about sharding at every checkpoint save."""
+
+  def filter(self, record):
+    return not (record.levelno <= std_logging.INFO and record.pathname.endswith("functional_saver.py"))
+
+
 def prepare(argv) -> None:
-  """Quiets TensorFlow's Python INFO logs and makes ``configs/`` importable.
+  """Quiets TensorFlow's per-checkpoint log line and makes ``configs/`` importable.
 
   Configs import their siblings (``from configs import default``), so the
   folder above the ``--config`` file goes on ``sys.path``, as ``python -m``
   would do from the repository root.
   """
-  tf.get_logger().setLevel("WARNING")  # TF's own Python INFO lines (checkpoint sharding, ...)
+  std_logging.getLogger("absl").addFilter(_DropCheckpointChatter())
   for i, arg in enumerate(argv):
     path = None
     if arg.startswith("--config="):

@@ -315,6 +315,9 @@ class Checkpointer(keras.callbacks.Callback):
       return
     if self.step % self.every_steps == 0:
       self.save("every %d steps" % self.every_steps)
+    self._check_deadline()
+
+  def _check_deadline(self):
     if self.deadline is not None and time.time() > self.deadline:
       self.time_limit_hit = True
       self.save("time limit")
@@ -324,6 +327,7 @@ class Checkpointer(keras.callbacks.Callback):
     self.save("end of epoch %d" % (epoch + 1))
     if any(k.startswith("val_") for k in (logs or {})):
       self.last_test_step = self.step
+    self._check_deadline()  # do not start another epoch after the limit
 
 
 class Reporter(keras.callbacks.Callback):
