@@ -222,7 +222,8 @@ def test_failed_self_check_publishes_nothing(tmp_path, monkeypatch, failure):
 def test_load_model_from_a_workdir(tiny_export, tmp_path):
   model = export_lib.load_model(tiny_export.workdir)
   assert isinstance(model, draw_tf.DrawModel) and model.num_steps == 4
-  with pytest.raises(FileNotFoundError, match="no model to export"):
+  # Our message, or draw_tf.train_lib's where that module exists (it is tried first).
+  with pytest.raises(FileNotFoundError, match="no model to export|not a training workdir"):
     export_lib.load_model(str(tmp_path))
   with pytest.raises(FileNotFoundError, match="no such folder"):
     export_lib.load_model(str(tmp_path / "missing"))
