@@ -6,7 +6,9 @@ Public API::
     model = DrawModel(image_shape=(28, 28, 1), num_steps=64)
 
 The maths is in :mod:`draw_tf.filterbank`, the layers in :mod:`draw_tf.attention`,
-the model in :mod:`draw_tf.model` and the loss terms in :mod:`draw_tf.losses`.
+the model in :mod:`draw_tf.model` and the loss terms in :mod:`draw_tf.losses`. Training
+and evaluation from configs: :mod:`draw_tf.data`, :mod:`draw_tf.train_lib`,
+:mod:`draw_tf.evaluate` and the ``draw-train`` / ``draw-eval`` binaries.
 """
 
 from draw_tf.attention import AttentionRead, AttentionWrite, FullRead, FullWrite

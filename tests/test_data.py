@@ -10,6 +10,7 @@ import zipfile
 import ml_collections
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from configs import default
 from draw_tf import data
@@ -182,3 +183,34 @@ def test_real_mnist_cache_if_present():
   assert (info.num_train, info.num_test) == (60000, 10000)
   assert train.images.max() == 255 and train.images.dtype == np.uint8
   assert 0.12 < train.images.mean() / 255 < 0.14  # MNIST's mean intensity is 0.1307
+
+
+class _PreparedTfdsBuilder:
+  """Stands in for a tfds builder whose dataset is prepared (TFDS cannot download here)."""
+
+  data_dir = data_dir_root = "/fake/tensorflow_datasets"
+
+  def __init__(self, images):
+    self.images = images
+    self.splits = []
+
+  def is_prepared(self):
+    return True
+
+  def as_dataset(self, split, batch_size):
+    assert batch_size == -1  # the whole split as tensors
+    self.splits.append(split)
+    return {"image": tf.constant(self.images), "label": tf.zeros([len(self.images)], tf.int64)}
+
+
+@pytest.mark.parametrize("name,shape,max_value", [
+    ("cifar10", (32, 32, 3), 255), ("svhn_cropped", (32, 32, 3), 255), ("fashion_mnist", (28, 28, 1), 255),
+    ("binarized_mnist", (28, 28, 1), 1), ("mnist", (28, 28, 1), 255)])
+def test_a_prepared_tfds_dataset_is_used_with_its_standard_splits(monkeypatch, name, shape, max_value):
+  rng = np.random.default_rng(0)
+  builder = _PreparedTfdsBuilder(rng.integers(0, max_value + 1, size=(6, *shape)).astype(np.uint8))
+  monkeypatch.setattr(data, "_tfds_builder", lambda name, data_dir: builder)
+  train, test, info = data.load_splits(_data_config(name=name, binarization="none"))
+  assert info.source == "tfds" and info.image_shape == shape
+  assert builder.splits == [data.DATASETS[name][0], "test"]
+  assert train.max_value == max_value and train.binary == (max_value == 1)

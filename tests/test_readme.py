@@ -11,6 +11,13 @@ def _readme():
     return f.read()
 
 
+def _section(text, heading):
+  """The text from ``heading`` to the next ``## `` heading."""
+  start = text.index(heading)
+  end = text.find("\n## ", start + len(heading))
+  return text[start:end if end >= 0 else None]
+
+
 def test_readme_python_example_runs_as_written(capsys):
   """Runs the block after <!-- example --> exactly as a user would paste it."""
   match = re.search(r"<!-- example -->\s*```python\n(.*?)```", _readme(), re.S)
@@ -23,8 +30,7 @@ def test_readme_python_example_runs_as_written(capsys):
 
 def test_readme_begins_with_two_setup_commands_and_marks_the_test_command():
   text = _readme()
-  start = text.index("## Set-up")
-  setup = text[start:text.index("\n## ", start + 1)]
+  setup = _section(text, "## Set-up")
   blocks = re.findall(r"```\n(.*?)\n```", setup, re.S)
   assert len(blocks) == 2, blocks
   assert all("pip install -e" in b for b in blocks)
@@ -43,7 +49,7 @@ def test_readme_phone_example_runs_as_written(tiny_export, capsys, monkeypatch):
 def test_the_main_setup_command_trains_on_real_mnist_evaluates_and_draws():
   """The first command installs, trains configs/mnist_quick.py and runs draw-eval on it."""
   text = _readme()
-  setup = text[text.index("## Set-up"):text.index("## Python API")]
+  setup = _section(text, "## Set-up")
   first = re.findall(r"```\n(.*?)\n```", setup, re.S)[0]
   assert "draw-train --config=configs/mnist_quick.py --workdir=runs/quick" in first
   assert first.endswith("draw-eval --workdir=runs/quick")
