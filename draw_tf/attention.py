@@ -211,3 +211,47 @@ class FullWrite(keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "image_shape": list(self.image_shape),
             "write_size": self.write_size}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AttentionGlimpse(keras.layers.Layer):
+  """A classifier's glimpse: ``gamma * Fy x Fx^T`` of the image alone (eq. 27).
+
+  The same filterbank as :class:`AttentionRead`, without the error image (a
+  classifier has no canvas), and it also returns where it looked.
+
+  Args:
+    glimpse_size: grid size ``N``; the glimpse has ``N x N`` pixels per channel.
+
+  Call args:
+    images: ``[batch, height, width, channels]``.
+    h: ``[batch, units]`` the state that places the window (the previous one).
+
+  Returns:
+    ``(glimpse, window)``: ``[batch, N * N * channels]`` and ``[batch, 4]``
+    (see :func:`window_from_params`).
+  """
+
+  def __init__(self, glimpse_size: int = 12, **kwargs):
+    super().__init__(**kwargs)
+    if int(glimpse_size) < 1:
+      raise ValueError(f"glimpse_size must be >= 1, got {glimpse_size}.")
+    self.glimpse_size = int(glimpse_size)
+    self.params = keras.layers.Dense(5, name="window_params")
+
+  def build(self, images_shape, h_shape=None):
+    self.params.build(h_shape)
+
+  def compute_output_shape(self, images_shape, h_shape=None):
+    return (images_shape[0], self.glimpse_size**2 * images_shape[-1]), (images_shape[0], 4)
+
+  def call(self, images, h):
+    _, height, width, channels = images.shape
+    n = self.glimpse_size
+    gx, gy, sigma2, delta, gamma = fb.attention_params(self.params(h), n, height, width)
+    fx, fy = fb.filterbank(gx, gy, sigma2, delta, n, height, width)
+    glimpse = fb.read_glimpse(images, fx, fy, gamma)  # [batch, n, n, C]
+    return tf.reshape(glimpse, [-1, n * n * channels]), window_from_params(gx, gy, delta, sigma2)
+
+  def get_config(self):
+    return {**super().get_config(), "glimpse_size": self.glimpse_size}

@@ -109,7 +109,7 @@ def iw_log_weights(model: DrawModel, images, noise):
     and the ELBO's ``L_x`` and analytic ``L_z``.
   """
   out = model.unroll(images, noise)
-  recon = losses.bernoulli_nll(images, out["logits"])  # -log p(x|z)
+  recon = model.reconstruction_nll(images, out["logits"])  # -log p(x|z)
   q = losses.posterior(out["mu"], out["log_sd"])
   z = q.loc + q.scale * noise
   prior = tfd.Normal(loc=tf.constant(0.0), scale=tf.constant(1.0))

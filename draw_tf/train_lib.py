@@ -38,6 +38,7 @@ from absl import logging
 
 from draw_tf import data
 from draw_tf import visualize
+from draw_tf.classifier import DrawClassifier
 from draw_tf.errors import ConfigError, TrainingDivergedError, WorkdirConfigMismatchError
 from draw_tf.evaluate import load_model_from_workdir  # noqa: F401  (re-exported)
 from draw_tf.fileio import atomic_path, write_json
@@ -47,6 +48,9 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 # Config fields that only steer this invocation; they may change on resume.
 RUN_CONTROL_FIELDS = ("train.max_minutes", "train.verbose")
+# Fields added after runs were written: a config.json without them meant these values.
+FIELDS_ADDED_LATER = {"task": "generate", "model.likelihood": "bernoulli"}
+TASKS = ("generate", "classify")
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 
@@ -84,6 +88,9 @@ def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write
     with open(path) as f:
       old = json.load(f)
     old_flat, new_flat = _flatten(old), _flatten(new)
+    for key, value in FIELDS_ADDED_LATER.items():
+      if key not in old_flat and new_flat.get(key) == value:
+        old_flat[key] = value
     diffs = [k for k in sorted(set(old_flat) | set(new_flat))
              if k not in RUN_CONTROL_FIELDS and old_flat.get(k, "<missing>") != new_flat.get(k, "<missing>")]
     if diffs:
@@ -98,6 +105,8 @@ def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write
 
 def _check_config(config) -> None:
   data.check_dataset_name(config.data.name)
+  if config.get("task", "generate") not in TASKS:
+    raise ConfigError(f"Unknown task {config.task!r}; valid: {', '.join(TASKS)}.")
   train = config.train
   if train.strategy not in STRATEGIES:
     raise ConfigError(f"Unknown train.strategy {train.strategy!r}; valid: {', '.join(STRATEGIES)}.")
@@ -223,6 +232,26 @@ def write_samples(model: DrawModel, samples_dir: str, num_samples: int = 64,
   return {"png": png, "gif": gif, "output": out}
 
 
+def write_glimpses(model: DrawClassifier, images: np.ndarray, labels: np.ndarray, path: str) -> str:
+  """Writes a GIF of the classifier's glimpse windows over ``images``, one frame per glimpse.
+
+  Args:
+    model: a (trained) :class:`DrawClassifier`.
+    images: ``[N, H, W, C]`` in [0, 1].
+    labels: ``[N]`` true labels (logged with the predictions).
+    path: output ``.gif``.
+
+  Returns:
+    ``path``.
+  """
+  logits, windows = model.glimpse_windows(images)
+  logging.info("Glimpse GIF %s: labels %s, predicted %s", path, list(map(int, labels)),
+               list(map(int, logits.argmax(-1))))
+  frames = np.repeat(np.asarray(images)[:, None], model.num_glimpses, axis=1)
+  return visualize.save_drawing_gif(frames, path, windows, write_size=model.glimpse_size,
+                                    frame_ms=400, scale=2)
+
+
 def _drawing_strip(canvases: np.ndarray, max_rows: int = 8, max_cols: int = 16) -> np.ndarray:
   """``[1, rows * H, cols * W, 3]`` uint8: a few samples (rows) over evenly spaced steps."""
   canvases = canvases[:max_rows]
@@ -337,11 +366,12 @@ class Reporter(keras.callbacks.Callback):
   scalars come from the epoch's evaluation on the test split.
   """
 
-  def __init__(self, workdir: str, config, checkpointer: Checkpointer):
+  def __init__(self, workdir: str, config, checkpointer: Checkpointer, test_split=None):
     super().__init__()
     self.workdir = workdir
     self.config = config
     self.checkpointer = checkpointer
+    self.test_split = test_split  # classifier: images for the glimpse GIF
     tb = os.path.join(workdir, "tensorboard")
     self.train_writer = tf.summary.create_file_writer(os.path.join(tb, "train"))
     self.test_writer = tf.summary.create_file_writer(os.path.join(tb, "test"))
@@ -385,14 +415,20 @@ class Reporter(keras.callbacks.Callback):
     step = self.step
     test = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
     train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+    if "accuracy" in test:
+      test["error_percent"] = 100.0 * (1.0 - test["accuracy"])
     if test:
       with self.test_writer.as_default(step=step):
         for key, value in test.items():
           tf.summary.scalar(key, value)
         tf.summary.scalar("epoch", epoch)
-      logging.info("Step %d (epoch %d): test nll_bound %.2f nats (recon %.2f, kl %.2f)", step, epoch,
-                   test.get("nll_bound", float("nan")), test.get("recon", float("nan")),
-                   test.get("kl", float("nan")))
+      if "error_percent" in test:
+        logging.info("Step %d (epoch %d): test error %.2f %% (loss %.4f)", step, epoch,
+                     test["error_percent"], test.get("loss", float("nan")))
+      else:
+        logging.info("Step %d (epoch %d): test nll_bound %.2f nats (recon %.2f, kl %.2f)", step, epoch,
+                     test.get("nll_bound", float("nan")), test.get("recon", float("nan")),
+                     test.get("kl", float("nan")))
     line = {"epoch": epoch, "step": step, "minutes": round((time.time() - self.start_time) / 60, 3),
             "learning_rate": self.learning_rate(), "time": round(time.time(), 1),
             **{f"train_{k}": v for k, v in train.items()}, **{f"test_{k}": v for k, v in test.items()}}
@@ -404,6 +440,11 @@ class Reporter(keras.callbacks.Callback):
   def pictures(self, step):
     self.last_picture_step = step
     ev = self.config.eval
+    if isinstance(self.model, DrawClassifier):
+      n = ev.num_gif_samples
+      write_glimpses(self.model, self.test_split.images[:n] / self.test_split.max_value,
+                     self.test_split.labels[:n], os.path.join(self.workdir, "samples", "glimpses.gif"))
+      return
     written = write_samples(self.model, os.path.join(self.workdir, "samples"), ev.num_samples,
                             ev.num_gif_samples, ev.sample_seed, tag=f"step{step:07d}")
     out = written["output"]
@@ -456,15 +497,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     raise ConfigError(
         f"Dataset {info.name!r} has images of shape {info.image_shape}, but config.model.image_shape is "
         f"{tuple(config.model.image_shape)}; pass --config.model.image_shape=\"{tuple(info.image_shape)}\".")
+  classify = config.get("task", "generate") == "classify"
   train_cfg = config.train
   steps_per_epoch = train_cfg.steps_per_epoch or train_split.num_examples // train_cfg.batch_size
   total_steps = steps_per_epoch * train_cfg.num_epochs
 
   keras.utils.set_random_seed(train_cfg.seed)
   with strategy.scope():
-    model = DrawModel(**config.model)
+    model = (DrawClassifier if classify else DrawModel)(**config.model)
     optimizer = make_optimizer(train_cfg, total_steps)
     model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile)
+    if classify:
+      optimizer.build(model.trainable_variables)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
   checkpoint_dir = os.path.join(workdir, "checkpoints")
   scratch = None if chief else tempfile.mkdtemp(prefix="draw_tf_worker_ckpt_")
@@ -480,10 +524,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
                json.dumps(config_to_dict(config.model)), model.count_params(), steps_per_epoch,
                train_cfg.num_epochs, total_steps)
 
-  noise_shape = (model.num_steps, model.latent_dim) if train_cfg.deterministic_noise else None
-  test_ds = data.eval_dataset(test_split, config.eval.batch_size, noise_shape, config.data.seed)
+  noise_shape = None
+  if train_cfg.deterministic_noise and not classify:
+    noise_shape = (model.num_steps, model.latent_dim)
+  test_ds = data.eval_dataset(test_split, config.eval.batch_size, noise_shape, config.data.seed,
+                              with_labels=classify)
   checkpointer = Checkpointer(manager, train_cfg.checkpoint_every_steps, train_cfg.max_minutes)
-  reporter = Reporter(workdir, config, checkpointer) if chief else None
+  reporter = Reporter(workdir, config, checkpointer, test_split) if chief else None
   all_callbacks = [Throughput(train_cfg.batch_size), checkpointer, *([reporter] if reporter else []),
                    *callbacks]
   for callback in all_callbacks[:3]:
@@ -507,7 +554,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
       train_ds = data.train_dataset(
           train_split, train_cfg.batch_size, config.data.seed,
           dynamic_binarization=config.data.binarization == "dynamic",
-          start_step=start_step, noise_shape=noise_shape)
+          start_step=start_step, noise_shape=noise_shape, with_labels=classify)
       result = model.fit(
           train_ds, initial_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps,
           validation_data=test_ds, validation_freq=config.eval.every_epochs,
