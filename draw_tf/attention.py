@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from draw_tf import filterbank as fb
@@ -218,7 +219,11 @@ class AttentionGlimpse(keras.layers.Layer):
   """A classifier's glimpse: ``gamma * Fy x Fx^T`` of the image alone (eq. 27).
 
   The same filterbank as :class:`AttentionRead`, without the error image (a
-  classifier has no canvas), and it also returns where it looked.
+  classifier has no canvas), and it also returns where it looked. With a zero
+  state the window is the bias of its linear map: centred, the grid spanning
+  the image (stride ``(max(A, B) - 1) / (N - 1)``), and here the filter width
+  starts at half that stride (``log sigma^2`` bias), so the first, coarse
+  glimpse averages the whole image instead of sampling isolated pixels.
 
   Args:
     glimpse_size: grid size ``N``; the glimpse has ``N x N`` pixels per channel.
@@ -241,6 +246,9 @@ class AttentionGlimpse(keras.layers.Layer):
 
   def build(self, images_shape, h_shape=None):
     self.params.build(h_shape)
+    stride = (max(images_shape[1], images_shape[2]) - 1) / max(self.glimpse_size - 1, 1)
+    log_sigma2 = float(np.log(max(stride / 2, 0.5) ** 2))
+    self.params.bias.assign(np.array([0.0, 0.0, log_sigma2, 0.0, 0.0], np.float32))
 
   def compute_output_shape(self, images_shape, h_shape=None):
     return (images_shape[0], self.glimpse_size**2 * images_shape[-1]), (images_shape[0], 4)

@@ -27,9 +27,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from draw_tf import attention
+from draw_tf import visualize
 from draw_tf.model import LSTMCell
 
 _PACKAGE = "draw_tf"
@@ -133,3 +135,25 @@ class DrawClassifier(keras.Model):
     """``(logits [batch, classes], windows [batch, G, 4])`` as NumPy arrays."""
     h, windows = self.read(self._check_images(images))
     return self.head(h).numpy(), windows.numpy()
+
+
+def save_glimpse_gif(model: DrawClassifier, images, path: str):
+  """Writes the glimpse trajectory over ``images`` as a GIF, one frame per glimpse.
+
+  Frame ``t`` shows every image with glimpse ``t``'s ``N x N`` window as a box
+  (centre +- N / 2 * stride); the last frame shows the images alone.
+
+  Args:
+    model: a :class:`DrawClassifier`.
+    images: ``[num, H, W, C]`` in [0, 1].
+    path: output ``.gif`` (written atomically).
+
+  Returns:
+    ``(logits [num, classes], windows [num, G, 4])`` NumPy arrays.
+  """
+  images = np.asarray(images, np.float32)
+  logits, windows = model.glimpse_windows(images)
+  frames = np.repeat(images[:, None], model.num_glimpses, axis=1)
+  visualize.save_drawing_gif(frames, path, windows, write_size=model.glimpse_size, frame_ms=400,
+                             scale=2)
+  return logits, windows

@@ -312,11 +312,18 @@ def _tfds_builder(name: str, data_dir: str):
   return tfds.builder(name, data_dir=data_dir or None)
 
 
-def _tfds_split(builder, split: str) -> Split:
+def _tfds_split(builder, split: str, chunk: int = 10000) -> Split:
+  """Reads a whole TFDS split into memory, ``chunk`` examples at a time.
+
+  (``batch_size=-1`` would read it in one go, but fails on datasets of
+  unknown size, such as ``tfds.testing.mock_data``'s.)
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-  images = ds["image"].astype(np.uint8)
-  labels = ds["label"].astype(np.int64) if "label" in ds else None
+  batches = list(tfds.as_numpy(builder.as_dataset(split=split, batch_size=chunk)))
+  if not batches:
+    raise DataUnavailableError(f"TFDS split {split!r} is empty.")
+  images = np.concatenate([b["image"] for b in batches]).astype(np.uint8)
+  labels = np.concatenate([b["label"] for b in batches]).astype(np.int64) if "label" in batches[0] else None
   binary = images.max() <= 1
   return Split(images, 1 if binary else 255, bool(binary), labels)
 

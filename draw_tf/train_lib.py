@@ -38,7 +38,7 @@ from absl import logging
 
 from draw_tf import data
 from draw_tf import visualize
-from draw_tf.classifier import DrawClassifier
+from draw_tf.classifier import DrawClassifier, save_glimpse_gif
 from draw_tf.errors import ConfigError, TrainingDivergedError, WorkdirConfigMismatchError
 from draw_tf.evaluate import load_model_from_workdir  # noqa: F401  (re-exported)
 from draw_tf.fileio import atomic_path, write_json
@@ -232,26 +232,6 @@ def write_samples(model: DrawModel, samples_dir: str, num_samples: int = 64,
   return {"png": png, "gif": gif, "output": out}
 
 
-def write_glimpses(model: DrawClassifier, images: np.ndarray, labels: np.ndarray, path: str) -> str:
-  """Writes a GIF of the classifier's glimpse windows over ``images``, one frame per glimpse.
-
-  Args:
-    model: a (trained) :class:`DrawClassifier`.
-    images: ``[N, H, W, C]`` in [0, 1].
-    labels: ``[N]`` true labels (logged with the predictions).
-    path: output ``.gif``.
-
-  Returns:
-    ``path``.
-  """
-  logits, windows = model.glimpse_windows(images)
-  logging.info("Glimpse GIF %s: labels %s, predicted %s", path, list(map(int, labels)),
-               list(map(int, logits.argmax(-1))))
-  frames = np.repeat(np.asarray(images)[:, None], model.num_glimpses, axis=1)
-  return visualize.save_drawing_gif(frames, path, windows, write_size=model.glimpse_size,
-                                    frame_ms=400, scale=2)
-
-
 def _drawing_strip(canvases: np.ndarray, max_rows: int = 8, max_cols: int = 16) -> np.ndarray:
   """``[1, rows * H, cols * W, 3]`` uint8: a few samples (rows) over evenly spaced steps."""
   canvases = canvases[:max_rows]
@@ -441,9 +421,9 @@ class Reporter(keras.callbacks.Callback):
     self.last_picture_step = step
     ev = self.config.eval
     if isinstance(self.model, DrawClassifier):
-      n = ev.num_gif_samples
-      write_glimpses(self.model, self.test_split.images[:n] / self.test_split.max_value,
-                     self.test_split.labels[:n], os.path.join(self.workdir, "samples", "glimpses.gif"))
+      split = self.test_split.head(ev.num_gif_samples)
+      save_glimpse_gif(self.model, split.images / split.max_value,
+                  os.path.join(self.workdir, "samples", "glimpses.gif"))
       return
     written = write_samples(self.model, os.path.join(self.workdir, "samples"), ev.num_samples,
                             ev.num_gif_samples, ev.sample_seed, tag=f"step{step:07d}")
