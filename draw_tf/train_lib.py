@@ -48,11 +48,13 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 # Config fields that only steer this invocation; they may change on resume.
 RUN_CONTROL_FIELDS = ("train.max_minutes", "train.verbose")
-# Fields added after runs were written: a config.json without them meant these values.
-FIELDS_ADDED_LATER = {"task": "generate", "model.likelihood": "bernoulli"}
+# Fields added to the configs after workdirs were first written, with the value
+# that computes what older runs computed: a workdir without the field matches it.
+ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli"}
 TASKS = ("generate", "classify")
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 # ----------------------------------------------------------------------------
@@ -88,9 +90,7 @@ def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write
     with open(path) as f:
       old = json.load(f)
     old_flat, new_flat = _flatten(old), _flatten(new)
-    for key, value in FIELDS_ADDED_LATER.items():
-      if key not in old_flat and new_flat.get(key) == value:
-        old_flat[key] = value
+    old_flat = {**{k: v for k, v in ADDED_FIELDS.items() if k in new_flat}, **old_flat}
     diffs = [k for k in sorted(set(old_flat) | set(new_flat))
              if k not in RUN_CONTROL_FIELDS and old_flat.get(k, "<missing>") != new_flat.get(k, "<missing>")]
     if diffs:
@@ -107,9 +107,15 @@ def _check_config(config) -> None:
   data.check_dataset_name(config.data.name)
   if config.get("task", "generate") not in TASKS:
     raise ConfigError(f"Unknown task {config.task!r}; valid: {', '.join(TASKS)}.")
+  if config.get("task") == "classify" and config.train.mixed_precision != "float32":
+    raise ConfigError("train.mixed_precision applies to DrawModel only; the classifier trains in "
+                      "float32 (--config.train.mixed_precision=float32).")
   train = config.train
   if train.strategy not in STRATEGIES:
     raise ConfigError(f"Unknown train.strategy {train.strategy!r}; valid: {', '.join(STRATEGIES)}.")
+  if train.mixed_precision not in PRECISIONS:
+    raise ConfigError(
+        f"Unknown train.mixed_precision {train.mixed_precision!r}; valid: {', '.join(PRECISIONS)}.")
   if train.lr_schedule not in LR_SCHEDULES:
     raise ConfigError(f"Unknown train.lr_schedule {train.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}.")
   for key in ("batch_size", "num_epochs", "checkpoint_every_steps", "log_every_steps"):
@@ -484,7 +490,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
 
   keras.utils.set_random_seed(train_cfg.seed)
   with strategy.scope():
-    model = (DrawClassifier if classify else DrawModel)(**config.model)
+    if classify:
+      model = DrawClassifier(**config.model)
+    else:
+      model = DrawModel(**config.model, dtype=train_cfg.mixed_precision)
     optimizer = make_optimizer(train_cfg, total_steps)
     model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile)
     if classify:
