@@ -202,6 +202,32 @@ def classification_error(model: DrawClassifier, split: data.Split, batch_size: i
           "loss": xent / count, "num_examples": count}
 
 
+def reconstruct(model: DrawModel, images, noise):
+  """The inference network's drawing of ``images``: the canvas and write window after each step.
+
+  Args:
+    model: a :class:`DrawModel`.
+    images: ``[N, H, W, C]`` float32 in [0, 1].
+    noise: ``[N, T, latent_dim]`` the ``eps_t`` of the posterior samples.
+
+  Returns:
+    ``(canvases, windows)`` NumPy arrays: ``sigmoid(c_t)`` ``[N, T, H, W, C]`` and
+    ``[N, T, 4]`` (centre x, centre y, stride, sigma in 0-based pixels).
+  """
+  @tf.function
+  def run(images, noise):
+    state = model.cell.initial_state(tf.shape(images)[0])
+    canvases, windows = [], []
+    for t in range(model.num_steps):
+      (_, _, window), state = model.cell(images, noise[:, t], state)
+      canvases.append(tf.sigmoid(state.canvas))
+      windows.append(tf.cast(window, tf.float32))
+    return tf.stack(canvases, 1), tf.stack(windows, 1)
+
+  canvases, windows = run(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(noise, tf.float32))
+  return canvases.numpy(), windows.numpy()
+
+
 def write_glimpse_gif(workdir: str, out: str, num: int = 16, split: str = "test") -> dict:
   """Writes a GIF of a classifier workdir's glimpses over the first ``num`` images of a split.
 
