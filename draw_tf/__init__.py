@@ -6,17 +6,20 @@ Public API::
     model = DrawModel(image_shape=(28, 28, 1), num_steps=64)
 
 The maths is in :mod:`draw_tf.filterbank`, the layers in :mod:`draw_tf.attention`,
-the model in :mod:`draw_tf.model` and the loss terms in :mod:`draw_tf.losses`. Training
+the model in :mod:`draw_tf.model`, the attention classifier in :mod:`draw_tf.classifier`
+and the loss terms in :mod:`draw_tf.losses`. Training
 and evaluation from configs: :mod:`draw_tf.data`, :mod:`draw_tf.train_lib`,
 :mod:`draw_tf.evaluate` and the ``draw-train`` / ``draw-eval`` binaries.
 """
 
-from draw_tf.attention import AttentionRead, AttentionWrite, FullRead, FullWrite
+from draw_tf.attention import AttentionGlimpse, AttentionRead, AttentionWrite, FullRead, FullWrite
+from draw_tf.classifier import DrawClassifier
 from draw_tf.model import DrawCell, DrawModel, GenerateOutput, LSTMCell
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttentionRead", "AttentionWrite", "DrawCell", "DrawModel", "FullRead", "FullWrite",
+    "AttentionGlimpse", "AttentionRead", "AttentionWrite", "DrawCell", "DrawClassifier", "DrawModel",
+    "FullRead", "FullWrite",
     "GenerateOutput", "LSTMCell", "__version__",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from draw_tf import filterbank as fb
@@ -213,3 +214,54 @@ class FullWrite(keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "image_shape": list(self.image_shape),
             "write_size": self.write_size}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AttentionGlimpse(keras.layers.Layer):
+  """A classifier's glimpse: ``gamma * Fy x Fx^T`` of the image alone (eq. 27).
+
+  The same filterbank as :class:`AttentionRead`, without the error image (a
+  classifier has no canvas), and it also returns where it looked. With a zero
+  state the window is the bias of its linear map: centred, the grid spanning
+  the image (stride ``(max(A, B) - 1) / (N - 1)``), and here the filter width
+  starts at half that stride (``log sigma^2`` bias), so the first, coarse
+  glimpse averages the whole image instead of sampling isolated pixels.
+
+  Args:
+    glimpse_size: grid size ``N``; the glimpse has ``N x N`` pixels per channel.
+
+  Call args:
+    images: ``[batch, height, width, channels]``.
+    h: ``[batch, units]`` the state that places the window (the previous one).
+
+  Returns:
+    ``(glimpse, window)``: ``[batch, N * N * channels]`` and ``[batch, 4]``
+    (see :func:`window_from_params`).
+  """
+
+  def __init__(self, glimpse_size: int = 12, **kwargs):
+    super().__init__(**kwargs)
+    if int(glimpse_size) < 1:
+      raise ValueError(f"glimpse_size must be >= 1, got {glimpse_size}.")
+    self.glimpse_size = int(glimpse_size)
+    self.params = keras.layers.Dense(5, name="window_params")
+
+  def build(self, images_shape, h_shape=None):
+    self.params.build(h_shape)
+    stride = (max(images_shape[1], images_shape[2]) - 1) / max(self.glimpse_size - 1, 1)
+    log_sigma2 = float(np.log(max(stride / 2, 0.5) ** 2))
+    self.params.bias.assign(np.array([0.0, 0.0, log_sigma2, 0.0, 0.0], np.float32))
+
+  def compute_output_shape(self, images_shape, h_shape=None):
+    return (images_shape[0], self.glimpse_size**2 * images_shape[-1]), (images_shape[0], 4)
+
+  def call(self, images, h):
+    _, height, width, channels = images.shape
+    n = self.glimpse_size
+    gx, gy, sigma2, delta, gamma = fb.attention_params(self.params(h), n, height, width)
+    fx, fy = fb.filterbank(gx, gy, sigma2, delta, n, height, width)
+    glimpse = fb.read_glimpse(images, fx, fy, gamma)  # [batch, n, n, C]
+    return tf.reshape(glimpse, [-1, n * n * channels]), window_from_params(gx, gy, delta, sigma2)
+
+  def get_config(self):
+    return {**super().get_config(), "glimpse_size": self.glimpse_size}

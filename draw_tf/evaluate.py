@@ -16,6 +16,12 @@ training workdir, runs over every example of a split and writes
   tighten it.
 
 The noise is drawn from ``(seed, batch index)``, so an evaluation is repeatable.
+With ``config.model.likelihood = "discretized_logistic"`` (8-bit images) the
+bounds are also given in bits per dimension (``bits_per_dim``,
+``iw_bits_per_dim``): nats / (H * W * C * ln 2).
+
+A classifier workdir (``config.task = "classify"``) gets ``test_error_percent``,
+``accuracy`` and ``loss`` (mean cross-entropy, nats) instead.
 
 Example::
 
@@ -39,6 +45,7 @@ from draw_tf import data
 from draw_tf import losses
 from draw_tf.errors import NoCheckpointError
 from draw_tf.fileio import write_json
+from draw_tf.classifier import DrawClassifier, save_glimpse_gif
 from draw_tf.model import DrawModel
 
 tfd = tfp.distributions
@@ -76,21 +83,27 @@ def latest_checkpoint(workdir: str) -> str:
   return path
 
 
-def load_model_from_workdir(workdir: str) -> DrawModel:
+def is_classifier(config) -> bool:
+  """Whether a resolved config trains a :class:`DrawClassifier` (``task = "classify"``)."""
+  return config.get("task", "generate") == "classify"
+
+
+def load_model_from_workdir(workdir: str):
   """Builds the model of a training workdir and restores its latest checkpoint.
 
   Args:
     workdir: a folder written by ``draw-train`` / ``train_and_evaluate``.
 
   Returns:
-    The :class:`DrawModel` with the latest checkpoint's weights (not compiled).
+    The :class:`DrawModel` (or, for ``task = "classify"``, the
+    :class:`DrawClassifier`) with the latest checkpoint's weights (not compiled).
 
   Raises:
     NoCheckpointError: no ``config.json`` or no checkpoint in ``workdir``.
   """
   config = load_config(workdir)
   path = latest_checkpoint(workdir)
-  model = DrawModel(**config.model)
+  model = (DrawClassifier if is_classifier(config) else DrawModel)(**config.model)
   tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
   return model
 
@@ -109,7 +122,7 @@ def iw_log_weights(model: DrawModel, images, noise):
     and the ELBO's ``L_x`` and analytic ``L_z``.
   """
   out = model.unroll(images, noise)
-  recon = losses.bernoulli_nll(images, out["logits"])  # -log p(x|z)
+  recon = model.reconstruction_nll(images, out["logits"])  # -log p(x|z)
   q = losses.posterior(out["mu"], out["log_sd"])
   z = q.loc + q.scale * noise
   prior = tfd.Normal(loc=tf.constant(0.0), scale=tf.constant(1.0))
@@ -163,7 +176,82 @@ def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, bat
   result = {"nll_bound": recon + kl, "recon": recon, "kl": kl, "num_examples": count}
   if k > 1:
     result.update(iw_bound=iw, iw_samples=k)
+  if getattr(model, "likelihood", "bernoulli") == "discretized_logistic":
+    dims = int(np.prod(model.image_shape))
+    result["bits_per_dim"] = losses.bits_per_dim(result["nll_bound"], dims)
+    if k > 1:
+      result["iw_bits_per_dim"] = losses.bits_per_dim(iw, dims)
   return result
+
+
+def classification_error(model: DrawClassifier, split: data.Split, batch_size: int = 500) -> dict:
+  """Test error of a classifier over every example of ``split``.
+
+  Returns:
+    dict with ``test_error_percent`` (100 * wrong / N), ``accuracy``,
+    ``loss`` (mean cross-entropy in nats) and ``num_examples``.
+  """
+  predict = tf.function(lambda x: model(x), reduce_retracing=True)
+  wrong, xent, count = 0, 0.0, 0
+  for images, labels in data.eval_dataset(split, batch_size, with_labels=True):
+    logits = predict(images)
+    wrong += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1) != labels, tf.int32)))
+    xent += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)))
+    count += int(images.shape[0])
+  return {"test_error_percent": 100.0 * wrong / count, "accuracy": 1.0 - wrong / count,
+          "loss": xent / count, "num_examples": count}
+
+
+def reconstruct(model: DrawModel, images, noise):
+  """The inference network's drawing of ``images``: the canvas and write window after each step.
+
+  Args:
+    model: a :class:`DrawModel`.
+    images: ``[N, H, W, C]`` float32 in [0, 1].
+    noise: ``[N, T, latent_dim]`` the ``eps_t`` of the posterior samples.
+
+  Returns:
+    ``(canvases, windows)`` NumPy arrays: ``sigmoid(c_t)`` ``[N, T, H, W, C]`` and
+    ``[N, T, 4]`` (centre x, centre y, stride, sigma in 0-based pixels).
+  """
+  @tf.function
+  def run(images, noise):
+    state = model.cell.initial_state(tf.shape(images)[0])
+    canvases, windows = [], []
+    for t in range(model.num_steps):
+      (_, _, window), state = model.cell(images, noise[:, t], state)
+      canvases.append(tf.sigmoid(state.canvas))
+      windows.append(tf.cast(window, tf.float32))
+    return tf.stack(canvases, 1), tf.stack(windows, 1)
+
+  canvases, windows = run(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(noise, tf.float32))
+  return canvases.numpy(), windows.numpy()
+
+
+def write_glimpse_gif(workdir: str, out: str, num: int = 16, split: str = "test") -> dict:
+  """Writes a GIF of a classifier workdir's glimpses over the first ``num`` images of a split.
+
+  Each frame shows the images with that glimpse's ``N x N`` window drawn as
+  a box (centre +- N / 2 * stride); the last frame shows the images alone.
+
+  Returns:
+    dict with ``labels``, ``predictions`` (lists of ints) and ``windows``
+    (``[num, G, 4]`` NumPy array).
+
+  Raises:
+    NoCheckpointError: not a training workdir, or no checkpoint.
+    ValueError: the workdir holds a DRAW generator, not a classifier.
+  """
+  config = load_config(workdir)
+  if not is_classifier(config):
+    raise ValueError(f"{workdir} holds a DRAW generator; glimpse pictures need a classifier workdir "
+                     "(config.task = 'classify').")
+  model = load_model_from_workdir(workdir)
+  train, test, _ = data.load_splits(config.data)
+  chosen = (test if split == "test" else train).head(num)
+  logits, windows = save_glimpse_gif(model, chosen.images / chosen.max_value, out)
+  return {"labels": [int(v) for v in chosen.labels], "predictions": [int(v) for v in logits.argmax(-1)],
+          "windows": windows}
 
 
 def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", batch_size: int | None = None,
@@ -195,8 +283,13 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
   train, test, info = data.load_splits(config.data)
   chosen = test if split == "test" else (
       data.binarize_once(train, seed=config.data.seed + 2) if config.data.binarization == "dynamic" else train)
-  result = evaluate_split(model, chosen, iw_samples, batch_size or config.eval.batch_size, seed,
-                          jit_compile=config.train.jit_compile)
+  if is_classifier(config):
+    result = classification_error(model, chosen, batch_size or config.eval.batch_size)
+    if split == "train":
+      result["train_error_percent"] = result.pop("test_error_percent")
+  else:
+    result = evaluate_split(model, chosen, iw_samples, batch_size or config.eval.batch_size, seed,
+                            jit_compile=config.train.jit_compile)
   step = int(os.path.basename(checkpoint).rsplit("-", 1)[-1])
   result.update(split=split, step=step, checkpoint=checkpoint, dataset=info.name, data_source=info.source,
                 binarization=info.binarization, seed=seed, seconds=round(time.time() - start, 1))

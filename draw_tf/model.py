@@ -269,6 +269,10 @@ class DrawModel(keras.Model):
     write_size: write grid ``N`` (with ``write_attention``).
     read_attention: Gaussian attention read if true, else whole-image read.
     write_attention: Gaussian attention write if true, else whole-canvas write.
+    likelihood: ``p(x | c_T)``: ``bernoulli`` (logits ``c_T``; the paper's
+      choice, its cross-entropy for grey levels) or ``discretized_logistic``
+      (8-bit images: 256 levels, location ``sigmoid(c_T)`` and a learned
+      per-pixel, per-channel log scale; see :mod:`draw_tf.losses`).
     dtype: Keras dtype policy, e.g. ``"mixed_bfloat16"`` (CPUs with bf16
       instructions) or ``"mixed_float16"`` (GPUs; ``compile`` then adds loss
       scaling). It sets the precision of the LSTM matmuls only; weights, losses
@@ -294,9 +298,12 @@ class DrawModel(keras.Model):
   def __init__(self, image_shape: Sequence[int] = (28, 28, 1), num_steps: int = 64,
                latent_dim: int = 100, encoder_units: int = 256, decoder_units: int = 256,
                read_size: int = 2, write_size: int = 5, read_attention: bool = True,
-               write_attention: bool = True, **kwargs):
+               write_attention: bool = True, likelihood: str = "bernoulli", **kwargs):
     kwargs.setdefault("autocast", False)  # images and noise stay float32
     super().__init__(**kwargs)
+    if likelihood not in losses.LIKELIHOODS:
+      raise ValueError(f"Unknown likelihood {likelihood!r}; valid: {', '.join(losses.LIKELIHOODS)}.")
+    self.likelihood = likelihood
     image_shape = tuple(int(d) for d in image_shape)
     if len(image_shape) != 3 or min(image_shape) < 1:
       raise ValueError(
@@ -316,6 +323,12 @@ class DrawModel(keras.Model):
         read_attention=read_attention, write_attention=write_attention, name="draw_cell",
         dtype=self.dtype_policy)
     self.cell.build()
+    self.pixel_log_scale = None
+    if likelihood == "discretized_logistic":
+      # log s per pixel and channel, starting at s = 1/32 (about 8 intensity levels).
+      self.pixel_log_scale = self.add_weight(
+          name="pixel_log_scale", shape=image_shape,
+          initializer=keras.initializers.Constant(-np.log(32.0)))
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.nll_tracker = keras.metrics.Mean(name="nll_bound")
     self.recon_tracker = keras.metrics.Mean(name="recon")
@@ -334,7 +347,7 @@ class DrawModel(keras.Model):
             "latent_dim": self.latent_dim, "encoder_units": c.encoder_units,
             "decoder_units": c.decoder_units, "read_size": c.read_size,
             "write_size": c.write_size, "read_attention": c.read_attention,
-            "write_attention": c.write_attention}
+            "write_attention": c.write_attention, "likelihood": self.likelihood}
 
   @classmethod
   def from_config(cls, config):
@@ -467,9 +480,15 @@ class DrawModel(keras.Model):
       noise: ``[batch, T, latent_dim]``.
     """
     out = self.unroll(images, noise)
-    recon = losses.bernoulli_nll(images, out["logits"])
+    recon = self.reconstruction_nll(images, out["logits"])
     kl = losses.latent_kl(out["mu"], out["log_sd"])
     return recon, kl
+
+  def reconstruction_nll(self, images, logits):
+    """``L_x = -log p(x | c_T)`` per example (eq. 9) under ``self.likelihood``; ``[batch]``."""
+    if self.likelihood == "discretized_logistic":
+      return losses.discretized_logistic_nll(images, tf.sigmoid(logits), self.pixel_log_scale)
+    return losses.bernoulli_nll(images, logits)
 
   # ----------------------------------------------------------------- keras steps
   def _prepare(self, data):

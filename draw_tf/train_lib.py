@@ -38,6 +38,7 @@ from absl import logging
 
 from draw_tf import data
 from draw_tf import visualize
+from draw_tf.classifier import DrawClassifier, save_glimpse_gif
 from draw_tf.errors import ConfigError, TrainingDivergedError, WorkdirConfigMismatchError
 from draw_tf.evaluate import load_model_from_workdir  # noqa: F401  (re-exported)
 from draw_tf.fileio import atomic_path, write_json
@@ -49,7 +50,8 @@ METRICS_FILE = "metrics.jsonl"
 RUN_CONTROL_FIELDS = ("train.max_minutes", "train.verbose")
 # Fields added to the configs after workdirs were first written, with the value
 # that computes what older runs computed: a workdir without the field matches it.
-ADDED_FIELDS = {"train.mixed_precision": "float32"}
+ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli"}
+TASKS = ("generate", "classify")
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -103,6 +105,11 @@ def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write
 
 def _check_config(config) -> None:
   data.check_dataset_name(config.data.name)
+  if config.get("task", "generate") not in TASKS:
+    raise ConfigError(f"Unknown task {config.task!r}; valid: {', '.join(TASKS)}.")
+  if config.get("task") == "classify" and config.train.mixed_precision != "float32":
+    raise ConfigError("train.mixed_precision applies to DrawModel only; the classifier trains in "
+                      "float32 (--config.train.mixed_precision=float32).")
   train = config.train
   if train.strategy not in STRATEGIES:
     raise ConfigError(f"Unknown train.strategy {train.strategy!r}; valid: {', '.join(STRATEGIES)}.")
@@ -345,11 +352,12 @@ class Reporter(keras.callbacks.Callback):
   scalars come from the epoch's evaluation on the test split.
   """
 
-  def __init__(self, workdir: str, config, checkpointer: Checkpointer):
+  def __init__(self, workdir: str, config, checkpointer: Checkpointer, test_split=None):
     super().__init__()
     self.workdir = workdir
     self.config = config
     self.checkpointer = checkpointer
+    self.test_split = test_split  # classifier: images for the glimpse GIF
     tb = os.path.join(workdir, "tensorboard")
     self.train_writer = tf.summary.create_file_writer(os.path.join(tb, "train"))
     self.test_writer = tf.summary.create_file_writer(os.path.join(tb, "test"))
@@ -393,14 +401,20 @@ class Reporter(keras.callbacks.Callback):
     step = self.step
     test = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
     train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+    if "accuracy" in test:
+      test["error_percent"] = 100.0 * (1.0 - test["accuracy"])
     if test:
       with self.test_writer.as_default(step=step):
         for key, value in test.items():
           tf.summary.scalar(key, value)
         tf.summary.scalar("epoch", epoch)
-      logging.info("Step %d (epoch %d): test nll_bound %.2f nats (recon %.2f, kl %.2f)", step, epoch,
-                   test.get("nll_bound", float("nan")), test.get("recon", float("nan")),
-                   test.get("kl", float("nan")))
+      if "error_percent" in test:
+        logging.info("Step %d (epoch %d): test error %.2f %% (loss %.4f)", step, epoch,
+                     test["error_percent"], test.get("loss", float("nan")))
+      else:
+        logging.info("Step %d (epoch %d): test nll_bound %.2f nats (recon %.2f, kl %.2f)", step, epoch,
+                     test.get("nll_bound", float("nan")), test.get("recon", float("nan")),
+                     test.get("kl", float("nan")))
     line = {"epoch": epoch, "step": step, "minutes": round((time.time() - self.start_time) / 60, 3),
             "learning_rate": self.learning_rate(), "time": round(time.time(), 1),
             **{f"train_{k}": v for k, v in train.items()}, **{f"test_{k}": v for k, v in test.items()}}
@@ -412,6 +426,11 @@ class Reporter(keras.callbacks.Callback):
   def pictures(self, step):
     self.last_picture_step = step
     ev = self.config.eval
+    if isinstance(self.model, DrawClassifier):
+      split = self.test_split.head(ev.num_gif_samples)
+      save_glimpse_gif(self.model, split.images / split.max_value,
+                  os.path.join(self.workdir, "samples", "glimpses.gif"))
+      return
     written = write_samples(self.model, os.path.join(self.workdir, "samples"), ev.num_samples,
                             ev.num_gif_samples, ev.sample_seed, tag=f"step{step:07d}")
     out = written["output"]
@@ -464,15 +483,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     raise ConfigError(
         f"Dataset {info.name!r} has images of shape {info.image_shape}, but config.model.image_shape is "
         f"{tuple(config.model.image_shape)}; pass --config.model.image_shape=\"{tuple(info.image_shape)}\".")
+  classify = config.get("task", "generate") == "classify"
   train_cfg = config.train
   steps_per_epoch = train_cfg.steps_per_epoch or train_split.num_examples // train_cfg.batch_size
   total_steps = steps_per_epoch * train_cfg.num_epochs
 
   keras.utils.set_random_seed(train_cfg.seed)
   with strategy.scope():
-    model = DrawModel(**config.model, dtype=train_cfg.mixed_precision)
+    if classify:
+      model = DrawClassifier(**config.model)
+    else:
+      model = DrawModel(**config.model, dtype=train_cfg.mixed_precision)
     optimizer = make_optimizer(train_cfg, total_steps)
     model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile)
+    if classify:
+      optimizer.build(model.trainable_variables)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
   checkpoint_dir = os.path.join(workdir, "checkpoints")
   scratch = None if chief else tempfile.mkdtemp(prefix="draw_tf_worker_ckpt_")
@@ -488,10 +513,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
                json.dumps(config_to_dict(config.model)), model.count_params(), steps_per_epoch,
                train_cfg.num_epochs, total_steps)
 
-  noise_shape = (model.num_steps, model.latent_dim) if train_cfg.deterministic_noise else None
-  test_ds = data.eval_dataset(test_split, config.eval.batch_size, noise_shape, config.data.seed)
+  noise_shape = None
+  if train_cfg.deterministic_noise and not classify:
+    noise_shape = (model.num_steps, model.latent_dim)
+  test_ds = data.eval_dataset(test_split, config.eval.batch_size, noise_shape, config.data.seed,
+                              with_labels=classify)
   checkpointer = Checkpointer(manager, train_cfg.checkpoint_every_steps, train_cfg.max_minutes)
-  reporter = Reporter(workdir, config, checkpointer) if chief else None
+  reporter = Reporter(workdir, config, checkpointer, test_split) if chief else None
   all_callbacks = [Throughput(train_cfg.batch_size), checkpointer, *([reporter] if reporter else []),
                    *callbacks]
   for callback in all_callbacks[:3]:
@@ -515,7 +543,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
       train_ds = data.train_dataset(
           train_split, train_cfg.batch_size, config.data.seed,
           dynamic_binarization=config.data.binarization == "dynamic",
-          start_step=start_step, noise_shape=noise_shape)
+          start_step=start_step, noise_shape=noise_shape, with_labels=classify)
       result = model.fit(
           train_ds, initial_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps,
           validation_data=test_ds, validation_freq=config.eval.every_epochs,

