@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -70,6 +71,14 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json())
 
 
+def _model_defaults() -> dict:
+  """``model.KEY -> default`` for the research-variant switches of :class:`DrawModel`."""
+  params = inspect.signature(DrawModel.__init__).parameters
+  return {f"model.{k}": json.loads(json.dumps(params[k].default))
+          for k in ("encoder_sees_decoder", "read_inputs", "read_features", "conv_concat_image",
+                    "conv_filters", "encoder", "prior", "beta")}
+
+
 def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> None:
   """Writes ``workdir/config.json``, or checks it equals ``config`` on resume.
 
@@ -84,6 +93,9 @@ def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write
     with open(path) as f:
       old = json.load(f)
     old_flat, new_flat = _flatten(old), _flatten(new)
+    # A run written before a model switch existed used that switch's default.
+    for key, value in _model_defaults().items():
+      old_flat.setdefault(key, value)
     diffs = [k for k in sorted(set(old_flat) | set(new_flat))
              if k not in RUN_CONTROL_FIELDS and old_flat.get(k, "<missing>") != new_flat.get(k, "<missing>")]
     if diffs:
