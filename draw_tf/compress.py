@@ -105,7 +105,8 @@ def _check_steps(model, num_steps: int) -> int:
   return k
 
 
-def encode(model, images, num_steps: int, quant_step: float = 0.5, batch_size: int = 500) -> dict:
+def encode(model, images, num_steps: int, quant_step: float = 0.5, batch_size: int = 500,
+           run_eagerly: bool = False) -> dict:
   """Codes of the first ``num_steps`` posterior means, quantised in the prior's units.
 
   Args:
@@ -114,6 +115,7 @@ def encode(model, images, num_steps: int, quant_step: float = 0.5, batch_size: i
     num_steps: ``K``, steps kept (1..T).
     quant_step: bin width in units of the prior's standard deviation.
     batch_size: images per forward pass.
+    run_eagerly: skip ``tf.function`` (faster for a few tiny images, e.g. tests).
 
   Returns:
     dict with ``codes`` int32 ``[N, K, latent_dim]`` and ``bits`` float32
@@ -124,7 +126,6 @@ def encode(model, images, num_steps: int, quant_step: float = 0.5, batch_size: i
     raise ConfigError(f"quant_step must be positive, got {quant_step}.")
   cell = model.cell
 
-  @tf.function(reduce_retracing=True)
   def encode_batch(x):
     def body(t, state, codes):
       mu, _, _, _, h_enc, c_enc = cell.infer(x, state)
@@ -143,13 +144,16 @@ def encode(model, images, num_steps: int, quant_step: float = 0.5, batch_size: i
     codes = tf.transpose(codes.stack(), [1, 0, 2])
     return tf.cast(codes, tf.int32), tf.reduce_sum(code_bits(codes, quant_step), axis=[1, 2])
 
+  if not run_eagerly:
+    encode_batch = tf.function(encode_batch, reduce_retracing=True)
   images = model._check_images(images)  # pylint: disable=protected-access
   out = [encode_batch(images[i:i + batch_size]) for i in range(0, int(images.shape[0]), batch_size)]
   return {"codes": np.concatenate([o[0].numpy() for o in out]),
           "bits": np.concatenate([o[1].numpy() for o in out])}
 
 
-def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int = 500) -> np.ndarray:
+def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int = 500,
+           run_eagerly: bool = False) -> np.ndarray:
   """Reconstructions from codes: ``K`` coded steps, then ``T - K`` steps sampled from the prior.
 
   Args:
@@ -158,6 +162,7 @@ def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int
     quant_step: the bin width used to encode.
     seed: seed of the prior samples of steps ``K + 1..T``.
     batch_size: images per pass.
+    run_eagerly: skip ``tf.function`` (faster for a few tiny images, e.g. tests).
 
   Returns:
     ``[N, H, W, C]`` float32 ``sigmoid(c_T)``.
@@ -169,7 +174,6 @@ def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int
   cell = model.cell
   steps = model.num_steps
 
-  @tf.function(reduce_retracing=True)
   def decode_batch(k, index):
     n = tf.shape(k)[0]
     state = cell.initial_state(n)
@@ -188,6 +192,8 @@ def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int
                                     maximum_iterations=steps)
     return tf.sigmoid(canvas)
 
+  if not run_eagerly:
+    decode_batch = tf.function(decode_batch, reduce_retracing=True)
   out = [decode_batch(tf.constant(codes[i:i + batch_size]), tf.constant(i // batch_size, tf.int64))
          for i in range(0, codes.shape[0], batch_size)]
   return np.concatenate([o.numpy() for o in out])
