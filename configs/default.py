@@ -102,6 +102,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.strategy = "auto"
   # Compile the forward pass and gradient with XLA.
   config.train.jit_compile = False
+  # Precision of the LSTM matmuls: float32, mixed_bfloat16 (CPUs with AVX-512 bf16 / AMX)
+  # or mixed_float16 (GPUs, with loss scaling). Weights, losses and attention stay float32.
+  config.train.mixed_precision = "float32"
   # Draw eps_t in the input pipeline from (seed, step): reproducible and resumable runs, same under any strategy.
   config.train.deterministic_noise = True
   # Save a checkpoint every this many steps (and at the end of each epoch).

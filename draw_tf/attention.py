@@ -95,13 +95,19 @@ class AttentionRead(keras.layers.Layer):
         self.params(h_dec), n, height, width)
     fx, fy = fb.filterbank(gx, gy, sigma2, delta, n, height, width)
     if error_images is None:  # one input (error image only, or feature maps)
-      return tf.reshape(fb.read_glimpse(images, fx, fy, gamma), [-1, n * n * channels])
-    # One read for both inputs: stack them along channels.
-    both = tf.concat([images, error_images], axis=-1)
-    glimpse = fb.read_glimpse(both, fx, fy, gamma)  # [batch, n, n, 2C]
-    # Order the output as [glimpse(x), glimpse(x_hat)], each flattened.
-    glimpse = tf.transpose(
-        tf.reshape(glimpse, [-1, n, n, 2, channels]), [0, 3, 1, 2, 4])
+      glimpse = fb.read_channels_first(fb.channels_first(images), fx, fy)  # [batch, C, n, n]
+      glimpse = glimpse * tf.reshape(gamma, [-1, 1, 1, 1])
+      if channels > 1:  # flatten as (j, i, c)
+        glimpse = tf.transpose(glimpse, [0, 2, 3, 1])
+      return tf.reshape(glimpse, [-1, n * n * channels])
+    # One read for both inputs, stacked channels-first: [batch, 2C, H, W].
+    both = tf.concat([fb.channels_first(images), fb.channels_first(error_images)], axis=1)
+    glimpse = fb.read_channels_first(both, fx, fy)  # [batch, 2C, n, n]
+    glimpse = glimpse * tf.reshape(gamma, [-1, 1, 1, 1])
+    # Order the output as [glimpse(x), glimpse(x_hat)], each flattened as (j, i, c).
+    glimpse = tf.reshape(glimpse, [-1, 2, channels, n, n])
+    if channels > 1:
+      glimpse = tf.transpose(glimpse, [0, 1, 3, 4, 2])
     return tf.reshape(glimpse, [-1, 2 * n * n * channels])
 
   def get_config(self):

@@ -111,6 +111,45 @@ def filterbank(gx, gy, sigma2, delta, n: int, height: int, width: int):
   return fx, fy
 
 
+def channels_first(images: tf.Tensor) -> tf.Tensor:
+  """``[batch, h, w, c]`` -> ``[batch, c, h, w]`` (a free reshape when ``c`` is 1)."""
+  if images.shape[-1] == 1:
+    return images[..., 0][:, tf.newaxis]
+  return tf.transpose(images, [0, 3, 1, 2])
+
+
+def channels_last(images: tf.Tensor) -> tf.Tensor:
+  """``[batch, c, h, w]`` -> ``[batch, h, w, c]`` (a free reshape when ``c`` is 1)."""
+  if images.shape[1] == 1:
+    return images[:, 0][..., tf.newaxis]
+  return tf.transpose(images, [0, 2, 3, 1])
+
+
+def read_channels_first(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor) -> tf.Tensor:
+  """``Fy x Fx^T`` for each channel of channels-first images (eq. 27 without gamma).
+
+  Two batched matmuls over ``[batch, channels * height, width]``, the layout in
+  which neither product needs a transpose (TF's ``einsum`` on channels-last
+  images transposes the image, which inside the ``T``-step loop cost about as
+  much as the LSTM step's elementwise work).
+
+  Args:
+    images: ``[batch, channels, height, width]``.
+    fx: ``[batch, n, width]``.
+    fy: ``[batch, n, height]``.
+
+  Returns:
+    ``[batch, channels, n, n]``; element ``[b, c, j, i]`` is filter row ``j``
+    (vertical) and column ``i`` (horizontal).
+  """
+  _, channels, height, width = images.shape
+  n = fx.shape[1]
+  cols = tf.matmul(tf.reshape(images, [-1, channels * height, width]), fx,
+                   transpose_b=True)  # [batch, channels * height, n]
+  cols = tf.reshape(cols, [-1, channels, height, n])
+  return tf.matmul(fy[:, tf.newaxis], cols)  # [batch, channels, n, n]
+
+
 def read_glimpse(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tensor) -> tf.Tensor:
   """Extracts an ``n x n`` glimpse: ``gamma * Fy x Fx^T`` per channel (eq. 27).
 
@@ -124,9 +163,7 @@ def read_glimpse(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tens
     ``[batch, n, n, channels]``; element ``[b, j, i, c]`` is filter row ``j``
     (vertical) and column ``i`` (horizontal).
   """
-  # Contract the width first (it is the axis of the image stored contiguously).
-  cols = tf.einsum("bhwc,biw->bhic", images, fx)  # [batch, height, n, channels]
-  glimpse = tf.einsum("bjh,bhic->bjic", fy, cols)  # [batch, n, n, channels]
+  glimpse = channels_last(read_channels_first(channels_first(images), fx, fy))
   return glimpse * tf.reshape(gamma, [-1, 1, 1, 1])
 
 
@@ -146,5 +183,10 @@ def write_patch(patch: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tensor
   """
   # The map is linear, so scale the small patch rather than the whole canvas.
   patch = patch * tf.reshape(tf.math.reciprocal(gamma), [-1, 1, 1, 1])
-  rows = tf.einsum("bjic,biw->bjwc", patch, fx)  # [batch, n, width, channels]
-  return tf.einsum("bjh,bjwc->bhwc", fy, rows)  # [batch, height, width, channels]
+  _, n, _, channels = patch.shape
+  width = fx.shape[-1]
+  # Channels-first matmuls, as in read_channels_first.
+  rows = tf.matmul(tf.reshape(channels_first(patch), [-1, channels * n, n]), fx)
+  rows = tf.reshape(rows, [-1, channels, n, width])  # [batch, channels, n, width]
+  canvas = tf.matmul(fy[:, tf.newaxis], rows, transpose_a=True)  # [batch, channels, height, width]
+  return channels_last(canvas)

@@ -67,18 +67,26 @@ class LSTMCell(keras.layers.Layer):
   the Keras gate order. The input rows of the kernel are Glorot-uniform, the
   recurrent rows orthogonal, and the forget-gate bias starts at 1.
 
+  Under a mixed-precision dtype policy (``mixed_bfloat16``, ``mixed_float16``)
+  only the gate matmul runs in the policy's compute dtype; the gate
+  nonlinearities and the states ``h`` and ``c`` stay float32, so the
+  recurrence accumulates in full precision over the ``T`` steps.
+
   Args:
     units: state size.
 
   Call args:
-    inputs: ``[batch, input_dim]``.
-    states: ``(h, c)``, each ``[batch, units]``.
+    inputs: ``[batch, input_dim]`` (any float dtype).
+    states: ``(h, c)``, each ``[batch, units]`` float32.
 
   Returns:
-    ``(h, (h, c))`` with the new states.
+    ``(h, (h, c))`` with the new states, float32.
   """
 
   def __init__(self, units: int, **kwargs):
+    # Inputs and states are cast here, not by Keras's autocast (which would
+    # also cast the float32 states to the compute dtype).
+    kwargs.setdefault("autocast", False)
     super().__init__(**kwargs)
     self.units = int(units)
     self.input_dim = None
@@ -106,7 +114,10 @@ class LSTMCell(keras.layers.Layer):
 
   def call(self, inputs, states):
     h, c = states
-    gates = tf.matmul(tf.concat([inputs, h], axis=-1), self.kernel) + self.bias
+    dtype = self.compute_dtype
+    x = tf.concat([tf.cast(inputs, dtype), tf.cast(h, dtype)], axis=-1)
+    gates = tf.matmul(x, tf.cast(self.kernel, dtype))
+    gates = tf.cast(gates, tf.float32) + tf.cast(self.bias, tf.float32)
     i, f, g, o = tf.split(gates, 4, axis=-1)
     c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
     h = tf.sigmoid(o) * tf.tanh(c)
@@ -235,7 +246,10 @@ class GenerateOutput(NamedTuple):
 class DrawCell(keras.layers.Layer):
   """One DRAW step (paper eqs. 3-8): read, encode, sample, decode, write.
 
-  Args: as :class:`DrawModel` (without ``num_steps`` and ``beta``).
+  Args: as :class:`DrawModel` (without ``num_steps`` and ``beta``). A mixed-precision
+  ``dtype`` policy applies to the two LSTM matmuls only (about 93% of the
+  FLOPs); reads, writes, the posterior head, the variants' convolutions and
+  prior head, and the canvas stay float32.
 
   Call args:
     images: ``[batch, H, W, C]`` in [0, 1].
@@ -254,6 +268,7 @@ class DrawCell(keras.layers.Layer):
                write_attention=True, encoder_sees_decoder=True, read_inputs="image_and_error",
                read_features="pixels", conv_concat_image=True, conv_filters=8, encoder="lstm",
                prior="standard", **kwargs):
+    kwargs.setdefault("autocast", False)  # inputs and states are float32
     super().__init__(**kwargs)
     self.image_shape = tuple(int(d) for d in image_shape)
     self.latent_dim = int(latent_dim)
@@ -272,27 +287,32 @@ class DrawCell(keras.layers.Layer):
       raise ConfigError(f"conv_filters must be a positive integer, got {conv_filters!r}.")
     self.encoder_kind = _check_choice("encoder", encoder, ENCODERS)
     self.prior = _check_choice("prior", prior, PRIORS)
+    # Filterbanks, posterior and canvas need float32 (exp, 1/gamma, variances
+    # that span 1e-4..1e2); only the LSTMs follow a mixed-precision policy.
+    full = "float32"
     if self.read_attention:
-      self.reader = attention.AttentionRead(self.read_size, name="read")
+      self.reader = attention.AttentionRead(self.read_size, name="read", dtype=full)
     else:
-      self.reader = attention.FullRead(name="read")
+      self.reader = attention.FullRead(name="read", dtype=full)
     if self.read_features == "conv":
-      self.features = ConvFeatures(self.conv_filters, name="read_features")
+      self.features = ConvFeatures(self.conv_filters, name="read_features", dtype=full)
     if self.encoder_kind == "lstm":
-      self.encoder = LSTMCell(self.encoder_units, name="encoder")
+      self.encoder = LSTMCell(self.encoder_units, name="encoder", dtype=self.dtype_policy)
     else:
       self.encoder = ConvEncoder(self.encoder_units, self.glimpse_shape, self.conv_filters,
-                                 name="encoder")
-    self.posterior_head = keras.layers.Dense(2 * self.latent_dim, name="posterior")
+                                 name="encoder", dtype=full)
+    self.posterior_head = keras.layers.Dense(2 * self.latent_dim, name="posterior", dtype=full)
     if self.prior == "learned":
       # Starts as N(0, I): the paper's prior until training moves it.
       self.prior_head = keras.layers.Dense(2 * self.latent_dim, kernel_initializer="zeros",
-                                           name="prior")
-    self.decoder = LSTMCell(self.decoder_units, name="decoder")
+                                           name="prior", dtype=full)
+    self.decoder = LSTMCell(self.decoder_units, name="decoder", dtype=self.dtype_policy)
     if self.write_attention:
-      self.writer = attention.AttentionWrite(self.write_size, self.image_shape, name="write")
+      self.writer = attention.AttentionWrite(
+          self.write_size, self.image_shape, name="write", dtype=full)
     else:
-      self.writer = attention.FullWrite(self.image_shape, self.write_size, name="write")
+      self.writer = attention.FullWrite(self.image_shape, self.write_size, name="write",
+                                        dtype=full)
 
   @property
   def num_read_inputs(self) -> int:
@@ -343,8 +363,7 @@ class DrawCell(keras.layers.Layer):
 
   def initial_state(self, batch_size) -> DrawState:
     """All-zero state (``c_0 = 0``, LSTM states 0) for ``batch_size`` images."""
-    dtype = self.compute_dtype
-    zeros = lambda units: tf.zeros([batch_size, units], dtype)
+    zeros = lambda units: tf.zeros([batch_size, units], tf.float32)
     return DrawState(
         canvas=tf.zeros([batch_size, *self.image_shape], tf.float32),
         h_enc=zeros(self.encoder_units), c_enc=zeros(self.encoder_units),
@@ -511,6 +530,11 @@ class DrawModel(keras.Model):
     prior: ``standard`` (``N(0, I)`` each step, paper) or ``learned``
       (``p(z_t | h_dec_{t-1})``, a diagonal Gaussian).
     beta: weight of ``L_x`` in the training loss ``beta * L_x + L_z``.
+    dtype: Keras dtype policy, e.g. ``"mixed_bfloat16"`` (CPUs with bf16
+      instructions) or ``"mixed_float16"`` (GPUs; ``compile`` then adds loss
+      scaling). It sets the precision of the LSTM matmuls only; weights, losses
+      and everything else stay float32. A training setting: saved configs
+      rebuild the model in float32.
 
   Training data: batches of float images ``[batch, H, W, C]`` in [0, 1], or
   ``(images, labels)`` tuples (labels are ignored), or dicts
@@ -536,6 +560,7 @@ class DrawModel(keras.Model):
                read_inputs: str = "image_and_error", read_features: str = "pixels",
                conv_concat_image: bool = True, conv_filters: int = 8, encoder: str = "lstm",
                prior: str = "standard", beta: float = 1.0, **kwargs):
+    kwargs.setdefault("autocast", False)  # images and noise stay float32
     super().__init__(**kwargs)
     image_shape = tuple(int(d) for d in image_shape)
     if len(image_shape) != 3 or min(image_shape) < 1:
@@ -559,7 +584,8 @@ class DrawModel(keras.Model):
         read_attention=read_attention, write_attention=write_attention,
         encoder_sees_decoder=encoder_sees_decoder, read_inputs=read_inputs,
         read_features=read_features, conv_concat_image=conv_concat_image,
-        conv_filters=conv_filters, encoder=encoder, prior=prior, name="draw_cell")
+        conv_filters=conv_filters, encoder=encoder, prior=prior, name="draw_cell",
+        dtype=self.dtype_policy)
     self.cell.build()
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.nll_tracker = keras.metrics.Mean(name="nll_bound")
@@ -685,7 +711,7 @@ class DrawModel(keras.Model):
     noise_tm = tf.transpose(noise, [1, 0, 2])  # [T, batch, latent_dim]
     state = self.cell.initial_state(tf.shape(images)[0])
     arrays = tuple(
-        tf.TensorArray(self.compute_dtype, size=steps, element_shape=[None, self.latent_dim])
+        tf.TensorArray(tf.float32, size=steps, element_shape=[None, self.latent_dim])
         for _ in range(4 if learned else 2))
 
     def body(t, state, *arrays):
@@ -784,18 +810,26 @@ class DrawModel(keras.Model):
       global norm of the whole, unclipped gradient (a scalar).
     """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    if replicas == 1:
-      return grads, tf.linalg.global_norm(grads)
-    total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-    grad_norm = tf.linalg.global_norm(total)
     opt = self.optimizer
+    # Under mixed_float16 the gradients are of the loss times the dynamic loss
+    # scale; the LossScaleOptimizer unscales them before its inner optimizer
+    # clips. Norms and clip thresholds here are taken in that scaled space.
+    loss_scale = 1.0
+    if isinstance(opt, keras.optimizers.LossScaleOptimizer):
+      loss_scale = tf.cast(opt.dynamic_scale, tf.float32)
+      opt = opt.inner_optimizer
+    if replicas == 1:
+      return grads, tf.linalg.global_norm(grads) / loss_scale
+    total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    grad_norm = tf.linalg.global_norm(total) / loss_scale
     if opt.global_clipnorm:
       scale = opt.global_clipnorm * tf.minimum(1.0 / grad_norm, 1.0 / opt.global_clipnorm)
       total = [g * scale for g in total]
     elif opt.clipnorm:
-      total = [tf.clip_by_norm(g, opt.clipnorm) for g in total]
+      total = [tf.clip_by_norm(g, opt.clipnorm * loss_scale) for g in total]
     elif opt.clipvalue:
-      total = [tf.clip_by_value(g, -opt.clipvalue, opt.clipvalue) for g in total]
+      limit = opt.clipvalue * loss_scale
+      total = [tf.clip_by_value(g, -limit, limit) for g in total]
     return [g / replicas for g in total], grad_norm
 
   def train_step(self, data):

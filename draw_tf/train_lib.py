@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -48,8 +47,17 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 # Config fields that only steer this invocation; they may change on resume.
 RUN_CONTROL_FIELDS = ("train.max_minutes", "train.verbose")
+# Fields added to the configs after workdirs were first written, with the value
+# that computes what older runs computed: a workdir without the field matches it.
+ADDED_FIELDS = {"train.mixed_precision": "float32",
+                # The research-variant switches, at the paper's values.
+                "model.encoder_sees_decoder": True, "model.read_inputs": "image_and_error",
+                "model.read_features": "pixels", "model.conv_concat_image": True,
+                "model.conv_filters": 8, "model.encoder": "lstm", "model.prior": "standard",
+                "model.beta": 1.0}
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 # ----------------------------------------------------------------------------
@@ -71,14 +79,6 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json())
 
 
-def _model_defaults() -> dict:
-  """``model.KEY -> default`` for the research-variant switches of :class:`DrawModel`."""
-  params = inspect.signature(DrawModel.__init__).parameters
-  return {f"model.{k}": json.loads(json.dumps(params[k].default))
-          for k in ("encoder_sees_decoder", "read_inputs", "read_features", "conv_concat_image",
-                    "conv_filters", "encoder", "prior", "beta")}
-
-
 def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> None:
   """Writes ``workdir/config.json``, or checks it equals ``config`` on resume.
 
@@ -93,9 +93,7 @@ def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write
     with open(path) as f:
       old = json.load(f)
     old_flat, new_flat = _flatten(old), _flatten(new)
-    # A run written before a model switch existed used that switch's default.
-    for key, value in _model_defaults().items():
-      old_flat.setdefault(key, value)
+    old_flat = {**{k: v for k, v in ADDED_FIELDS.items() if k in new_flat}, **old_flat}
     diffs = [k for k in sorted(set(old_flat) | set(new_flat))
              if k not in RUN_CONTROL_FIELDS and old_flat.get(k, "<missing>") != new_flat.get(k, "<missing>")]
     if diffs:
@@ -113,6 +111,9 @@ def _check_config(config) -> None:
   train = config.train
   if train.strategy not in STRATEGIES:
     raise ConfigError(f"Unknown train.strategy {train.strategy!r}; valid: {', '.join(STRATEGIES)}.")
+  if train.mixed_precision not in PRECISIONS:
+    raise ConfigError(
+        f"Unknown train.mixed_precision {train.mixed_precision!r}; valid: {', '.join(PRECISIONS)}.")
   if train.lr_schedule not in LR_SCHEDULES:
     raise ConfigError(f"Unknown train.lr_schedule {train.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}.")
   for key in ("batch_size", "num_epochs", "checkpoint_every_steps", "log_every_steps"):
@@ -474,7 +475,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
 
   keras.utils.set_random_seed(train_cfg.seed)
   with strategy.scope():
-    model = DrawModel(**config.model)
+    model = DrawModel(**config.model, dtype=train_cfg.mixed_precision)
     optimizer = make_optimizer(train_cfg, total_steps)
     model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)

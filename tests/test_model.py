@@ -234,3 +234,51 @@ def test_xla_step_computes_the_same_losses_and_gradients():
   assert np.all(np.isfinite(hist.history["nll_bound"]))
   with pytest.raises(ValueError, match="jit_compile"):
     model.compile(optimizer="adam", jit_compile="yes")
+
+
+@pytest.mark.parametrize("policy, low, recon_rtol, kl_rtol, grad_rtol", [
+    # Unit roundoff u: bfloat16 2^-8 = 3.9e-3, float16 2^-11 = 4.9e-4. Only the
+    # LSTM matmul inputs are rounded (products accumulate in float32; states,
+    # attention and losses stay float32), so each gate pre-activation carries a
+    # relative error of about u. Measured here: bf16 recon 5.8e-5, kl 7.5e-3
+    # (of the mean KL), gradient 5.2e-3 relative L2; fp16 4.2e-6, 2.5e-4, 2.5e-4.
+    # The bounds are about 8-10x those (at most 10u). What the test pins down
+    # is the precision plan: the low-precision path really runs, attention,
+    # weights and losses stay float32, and fit reports the unscaled norm.
+    ("mixed_bfloat16", "bfloat16", 5e-4, 1e-2, 4e-2),
+    ("mixed_float16", "float16", 5e-5, 2e-3, 2e-3),
+])
+def test_mixed_precision_computes_the_same_losses_and_gradients(policy, low, recon_rtol, kl_rtol,
+                                                                grad_rtol):
+  """dtype=mixed_* runs the LSTM matmuls in low precision and keeps losses float32."""
+  kwargs = dict(TINY, num_steps=8, encoder_units=32, decoder_units=32)
+  full = draw_tf.DrawModel(**kwargs)
+  _perturb_weights(full, scale=0.1)
+  mixed = draw_tf.DrawModel(**kwargs, dtype=policy)
+  mixed.set_weights(full.get_weights())
+  assert mixed.cell.encoder.compute_dtype == low and mixed.cell.decoder.compute_dtype == low
+  assert mixed.cell.reader.compute_dtype == "float32"  # attention stays float32
+  assert all(v.dtype == "float32" for v in mixed.trainable_variables)
+  full.compile(optimizer=keras.optimizers.SGD(0.01))
+  mixed.compile(optimizer=keras.optimizers.SGD(0.01))
+  rng = np.random.default_rng(6)
+  images = tf.constant(rng.uniform(size=(8, 12, 10, 1)) > 0.6, tf.float32)
+  noise = tf.constant(rng.normal(size=(8, 8, 4)), tf.float32)
+  r0, k0, g0 = full.losses_and_grads(images, noise)
+  r1, k1, g1 = mixed.losses_and_grads(images, noise)
+  assert r1.dtype == tf.float32 and k1.dtype == tf.float32
+  assert not np.array_equal(r1.numpy(), r0.numpy())  # the low-precision path really ran
+  np.testing.assert_allclose(r1, r0, rtol=recon_rtol)
+  np.testing.assert_allclose(k1, k0, rtol=0, atol=kl_rtol * float(tf.reduce_mean(k0)))
+  if policy == "mixed_float16":  # gradients of the loss times the loss scale
+    assert isinstance(mixed.optimizer, keras.optimizers.LossScaleOptimizer)
+    scale = float(mixed.optimizer.dynamic_scale)
+    g1 = [g / scale for g in g1]
+  flat0 = np.concatenate([g.numpy().ravel() for g in g0])
+  flat1 = np.concatenate([g.numpy().ravel() for g in g1])
+  assert np.linalg.norm(flat1 - flat0) <= grad_rtol * np.linalg.norm(flat0)
+  # fit reports the unscaled gradient norm and trains to finite losses.
+  h0 = full.fit({"images": images, "noise": noise}, epochs=1, batch_size=8, verbose=0).history
+  h1 = mixed.fit({"images": images, "noise": noise}, epochs=1, batch_size=8, verbose=0).history
+  np.testing.assert_allclose(h1["grad_norm"], h0["grad_norm"], rtol=grad_rtol)
+  assert np.isfinite(h1["nll_bound"][0])

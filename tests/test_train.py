@@ -204,3 +204,30 @@ def test_draw_eval_on_a_workdir_without_checkpoint_says_so(trained_tiny, tmp_pat
   assert result.returncode == 1
   assert f"draw-eval: error: No checkpoint in {workdir}/checkpoints" in result.stderr
   assert not os.path.exists(os.path.join(workdir, "eval.json"))
+
+
+def test_mixed_precision_config_trains_the_lstms_in_bfloat16(fake_cache, tmp_path):
+  """config.train.mixed_precision reaches the model; unknown values are refused."""
+  config = tiny_config(fake_cache, train__num_epochs=1, train__steps_per_epoch=3,
+                       train__mixed_precision="mixed_bfloat16")
+  model, history = train_lib.train_and_evaluate(config, str(tmp_path / "bf16"))
+  assert model.cell.encoder.compute_dtype == "bfloat16"
+  assert model.cell.reader.compute_dtype == "float32"
+  assert np.isfinite(history["nll_bound"][-1])
+  bad = tiny_config(fake_cache, train__mixed_precision="float8")
+  with pytest.raises(ConfigError, match="mixed_precision.*float32, mixed_bfloat16, mixed_float16"):
+    train_lib.train_and_evaluate(bad, str(tmp_path / "bad"))
+
+
+def test_a_workdir_written_before_a_config_field_existed_still_resumes(fake_cache, tmp_path):
+  """A config.json without train.mixed_precision matches the float32 default only."""
+  config = tiny_config(fake_cache)
+  train_lib.check_or_write_config(config, str(tmp_path))
+  path = tmp_path / train_lib.CONFIG_FILE
+  old = json.loads(path.read_text())
+  del old["train"]["mixed_precision"]
+  path.write_text(json.dumps(old))
+  train_lib.check_or_write_config(config, str(tmp_path), write=False)  # no error
+  changed = tiny_config(fake_cache, train__mixed_precision="mixed_bfloat16")
+  with pytest.raises(WorkdirConfigMismatchError, match="train.mixed_precision: 'float32'"):
+    train_lib.check_or_write_config(changed, str(tmp_path), write=False)

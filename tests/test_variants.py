@@ -249,6 +249,8 @@ def test_default_config_switches_are_the_model_defaults():
   config = default.get_config().model
   for key in (*SWITCH_DEFAULTS, "conv_filters", "beta"):
     assert config[key] == params[key].default, key
+    # An old workdir without the key resumes as the paper's model.
+    assert train_lib.ADDED_FIELDS[f"model.{key}"] == params[key].default, key
 
 
 @pytest.mark.parametrize("switches", [

@@ -11,6 +11,11 @@ model's own LSTM matmul shapes (forward and both backward products) and reports
 
 The batches are synthetic binary images held in memory: this measures the
 training step, not the input pipeline. The last line is one JSON object.
+
+On a shared machine wall-clock rates fall with the load, so every rate is also
+reported per CPU-second of this process (``time.process_time``, all threads):
+``images_per_cpu_s`` and ``gemm_gflops_per_cpu_s``, and their ratio
+``fraction_of_limit_cpu`` compare runs taken under different loads.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ def gemm_rate(shapes, iters: int, repeats: int = 5) -> dict:
   Returns the FLOP-weighted rate (total FLOPs / total median time) and per-shape rates.
   """
   per_shape = []
-  total_flops = total_time = 0.0
+  total_flops = total_time = total_cpu = 0.0
   for m, k, n in shapes:
     a = tf.random.normal([m, k])
     b = tf.random.normal([k, n])
@@ -63,17 +68,20 @@ def gemm_rate(shapes, iters: int, repeats: int = 5) -> dict:
       return acc
 
     loop(a, b).numpy()  # trace + warm
-    times = []
+    times, cpus = [], []
     for _ in range(repeats):
-      t0 = time.perf_counter()
+      t0, c0 = time.perf_counter(), time.process_time()
       loop(a, b).numpy()
       times.append((time.perf_counter() - t0) / iters)
-    t = statistics.median(times)
+      cpus.append((time.process_time() - c0) / iters)
+    t, c = statistics.median(times), statistics.median(cpus)
     flops = 2.0 * m * k * n
     per_shape.append({"shape": [m, k, n], "gflops": flops / t / 1e9})
     total_flops += flops
     total_time += t
-  return {"gflops": total_flops / total_time / 1e9, "per_shape": per_shape}
+    total_cpu += c
+  return {"gflops": total_flops / total_time / 1e9,
+          "gflops_per_cpu_s": total_flops / total_cpu / 1e9, "per_shape": per_shape}
 
 
 def main(argv):
@@ -88,10 +96,8 @@ def main(argv):
   batch = _BATCH.value or int(train_cfg.get("batch_size", 100))
   jit = (_JIT.value == "true") if _JIT.value else bool(train_cfg.get("jit_compile", False))
   precision = _PRECISION.value or train_cfg.get("mixed_precision", "float32")
-  keras.mixed_precision.set_global_policy("float32" if precision == "float32" else precision)
-
   keras.utils.set_random_seed(0)
-  model = draw_tf.DrawModel(**model_kwargs)
+  model = draw_tf.DrawModel(**model_kwargs, dtype=precision)
   clip = train_cfg.get("grad_clip_norm", None)
   opt = keras.optimizers.Adam(1e-3, global_clipnorm=clip or None)
   model.compile(optimizer=opt, jit_compile=jit)
@@ -102,12 +108,13 @@ def main(argv):
   ds = tf.data.Dataset.from_tensor_slices(images).batch(batch, drop_remainder=True)
   ds = ds.cache().repeat().prefetch(tf.data.AUTOTUNE)
 
-  stamps = []
+  stamps, cpu_stamps = [], []
 
   class Timer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch_index, logs=None):
       stamps.append(time.perf_counter())
+      cpu_stamps.append(time.process_time())
 
   total = _WARMUP.value + _STEPS.value * _REPEATS.value
   t0 = time.perf_counter()
@@ -118,7 +125,11 @@ def main(argv):
             for r in range(_REPEATS.value)]
   median_step = statistics.median(step_s)
   images_per_s = batch / median_step
-  keras.mixed_precision.set_global_policy("float32")
+  cpu_timed = cpu_stamps[_WARMUP.value - 1:]
+  cpu_step_s = statistics.median(
+      (cpu_timed[(r + 1) * _STEPS.value] - cpu_timed[r * _STEPS.value]) / _STEPS.value
+      for r in range(_REPEATS.value))
+  images_per_cpu_s = batch / cpu_step_s
 
   flops_per_image = flops_lib.train_flops_per_image(model_kwargs, model.num_steps)
   gemm = gemm_rate(flops_lib.lstm_gemm_shapes(model_kwargs, batch), _GEMM_ITERS.value)
@@ -138,6 +149,10 @@ def main(argv):
       "limit_images_per_s": round(limit, 1),
       "fraction_of_limit": round(images_per_s / limit, 3),
       "achieved_gflops": round(images_per_s * flops_per_image / 1e9, 1),
+      "images_per_cpu_s": round(images_per_cpu_s, 2),
+      "gemm_gflops_per_cpu_s": round(gemm["gflops_per_cpu_s"], 1),
+      "fraction_of_limit_cpu": round(
+          images_per_cpu_s * flops_per_image / 1e9 / gemm["gflops_per_cpu_s"], 3),
       "peak_rss_gb": round(rss_gb, 3),
       "final_loss": float(hist.history["loss"][-1]),
       "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
@@ -145,7 +160,8 @@ def main(argv):
   }
   table = (f"images/s {result['images_per_s']:.1f} | limit {result['limit_images_per_s']:.1f} "
            f"({result['gemm_gflops']:.1f} GFLOP/s over {result['train_gflop_per_image']} GFLOP/image) "
-           f"| fraction {result['fraction_of_limit']:.2f} | step {result['step_ms_median']} ms "
+           f"| fraction {result['fraction_of_limit']:.2f} (per CPU-s {result['fraction_of_limit_cpu']:.2f}, "
+           f"{result['images_per_cpu_s']} images/CPU-s) | step {result['step_ms_median']} ms "
            f"| first step {result['first_step_s']} s | peak RSS {result['peak_rss_gb']} GB "
            f"| load {result['load_avg_1m']}")
   print(table, file=sys.stderr if _JSON.value else sys.stdout)
