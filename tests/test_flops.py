@@ -62,3 +62,19 @@ def test_benchmark_tool_reports_a_json_line(tmp_path):
                                        encoder_units=16, decoder_units=16, read_size=2,
                                        write_size=3)) / 1e9, abs=1e-4)
   assert result["peak_rss_gb"] > 0
+  assert result["images_per_cpu_s"] > 0 and result["gemm_gflops_per_cpu_s"] > 0
+  assert result["fraction_of_limit_cpu"] > 0  # rates are rounded: no exact identity at this size
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_attention_benchmark_checks_both_formulations_agree(channels):
+  """tools/bench_attention.py: the library's matmul read/write has the einsum form's gradients."""
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "tools", "bench_attention.py"), "--batch_size=3",
+       "--image_size=9", f"--channels={channels}", "--read_size=3", "--write_size=2",
+       "--steps=2", "--repeats=1", "--rounds=1"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      env={**os.environ, "PYTHONPATH": ROOT})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert result["matmul_cpu_ms_per_step"] > 0 and result["einsum_cpu_ms_per_step"] > 0
