@@ -303,3 +303,19 @@ def test_resuming_a_run_from_before_the_switches(tmp_path):
   config.model.prior = "learned"
   with pytest.raises(WorkdirConfigMismatchError, match="model.prior"):
     train_lib.check_or_write_config(config, str(tmp_path), write=False)
+
+
+def test_importance_weights_use_the_learned_prior():
+  """log w = log p(x|z) + log p(z | h_dec) - log q(z | x), with p the learned prior (NumPy densities)."""
+  from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
+  model = draw_tf.DrawModel(**TINY, prior="learned")
+  _perturb(model)
+  images, noise = _data()
+  log_w, recon, _ = evaluate.iw_log_weights(model, tf.constant(images), tf.constant(noise))
+  out = model.unroll(tf.constant(images), tf.constant(noise))
+  mu, log_sd, mu_p, log_sd_p = (np.asarray(out[k], np.float64)
+                                for k in ("mu", "log_sd", "prior_mu", "prior_log_sd"))
+  z = mu + np.exp(log_sd) * noise
+  log_normal = lambda x, m, ls: -0.5 * np.log(2 * np.pi) - ls - 0.5 * ((x - m) / np.exp(ls)) ** 2
+  want = -np.asarray(recon) + (log_normal(z, mu_p, log_sd_p) - log_normal(z, mu, log_sd)).sum((1, 2))
+  np.testing.assert_allclose(log_w, want, rtol=1e-4, atol=1e-3)
