@@ -40,6 +40,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.write_attention = True
   # p(x | c_T): bernoulli (the paper's) or discretized_logistic (8-bit colour; use binarization=none).
   config.model.likelihood = "bernoulli"
+  # Research variants (README "Research variants"); the defaults are the paper's DRAW.
+  # Encoder input [r_t, h_dec_{t-1}] (paper); False: r_t alone.
+  config.model.encoder_sees_decoder = True
+  # What the read sees: image_and_error (paper), error_only (x_hat_t alone) or image_only.
+  config.model.read_inputs = "image_and_error"
+  # Read features: pixels (paper) or conv (two 3x3 ReLU convolutions before the read).
+  config.model.read_features = "pixels"
+  # With conv read features, also read the raw inputs (concatenated to the feature maps).
+  config.model.conv_concat_image = True
+  # Feature maps of each convolution (conv read features, conv encoder).
+  config.model.conv_filters = 8
+  # Encoder: lstm (paper) or conv (feed-forward convolutional encoder on the glimpse).
+  config.model.encoder = "lstm"
+  # Prior of z_t: standard (N(0, I), paper) or learned (diagonal Gaussian from h_dec_{t-1}).
+  config.model.prior = "standard"
+  # Weight of the reconstruction term in the training loss beta * L_x + L_z (nll_bound stays unweighted).
+  config.model.beta = 1.0
 
   config.data = ml_collections.ConfigDict()
   # Dataset: mnist, binarized_mnist, fashion_mnist, svhn_cropped, cifar10, or built from MNIST:

@@ -65,11 +65,14 @@ class AttentionRead(keras.layers.Layer):
 
   Call args:
     images: ``[batch, height, width, channels]``.
-    error_images: ``[batch, height, width, channels]`` (``x_hat``).
+    error_images: ``[batch, height, width, channels]`` (``x_hat``), or ``None``
+      to read ``images`` alone (``gamma * Fy images Fx^T``, e.g. the error
+      image only or convolutional feature maps).
     h_dec: ``[batch, units]`` previous decoder state.
 
   Returns:
-    ``[batch, 2 * N * N * channels]``: glimpse of the image, then of the error image.
+    ``[batch, 2 * N * N * channels]``: glimpse of the image, then of the error
+    image; ``[batch, N * N * channels]`` when ``error_images`` is ``None``.
   """
 
   def __init__(self, read_size: int = 2, **kwargs):
@@ -83,7 +86,8 @@ class AttentionRead(keras.layers.Layer):
     self.params.build(h_dec_shape)
 
   def compute_output_shape(self, images_shape, error_images_shape=None, h_dec_shape=None):
-    return (images_shape[0], 2 * self.read_size**2 * images_shape[-1])
+    inputs = 1 if error_images_shape is None else 2
+    return (images_shape[0], inputs * self.read_size**2 * images_shape[-1])
 
   def call(self, images, error_images, h_dec):
     _, height, width, channels = images.shape
@@ -91,6 +95,12 @@ class AttentionRead(keras.layers.Layer):
     gx, gy, sigma2, delta, gamma = fb.attention_params(
         self.params(h_dec), n, height, width)
     fx, fy = fb.filterbank(gx, gy, sigma2, delta, n, height, width)
+    if error_images is None:  # one input (error image only, or feature maps)
+      glimpse = fb.read_channels_first(fb.channels_first(images), fx, fy)  # [batch, C, n, n]
+      glimpse = glimpse * tf.reshape(gamma, [-1, 1, 1, 1])
+      if channels > 1:  # flatten as (j, i, c)
+        glimpse = tf.transpose(glimpse, [0, 2, 3, 1])
+      return tf.reshape(glimpse, [-1, n * n * channels])
     # One read for both inputs, stacked channels-first: [batch, 2C, H, W].
     both = tf.concat([fb.channels_first(images), fb.channels_first(error_images)], axis=1)
     glimpse = fb.read_channels_first(both, fx, fy)  # [batch, 2C, n, n]
@@ -107,18 +117,23 @@ class AttentionRead(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class FullRead(keras.layers.Layer):
-  """Read without attention: ``[x, x_hat]`` flattened (eq. 17); no weights."""
+  """Read without attention: ``[x, x_hat]`` flattened (eq. 17); no weights.
+
+  With ``error_images=None`` it reads ``images`` alone, flattened.
+  """
 
   def build(self, images_shape, error_images_shape=None, h_dec_shape=None):
     self.built = True
 
   def compute_output_shape(self, images_shape, error_images_shape=None, h_dec_shape=None):
     h, w, c = images_shape[1:]
-    return (images_shape[0], 2 * h * w * c)
+    return (images_shape[0], (1 if error_images_shape is None else 2) * h * w * c)
 
   def call(self, images, error_images, h_dec=None):
     _, height, width, channels = images.shape
     size = height * width * channels
+    if error_images is None:
+      return tf.reshape(images, [-1, size])
     return tf.concat(
         [tf.reshape(images, [-1, size]), tf.reshape(error_images, [-1, size])], axis=-1)
 

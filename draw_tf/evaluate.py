@@ -39,7 +39,6 @@ import time
 import ml_collections
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from draw_tf import data
 from draw_tf import losses
@@ -48,7 +47,6 @@ from draw_tf.fileio import write_json
 from draw_tf.classifier import DrawClassifier, save_glimpse_gif
 from draw_tf.model import DrawModel
 
-tfd = tfp.distributions
 
 EVAL_FILE = "eval.json"
 
@@ -125,10 +123,10 @@ def iw_log_weights(model: DrawModel, images, noise):
   recon = model.reconstruction_nll(images, out["logits"])  # -log p(x|z)
   q = losses.posterior(out["mu"], out["log_sd"])
   z = q.loc + q.scale * noise
-  prior = tfd.Normal(loc=tf.constant(0.0), scale=tf.constant(1.0))
-  log_p_z = tf.reduce_sum(prior.log_prob(z), axis=[1, 2])
+  p = losses.prior(out.get("prior_mu"), out.get("prior_log_sd"))  # N(0, I) or learned
+  log_p_z = tf.reduce_sum(p.log_prob(z), axis=[1, 2])
   log_q_z = tf.reduce_sum(q.log_prob(z), axis=[1, 2])
-  kl = losses.latent_kl(out["mu"], out["log_sd"])
+  kl = losses.latent_kl(out["mu"], out["log_sd"], out.get("prior_mu"), out.get("prior_log_sd"))
   return -recon + log_p_z - log_q_z, recon, kl
 
 

@@ -11,27 +11,39 @@ from __future__ import annotations
 
 def forward_macs_per_step(image_shape, latent_dim=100, encoder_units=256, decoder_units=256,
                           read_size=2, write_size=5, read_attention=True, write_attention=True,
+                          encoder_sees_decoder=True, read_inputs="image_and_error",
+                          read_features="pixels", encoder="lstm", prior="standard",
                           **unused) -> dict:
   """Multiply-adds of one forward step for one image, by part.
 
-  Args: the :class:`draw_tf.DrawModel` keyword arguments (extra keys ignored).
+  Args: the :class:`draw_tf.DrawModel` keyword arguments (other keys ignored).
 
   Returns:
     dict part -> MACs.
+
+  Raises:
+    NotImplementedError: convolutional read features or encoder (not counted).
   """
+  if read_features != "pixels" or encoder != "lstm":
+    raise NotImplementedError(
+        "FLOP counts cover the LSTM encoder and pixel reads only; read_features='conv' and "
+        "encoder='conv' are not counted.")
   h, w, c = (int(d) for d in image_shape)
   ue, ud, z = int(encoder_units), int(decoder_units), int(latent_dim)
   n_r, n_w = int(read_size), int(write_size)
-  read_dim = 2 * n_r * n_r * c if read_attention else 2 * h * w * c
+  inputs = 2 if read_inputs == "image_and_error" else 1
+  read_dim = inputs * (n_r * n_r * c if read_attention else h * w * c)
   parts = {
-      "encoder_lstm": 4 * ue * (read_dim + ud + ue),
+      "encoder_lstm": 4 * ue * (read_dim + (ud if encoder_sees_decoder else 0) + ue),
       "decoder_lstm": 4 * ud * (z + ud),
       "posterior": ue * 2 * z,
   }
+  if prior == "learned":
+    parts["prior"] = ud * 2 * z
   if read_attention:
     parts["read_params"] = ud * 5
-    # Fy x Fx^T on image and error image: contract width, then height.
-    parts["read_filterbank"] = 2 * c * (h * w * n_r + n_r * h * n_r)
+    # Fy x Fx^T on each read input: contract width, then height.
+    parts["read_filterbank"] = inputs * c * (h * w * n_r + n_r * h * n_r)
   if write_attention:
     parts["write_head"] = ud * (n_w * n_w * c + 5)
     # Fy^T w Fx: contract the patch with Fx, then with Fy.

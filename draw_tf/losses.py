@@ -40,20 +40,36 @@ def posterior(mu: tf.Tensor, log_sd: tf.Tensor) -> tfd.Normal:
   return tfd.Normal(loc=tf.cast(mu, tf.float32), scale=tf.exp(tf.cast(log_sd, tf.float32)))
 
 
-def latent_kl(mu: tf.Tensor, log_sd: tf.Tensor) -> tf.Tensor:
-  """Latent loss ``L_z = sum_t KL(q(z_t | ...) || N(0, I))`` (eqs. 10-11).
+def prior(prior_mu: tf.Tensor | None = None, prior_log_sd: tf.Tensor | None = None) -> tfd.Normal:
+  """The prior ``p(z_t)``: ``N(0, I)`` (paper), or a learned ``Normal(mu^p_t, exp(log_sd^p_t))``.
 
-  Computed analytically by TensorFlow Probability.
+  Args:
+    prior_mu: ``None`` for the standard prior, else ``[batch, T, latent_dim]``.
+    prior_log_sd: ``None``, else ``[batch, T, latent_dim]``.
+  """
+  if prior_mu is None:
+    return tfd.Normal(loc=tf.constant(0.0), scale=tf.constant(1.0))
+  return tfd.Normal(loc=tf.cast(prior_mu, tf.float32),
+                    scale=tf.exp(tf.cast(prior_log_sd, tf.float32)))
+
+
+def latent_kl(mu: tf.Tensor, log_sd: tf.Tensor, prior_mu: tf.Tensor | None = None,
+              prior_log_sd: tf.Tensor | None = None) -> tf.Tensor:
+  """Latent loss ``L_z = sum_t KL(q(z_t | ...) || p(z_t))`` (eqs. 10-11).
+
+  Computed analytically by TensorFlow Probability. ``p`` is ``N(0, I)``
+  unless the learned prior's parameters are given.
 
   Args:
     mu: ``[batch, T, latent_dim]`` posterior means.
     log_sd: ``[batch, T, latent_dim]`` posterior log standard deviations.
+    prior_mu: optional ``[batch, T, latent_dim]`` learned prior means.
+    prior_log_sd: optional ``[batch, T, latent_dim]`` learned prior log standard deviations.
 
   Returns:
     ``[batch]`` nats, summed over steps and latent dimensions.
   """
-  prior = tfd.Normal(loc=tf.constant(0.0), scale=tf.constant(1.0))
-  kl = tfd.kl_divergence(posterior(mu, log_sd), prior)  # [batch, T, latent_dim]
+  kl = tfd.kl_divergence(posterior(mu, log_sd), prior(prior_mu, prior_log_sd))  # [batch, T, latent_dim]
   return tf.reduce_sum(kl, axis=[1, 2])
 
 

@@ -12,6 +12,23 @@ Implements ``../shared/DESIGN.md`` section 1 (Gregor et al. 2015, eqs. 3-8):
 Structure: :class:`LSTMCell` (one fused gate matmul), :class:`DrawCell` (one step,
 ``(inputs, state) -> (outputs, state)``) and :class:`DrawModel` (the T-step
 unroll, the losses and the Keras training/eval steps).
+
+Research variants, each one keyword argument (``config.model``) whose default is
+the paper's computation above:
+
+* ``encoder_sees_decoder=False``: ``h_enc_t = LSTM_enc(h_enc_{t-1}, r_t)``.
+* ``read_inputs``: ``image_and_error`` reads ``[x, x_hat_t]`` (paper),
+  ``error_only`` reads ``x_hat_t`` alone, ``image_only`` reads ``x`` alone.
+* ``read_features="conv"``: two 3x3 ReLU convolutions (:class:`ConvFeatures`)
+  on the read inputs before the read, which then reads the feature maps
+  (``conv_concat_image``: with the raw inputs concatenated to them).
+* ``encoder="conv"``: a feed-forward convolutional encoder on the glimpse
+  (:class:`ConvEncoder`) replaces the encoder LSTM.
+* ``prior="learned"``: ``p(z_t | h_dec_{t-1}) = Normal(mu^p_t, exp(log_sd^p_t))``
+  from a linear map of the previous decoder state; ``L_z = sum_t KL(q || p)``
+  and generation samples ``z_t = mu^p_t + exp(log_sd^p_t) * eps_t``.
+* ``beta``: the training loss is ``beta * L_x + L_z``; the reported
+  ``nll_bound`` stays the unweighted ``L_x + L_z``.
 """
 
 from __future__ import annotations
@@ -24,8 +41,22 @@ import tensorflow as tf
 
 from draw_tf import attention
 from draw_tf import losses
+from draw_tf.errors import ConfigError
 
 _PACKAGE = "draw_tf"
+
+# Allowed values of the variant switches (see the module docstring).
+READ_INPUTS = ("image_and_error", "error_only", "image_only")
+READ_FEATURES = ("pixels", "conv")
+ENCODERS = ("lstm", "conv")
+PRIORS = ("standard", "learned")
+
+
+def _check_choice(name, value, allowed):
+  if value not in allowed:
+    raise ConfigError(f"Unknown {name} {value!r}; valid: {', '.join(allowed)} "
+                      f"(set config.model.{name}).")
+  return value
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -96,6 +127,105 @@ class LSTMCell(keras.layers.Layer):
     return {**super().get_config(), "units": self.units}
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConvFeatures(keras.layers.Layer):
+  """Two 3x3 ``same`` ReLU convolutions applied to the read inputs.
+
+  Args:
+    filters: feature maps of each convolution.
+
+  Call args:
+    inputs: ``[batch, H, W, k]`` (image and/or error image stacked on channels).
+
+  Returns:
+    ``[batch, H, W, filters]``.
+  """
+
+  def __init__(self, filters: int = 8, **kwargs):
+    super().__init__(**kwargs)
+    self.filters = int(filters)
+    self.conv1 = keras.layers.Conv2D(self.filters, 3, padding="same", activation="relu", name="conv1")
+    self.conv2 = keras.layers.Conv2D(self.filters, 3, padding="same", activation="relu", name="conv2")
+
+  def build(self, input_shape):
+    self.conv1.build(input_shape)
+    self.conv2.build((*input_shape[:-1], self.filters))
+
+  def compute_output_shape(self, input_shape):
+    return (*input_shape[:-1], self.filters)
+
+  def call(self, inputs):
+    return self.conv2(self.conv1(inputs))
+
+  def get_config(self):
+    return {**super().get_config(), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConvEncoder(keras.layers.Layer):
+  """Feed-forward convolutional encoder on the glimpse (replaces the encoder LSTM).
+
+  The flat glimpse ``r_t`` is put back into its picture layout
+  ``[batch, gh, gw, inputs * channels]`` (the read's inputs stacked on
+  channels), passed through two 3x3 stride-2 ReLU convolutions, flattened,
+  concatenated with ``context`` (``h_dec_{t-1}``, unless the encoder does not
+  see the decoder) and mapped to ``units`` with a tanh.
+
+  Args:
+    units: output size (the ``h_enc_t`` fed to the posterior head).
+    glimpse_shape: ``(inputs, gh, gw, channels)`` layout of the flat glimpse,
+      as :class:`draw_tf.AttentionRead` / :class:`draw_tf.FullRead` produce it.
+    filters: feature maps of each convolution.
+
+  Call args:
+    glimpse: ``[batch, inputs * gh * gw * channels]``.
+    context: ``[batch, d]`` or ``None``.
+
+  Returns:
+    ``[batch, units]``.
+  """
+
+  def __init__(self, units: int, glimpse_shape=(2, 2, 2, 1), filters: int = 8, **kwargs):
+    super().__init__(**kwargs)
+    self.units = int(units)
+    self.glimpse_shape = tuple(int(d) for d in glimpse_shape)
+    self.filters = int(filters)
+    self.conv1 = keras.layers.Conv2D(self.filters, 3, strides=2, padding="same", activation="relu",
+                                     name="conv1")
+    self.conv2 = keras.layers.Conv2D(self.filters, 3, strides=2, padding="same", activation="relu",
+                                     name="conv2")
+    self.dense = keras.layers.Dense(self.units, activation="tanh", name="dense")
+
+  def _picture_shape(self):
+    inputs, gh, gw, channels = self.glimpse_shape
+    return (gh, gw, inputs * channels)
+
+  def build(self, glimpse_shape=None, context_shape=None):
+    gh, gw, k = self._picture_shape()
+    self.conv1.build((None, gh, gw, k))
+    h1, w1 = -(-gh // 2), -(-gw // 2)
+    self.conv2.build((None, h1, w1, self.filters))
+    flat = -(-h1 // 2) * -(-w1 // 2) * self.filters
+    self.dense.build((None, flat + (int(context_shape[-1]) if context_shape else 0)))
+
+  def compute_output_shape(self, glimpse_shape, context_shape=None):
+    return (glimpse_shape[0], self.units)
+
+  def call(self, glimpse, context=None):
+    inputs, gh, gw, channels = self.glimpse_shape
+    picture = tf.reshape(glimpse, [-1, inputs, gh, gw, channels])
+    picture = tf.reshape(tf.transpose(picture, [0, 2, 3, 1, 4]), [-1, gh, gw, inputs * channels])
+    features = self.conv2(self.conv1(picture))
+    flat = tf.reshape(features, [tf.shape(features)[0], -1])
+    if context is not None:
+      flat = tf.concat([flat, context], axis=-1)
+    return self.dense(flat)
+
+  def get_config(self):
+    return {**super().get_config(), "units": self.units,
+            "glimpse_shape": list(self.glimpse_shape), "filters": self.filters}
+
+
 class DrawState(NamedTuple):
   """Recurrent state of one DRAW step; every field ``[batch, ...]``."""
   canvas: tf.Tensor  # [batch, H, W, C] logits c_{t-1}
@@ -116,9 +246,10 @@ class GenerateOutput(NamedTuple):
 class DrawCell(keras.layers.Layer):
   """One DRAW step (paper eqs. 3-8): read, encode, sample, decode, write.
 
-  Args: as :class:`DrawModel` (without ``num_steps``). A mixed-precision
+  Args: as :class:`DrawModel` (without ``num_steps`` and ``beta``). A mixed-precision
   ``dtype`` policy applies to the two LSTM matmuls only (about 93% of the
-  FLOPs); reads, writes, the posterior head and the canvas stay float32.
+  FLOPs); reads, writes, the posterior head, the variants' convolutions and
+  prior head, and the canvas stay float32.
 
   Call args:
     images: ``[batch, H, W, C]`` in [0, 1].
@@ -126,13 +257,17 @@ class DrawCell(keras.layers.Layer):
     state: :class:`DrawState` after step ``t - 1``.
 
   Returns:
-    ``((mu, log_sd, window), state)``: posterior parameters ``[batch, latent_dim]``
-    each, write window ``[batch, 4]`` and the :class:`DrawState` after step ``t``.
+    ``((mu, log_sd, window, prior_mu, prior_log_sd), state)``: posterior
+    parameters ``[batch, latent_dim]`` each, write window ``[batch, 4]``, the
+    learned prior's parameters ``[batch, latent_dim]`` each (``None`` with the
+    standard prior) and the :class:`DrawState` after step ``t``.
   """
 
   def __init__(self, image_shape=(28, 28, 1), latent_dim=100, encoder_units=256,
                decoder_units=256, read_size=2, write_size=5, read_attention=True,
-               write_attention=True, **kwargs):
+               write_attention=True, encoder_sees_decoder=True, read_inputs="image_and_error",
+               read_features="pixels", conv_concat_image=True, conv_filters=8, encoder="lstm",
+               prior="standard", **kwargs):
     kwargs.setdefault("autocast", False)  # inputs and states are float32
     super().__init__(**kwargs)
     self.image_shape = tuple(int(d) for d in image_shape)
@@ -143,6 +278,15 @@ class DrawCell(keras.layers.Layer):
     self.write_size = int(write_size)
     self.read_attention = bool(read_attention)
     self.write_attention = bool(write_attention)
+    self.encoder_sees_decoder = bool(encoder_sees_decoder)
+    self.read_inputs = _check_choice("read_inputs", read_inputs, READ_INPUTS)
+    self.read_features = _check_choice("read_features", read_features, READ_FEATURES)
+    self.conv_concat_image = bool(conv_concat_image)
+    self.conv_filters = int(conv_filters)
+    if self.conv_filters < 1:
+      raise ConfigError(f"conv_filters must be a positive integer, got {conv_filters!r}.")
+    self.encoder_kind = _check_choice("encoder", encoder, ENCODERS)
+    self.prior = _check_choice("prior", prior, PRIORS)
     # Filterbanks, posterior and canvas need float32 (exp, 1/gamma, variances
     # that span 1e-4..1e2); only the LSTMs follow a mixed-precision policy.
     full = "float32"
@@ -150,8 +294,18 @@ class DrawCell(keras.layers.Layer):
       self.reader = attention.AttentionRead(self.read_size, name="read", dtype=full)
     else:
       self.reader = attention.FullRead(name="read", dtype=full)
-    self.encoder = LSTMCell(self.encoder_units, name="encoder", dtype=self.dtype_policy)
+    if self.read_features == "conv":
+      self.features = ConvFeatures(self.conv_filters, name="read_features", dtype=full)
+    if self.encoder_kind == "lstm":
+      self.encoder = LSTMCell(self.encoder_units, name="encoder", dtype=self.dtype_policy)
+    else:
+      self.encoder = ConvEncoder(self.encoder_units, self.glimpse_shape, self.conv_filters,
+                                 name="encoder", dtype=full)
     self.posterior_head = keras.layers.Dense(2 * self.latent_dim, name="posterior", dtype=full)
+    if self.prior == "learned":
+      # Starts as N(0, I): the paper's prior until training moves it.
+      self.prior_head = keras.layers.Dense(2 * self.latent_dim, kernel_initializer="zeros",
+                                           name="prior", dtype=full)
     self.decoder = LSTMCell(self.decoder_units, name="decoder", dtype=self.dtype_policy)
     if self.write_attention:
       self.writer = attention.AttentionWrite(
@@ -161,17 +315,48 @@ class DrawCell(keras.layers.Layer):
                                         dtype=full)
 
   @property
+  def num_read_inputs(self) -> int:
+    """How many separately read inputs (2 for ``[x, x_hat]`` pixels, else 1)."""
+    if self.read_features == "pixels" and self.read_inputs == "image_and_error":
+      return 2
+    return 1
+
+  @property
+  def read_channels(self) -> int:
+    """Channels of each read input (feature maps plus raw inputs for ``conv``)."""
+    c = self.image_shape[-1]
+    if self.read_features == "pixels":
+      return c
+    raw = (2 if self.read_inputs == "image_and_error" else 1) * c
+    return self.conv_filters + (raw if self.conv_concat_image else 0)
+
+  @property
+  def glimpse_shape(self) -> tuple:
+    """``(inputs, gh, gw, channels)``: layout of the flat glimpse ``r_t``."""
+    h, w, _ = self.image_shape
+    gh, gw = (self.read_size, self.read_size) if self.read_attention else (h, w)
+    return (self.num_read_inputs, gh, gw, self.read_channels)
+
+  @property
   def read_dim(self) -> int:
-    h, w, c = self.image_shape
-    if self.read_attention:
-      return 2 * self.read_size**2 * c
-    return 2 * h * w * c
+    return int(np.prod(self.glimpse_shape))
 
   def build(self, input_shape=None):
-    self.reader.build((None, *self.image_shape), (None, *self.image_shape),
+    h, w, _ = self.image_shape
+    read_shape = (None, h, w, self.read_channels)
+    self.reader.build(read_shape, read_shape if self.num_read_inputs == 2 else None,
                       (None, self.decoder_units))
-    self.encoder.build((None, self.read_dim + self.decoder_units))
+    if self.read_features == "conv":
+      raw = (2 if self.read_inputs == "image_and_error" else 1) * self.image_shape[-1]
+      self.features.build((None, h, w, raw))
+    context = self.decoder_units if self.encoder_sees_decoder else 0
+    if self.encoder_kind == "lstm":
+      self.encoder.build((None, self.read_dim + context))
+    else:
+      self.encoder.build((None, self.read_dim), (None, context) if context else None)
     self.posterior_head.build((None, self.encoder_units))
+    if self.prior == "learned":
+      self.prior_head.build((None, self.decoder_units))
     self.decoder.build((None, self.latent_dim))
     self.writer.build((None, self.decoder_units))
     self.built = True
@@ -184,16 +369,72 @@ class DrawCell(keras.layers.Layer):
         h_enc=zeros(self.encoder_units), c_enc=zeros(self.encoder_units),
         h_dec=zeros(self.decoder_units), c_dec=zeros(self.decoder_units))
 
-  def call(self, images, eps, state: DrawState):
+  def read(self, images, x_hat, h_dec):
+    """The glimpse ``r_t`` (eq. 4 and the ``read_inputs`` / ``read_features`` variants).
+
+    Args:
+      images: ``[batch, H, W, C]``.
+      x_hat: ``[batch, H, W, C]`` error image.
+      h_dec: ``[batch, decoder_units]`` previous decoder state.
+
+    Returns:
+      ``[batch, read_dim]``.
+    """
+    if self.read_features == "pixels":
+      if self.read_inputs == "image_and_error":
+        return self.reader(images, x_hat, h_dec)
+      return self.reader(x_hat if self.read_inputs == "error_only" else images, None, h_dec)
+    raw = {"image_and_error": lambda: tf.concat([images, x_hat], axis=-1),
+           "error_only": lambda: x_hat, "image_only": lambda: images}[self.read_inputs]()
+    maps = self.features(raw)
+    if self.conv_concat_image:
+      maps = tf.concat([raw, maps], axis=-1)
+    return self.reader(maps, None, h_dec)
+
+  def infer(self, images, state: DrawState):
+    """Inference half of a step (eqs. 3-5): the posterior and prior of ``z_t``.
+
+    Args:
+      images: ``[batch, H, W, C]``.
+      state: :class:`DrawState` after step ``t - 1``.
+
+    Returns:
+      ``(mu, log_sd, prior_mu, prior_log_sd, h_enc, c_enc)``; the prior's
+      parameters are ``None`` with the standard prior.
+    """
     x_hat = images - tf.sigmoid(state.canvas)  # eq. 3
-    r = self.reader(images, x_hat, state.h_dec)  # eq. 4: reads with h_dec_{t-1}
-    h_enc, (_, c_enc) = self.encoder(  # eq. 5: encoder also sees h_dec_{t-1}
-        tf.concat([r, state.h_dec], axis=-1), (state.h_enc, state.c_enc))
+    r = self.read(images, x_hat, state.h_dec)  # eq. 4: reads with h_dec_{t-1}
+    if self.encoder_kind == "lstm":
+      enc_in = tf.concat([r, state.h_dec], axis=-1) if self.encoder_sees_decoder else r
+      h_enc, (_, c_enc) = self.encoder(enc_in, (state.h_enc, state.c_enc))  # eq. 5
+    else:
+      h_enc = self.encoder(r, state.h_dec if self.encoder_sees_decoder else None)
+      c_enc = state.c_enc
     mu, log_sd = tf.split(self.posterior_head(h_enc), 2, axis=-1)
+    prior_mu, prior_log_sd = self.prior_params(state.h_dec)
+    return mu, log_sd, prior_mu, prior_log_sd, h_enc, c_enc
+
+  def prior_params(self, h_dec):
+    """``(mu^p, log_sd^p)`` ``[batch, latent_dim]`` each from ``h_dec_{t-1}``; ``(None, None)`` if standard."""
+    if self.prior != "learned":
+      return None, None
+    prior_mu, prior_log_sd = tf.split(self.prior_head(h_dec), 2, axis=-1)
+    return prior_mu, prior_log_sd
+
+  def prior_sample(self, eps, h_dec):
+    """``z_t`` from the prior given standard normal ``eps`` ``[batch, latent_dim]`` and ``h_dec_{t-1}``."""
+    if self.prior != "learned":
+      return eps
+    prior_mu, prior_log_sd = self.prior_params(h_dec)
+    return prior_mu + tf.exp(prior_log_sd) * tf.cast(eps, prior_mu.dtype)
+
+  def call(self, images, eps, state: DrawState):
+    mu, log_sd, prior_mu, prior_log_sd, h_enc, c_enc = self.infer(images, state)
     z = mu + tf.exp(log_sd) * eps  # eq. 6: reparameterised sample
     h_dec, c_dec, delta, window = self.decode(z, state.h_dec, state.c_dec)
     canvas = state.canvas + tf.cast(delta, state.canvas.dtype)  # eq. 8
-    return (mu, log_sd, window), DrawState(canvas, h_enc, c_enc, h_dec, c_dec)
+    return ((mu, log_sd, window, prior_mu, prior_log_sd),
+            DrawState(canvas, h_enc, c_enc, h_dec, c_dec))
 
   def decode(self, z, h_dec, c_dec):
     """Decoder half of a step (eqs. 7-8 without the sum).
@@ -214,7 +455,13 @@ class DrawCell(keras.layers.Layer):
             "latent_dim": self.latent_dim, "encoder_units": self.encoder_units,
             "decoder_units": self.decoder_units, "read_size": self.read_size,
             "write_size": self.write_size, "read_attention": self.read_attention,
-            "write_attention": self.write_attention}
+            "write_attention": self.write_attention, **self.variant_config()}
+
+  def variant_config(self) -> dict:
+    """The research-variant switches as keyword arguments."""
+    return {"encoder_sees_decoder": self.encoder_sees_decoder, "read_inputs": self.read_inputs,
+            "read_features": self.read_features, "conv_concat_image": self.conv_concat_image,
+            "conv_filters": self.conv_filters, "encoder": self.encoder_kind, "prior": self.prior}
 
 
 def _unpack_batch(data):
@@ -273,6 +520,20 @@ class DrawModel(keras.Model):
       choice, its cross-entropy for grey levels) or ``discretized_logistic``
       (8-bit images: 256 levels, location ``sigmoid(c_T)`` and a learned
       per-pixel, per-channel log scale; see :mod:`draw_tf.losses`).
+    encoder_sees_decoder: the encoder input is ``[r_t, h_dec_{t-1}]`` (paper);
+      false: ``r_t`` alone.
+    read_inputs: ``image_and_error`` (paper), ``error_only`` or ``image_only``.
+    read_features: ``pixels`` (paper) or ``conv`` (two 3x3 ReLU convolutions
+      on the read inputs before the read).
+    conv_concat_image: with ``read_features="conv"``, also read the raw inputs
+      (concatenated to the feature maps).
+    conv_filters: feature maps of each convolution (``conv`` read features
+      and ``conv`` encoder).
+    encoder: ``lstm`` (paper) or ``conv`` (a feed-forward convolutional
+      encoder on the glimpse).
+    prior: ``standard`` (``N(0, I)`` each step, paper) or ``learned``
+      (``p(z_t | h_dec_{t-1})``, a diagonal Gaussian).
+    beta: weight of ``L_x`` in the training loss ``beta * L_x + L_z``.
     dtype: Keras dtype policy, e.g. ``"mixed_bfloat16"`` (CPUs with bf16
       instructions) or ``"mixed_float16"`` (GPUs; ``compile`` then adds loss
       scaling). It sets the precision of the LSTM matmuls only; weights, losses
@@ -283,7 +544,8 @@ class DrawModel(keras.Model):
   ``(images, labels)`` tuples (labels are ignored), or dicts
   ``{"images": ..., "noise": [batch, T, latent_dim]}`` to fix the noise.
 
-  Metrics: ``loss`` and ``nll_bound`` (the negative ELBO, nats per image),
+  Metrics: ``loss`` (``beta * L_x + L_z``, the negative ELBO when ``beta = 1``),
+  ``nll_bound`` (the negative ELBO ``L_x + L_z``, nats per image),
   ``recon`` (``L_x``) and ``kl`` (``L_z``).
 
   Example::
@@ -298,7 +560,11 @@ class DrawModel(keras.Model):
   def __init__(self, image_shape: Sequence[int] = (28, 28, 1), num_steps: int = 64,
                latent_dim: int = 100, encoder_units: int = 256, decoder_units: int = 256,
                read_size: int = 2, write_size: int = 5, read_attention: bool = True,
-               write_attention: bool = True, likelihood: str = "bernoulli", **kwargs):
+               write_attention: bool = True, encoder_sees_decoder: bool = True,
+               read_inputs: str = "image_and_error", read_features: str = "pixels",
+               conv_concat_image: bool = True, conv_filters: int = 8, encoder: str = "lstm",
+               prior: str = "standard", beta: float = 1.0, likelihood: str = "bernoulli",
+               **kwargs):
     kwargs.setdefault("autocast", False)  # images and noise stay float32
     super().__init__(**kwargs)
     if likelihood not in losses.LIKELIHOODS:
@@ -314,13 +580,19 @@ class DrawModel(keras.Model):
                         ("read_size", read_size), ("write_size", write_size)]:
       if int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if not float(beta) > 0:
+      raise ConfigError(f"beta must be a positive number, got {beta!r}.")
     self.image_shape = image_shape
     self.num_steps = int(num_steps)
     self.latent_dim = int(latent_dim)
+    self.beta = float(beta)
     self.cell = DrawCell(
         image_shape=image_shape, latent_dim=latent_dim, encoder_units=encoder_units,
         decoder_units=decoder_units, read_size=read_size, write_size=write_size,
-        read_attention=read_attention, write_attention=write_attention, name="draw_cell",
+        read_attention=read_attention, write_attention=write_attention,
+        encoder_sees_decoder=encoder_sees_decoder, read_inputs=read_inputs,
+        read_features=read_features, conv_concat_image=conv_concat_image,
+        conv_filters=conv_filters, encoder=encoder, prior=prior, name="draw_cell",
         dtype=self.dtype_policy)
     self.cell.build()
     self.pixel_log_scale = None
@@ -347,7 +619,8 @@ class DrawModel(keras.Model):
             "latent_dim": self.latent_dim, "encoder_units": c.encoder_units,
             "decoder_units": c.decoder_units, "read_size": c.read_size,
             "write_size": c.write_size, "read_attention": c.read_attention,
-            "write_attention": c.write_attention, "likelihood": self.likelihood}
+            "write_attention": c.write_attention, **c.variant_config(), "beta": self.beta,
+            "likelihood": self.likelihood}
 
   @classmethod
   def from_config(cls, config):
@@ -445,25 +718,30 @@ class DrawModel(keras.Model):
 
     Returns:
       dict with ``logits`` ``[batch, H, W, C]`` (``c_T``), ``mu`` and ``log_sd``
-      ``[batch, T, latent_dim]``.
+      ``[batch, T, latent_dim]``, and with ``prior="learned"`` also
+      ``prior_mu`` and ``prior_log_sd`` ``[batch, T, latent_dim]``.
     """
     steps = self.num_steps
+    learned = self.cell.prior == "learned"
     noise_tm = tf.transpose(noise, [1, 0, 2])  # [T, batch, latent_dim]
     state = self.cell.initial_state(tf.shape(images)[0])
     arrays = tuple(
         tf.TensorArray(tf.float32, size=steps, element_shape=[None, self.latent_dim])
-        for _ in range(2))
+        for _ in range(4 if learned else 2))
 
-    def body(t, state, mus, log_sds):
-      (mu, log_sd, _), state = self.cell(images, noise_tm[t], state)
-      return t + 1, state, mus.write(t, mu), log_sds.write(t, log_sd)
+    def body(t, state, *arrays):
+      (mu, log_sd, _, prior_mu, prior_log_sd), state = self.cell(images, noise_tm[t], state)
+      values = (mu, log_sd, prior_mu, prior_log_sd) if learned else (mu, log_sd)
+      return (t + 1, state, *(a.write(t, v) for a, v in zip(arrays, values)))
 
-    _, state, mus, log_sds = tf.while_loop(
+    _, state, *arrays = tf.while_loop(
         lambda t, *_: t < steps, body, (tf.constant(0), state, *arrays),
         maximum_iterations=steps)
-    return {"logits": state.canvas,
-            "mu": tf.transpose(mus.stack(), [1, 0, 2]),
-            "log_sd": tf.transpose(log_sds.stack(), [1, 0, 2])}
+    names = ("mu", "log_sd", "prior_mu", "prior_log_sd")
+    out = {"logits": state.canvas}
+    for name, array in zip(names, arrays):
+      out[name] = tf.transpose(array.stack(), [1, 0, 2])
+    return out
 
   def call(self, inputs, training=None):
     """Forward pass. ``inputs``: images or ``{"images", "noise"}``; see :meth:`unroll`."""
@@ -481,7 +759,7 @@ class DrawModel(keras.Model):
     """
     out = self.unroll(images, noise)
     recon = self.reconstruction_nll(images, out["logits"])
-    kl = losses.latent_kl(out["mu"], out["log_sd"])
+    kl = losses.latent_kl(out["mu"], out["log_sd"], out.get("prior_mu"), out.get("prior_log_sd"))
     return recon, kl
 
   def reconstruction_nll(self, images, logits):
@@ -489,6 +767,12 @@ class DrawModel(keras.Model):
     if self.likelihood == "discretized_logistic":
       return losses.discretized_logistic_nll(images, tf.sigmoid(logits), self.pixel_log_scale)
     return losses.bernoulli_nll(images, logits)
+
+  def weighted_loss(self, recon, kl):
+    """Per-example training loss ``beta * L_x + L_z`` (``L_x + L_z`` when ``beta = 1``)."""
+    if self.beta == 1.0:
+      return recon + kl
+    return self.beta * recon + kl
 
   # ----------------------------------------------------------------- keras steps
   def _prepare(self, data):
@@ -499,7 +783,7 @@ class DrawModel(keras.Model):
 
   def _update_metrics(self, recon, kl):
     nll = recon + kl
-    self.loss_tracker.update_state(nll)
+    self.loss_tracker.update_state(self.weighted_loss(recon, kl))
     self.nll_tracker.update_state(nll)
     self.recon_tracker.update_state(recon)
     self.kl_tracker.update_state(kl)
@@ -515,7 +799,7 @@ class DrawModel(keras.Model):
     with tf.GradientTape() as tape:
       recon, kl = self.per_example_losses(images, noise)
       replicas = tf.distribute.get_strategy().num_replicas_in_sync
-      loss = tf.reduce_mean(recon + kl) / replicas
+      loss = tf.reduce_mean(self.weighted_loss(recon, kl)) / replicas
       scaled = self.optimizer.scale_loss(loss)
     grads = tape.gradient(scaled, self.trainable_variables)
     return recon, kl, grads
@@ -589,7 +873,9 @@ class DrawModel(keras.Model):
     """Runs the decoder alone from prior noise (generation), step by step.
 
     Args:
-      noise: ``[N, T, latent_dim]`` float32, ``z_t ~ N(0, I)``.
+      noise: ``[N, T, latent_dim]`` float32 standard normal ``eps_t``; with
+        the standard prior ``z_t = eps_t``, with the learned prior
+        ``z_t = mu^p_t + exp(log_sd^p_t) * eps_t`` from ``h_dec_{t-1}``.
 
     Returns:
       dict with ``images`` ``[N, H, W, C]`` = ``sigmoid(c_T)``, ``canvases``
@@ -602,7 +888,8 @@ class DrawModel(keras.Model):
     windows = tf.TensorArray(tf.float32, size=steps, element_shape=[None, 4])
 
     def body(t, canvas, h_dec, c_dec, canvases, windows):
-      h_dec, c_dec, delta, window = self.cell.decode(noise_tm[t], h_dec, c_dec)
+      z = self.cell.prior_sample(noise_tm[t], h_dec)
+      h_dec, c_dec, delta, window = self.cell.decode(z, h_dec, c_dec)
       canvas = canvas + tf.cast(delta, canvas.dtype)
       return (t + 1, canvas, h_dec, c_dec, canvases.write(t, tf.sigmoid(canvas)),
               windows.write(t, tf.cast(window, tf.float32)))

@@ -43,6 +43,7 @@ from tensorflow.compiler.tf2xla.python import xla
 
 from draw_tf import attention
 from draw_tf import filterbank as fb
+from draw_tf.errors import ConfigError
 
 # Steps unrolled inside one iteration of the recurrence loop. Fewer iterations
 # mean less loop overhead (TFLite copies the loop state between iterations);
@@ -143,6 +144,23 @@ def batched_write(writer, hidden):
   return canvas, attention.window_from_params(gx, gy, delta, sigma2)
 
 
+def check_standard_prior(model) -> None:
+  """Refuses models whose prior is learned: their ``z_t`` depends on ``h_dec_{t-1}``.
+
+  The fused decoder projects the whole noise sequence at once, which needs
+  ``z_t`` known before the recurrence runs (``z_t = eps_t`` under ``N(0, I)``).
+
+  Raises:
+    ConfigError: ``model.cell.prior`` is not ``standard``.
+  """
+  if getattr(model.cell, "prior", "standard") != "standard":
+    raise ConfigError(
+        f"The fused sampler (and the SavedModel / TFLite export built on it) supports only the "
+        f"standard N(0, I) prior; this model has prior={model.cell.prior!r}, whose z_t depends on "
+        "the previous decoder state. Sample it with DrawModel.generate() or draw-sample on its "
+        "training workdir instead.")
+
+
 def decode_fused(model, noise, steps_per_iteration: int = DEFAULT_STEPS_PER_ITERATION):
   """Generation with the fused decoder; the same outputs as ``model.decode``.
 
@@ -157,6 +175,7 @@ def decode_fused(model, noise, steps_per_iteration: int = DEFAULT_STEPS_PER_ITER
     (centre x, centre y, stride, sigma in 0-based pixels).
   """
   cell = model.cell
+  check_standard_prior(model)
   noise = tf.convert_to_tensor(noise, tf.float32)
   expected = (model.num_steps, model.latent_dim)
   if noise.shape.rank != 3 or tuple(noise.shape[1:]) != expected:

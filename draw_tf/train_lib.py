@@ -50,7 +50,12 @@ METRICS_FILE = "metrics.jsonl"
 RUN_CONTROL_FIELDS = ("train.max_minutes", "train.verbose")
 # Fields added to the configs after workdirs were first written, with the value
 # that computes what older runs computed: a workdir without the field matches it.
-ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli"}
+ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli",
+                # The research-variant switches, at the paper's values.
+                "model.encoder_sees_decoder": True, "model.read_inputs": "image_and_error",
+                "model.read_features": "pixels", "model.conv_concat_image": True,
+                "model.conv_filters": 8, "model.encoder": "lstm", "model.prior": "standard",
+                "model.beta": 1.0}
 TASKS = ("generate", "classify")
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")

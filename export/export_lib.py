@@ -335,7 +335,10 @@ def export_model(model, output_dir: str,
   Raises:
     ExportVerificationError: an artifact failed a check; ``output_dir`` is
       left as it was.
+    ConfigError: the model's prior is learned (the exported fused decoder
+      supports only ``N(0, I)``).
   """
+  sampling.check_standard_prior(model)
   config = sampler_lib.decoder_config(model)
   noise = verification_noise(model, verify_batch_size, verify_seed)
   start = time.time()

@@ -71,14 +71,54 @@ def bernoulli_nll(x, logits):
   return -(x * np.log(p) + (1 - x) * np.log(1 - p))
 
 
+def kl_normal(mu_q, log_sd_q, mu_p, log_sd_p):
+  """Closed-form KL(N(mu_q, sd_q^2) || N(mu_p, sd_p^2)) elementwise."""
+  return (log_sd_p - log_sd_q
+          + (np.exp(2 * log_sd_q) + (mu_q - mu_p) ** 2) / (2 * np.exp(2 * log_sd_p)) - 0.5)
+
+
+def relu(x):
+  return np.maximum(x, 0.0)
+
+
+def conv2d_same(x, kernel, bias, stride=1):
+  """Cross-correlation with TensorFlow's 'SAME' padding, written as loops.
+
+  x [H, W, Cin], kernel [kh, kw, Cin, Cout] -> [ceil(H / stride), ceil(W / stride), Cout].
+  The padding total is max((out - 1) * stride + k - in, 0), the smaller half first.
+  """
+  h, w, cin = x.shape
+  kh, kw, _, cout = kernel.shape
+  oh, ow = -(-h // stride), -(-w // stride)
+  ph, pw = max((oh - 1) * stride + kh - h, 0), max((ow - 1) * stride + kw - w, 0)
+  padded = np.zeros((h + ph, w + pw, cin))
+  padded[ph // 2:ph // 2 + h, pw // 2:pw // 2 + w] = x
+  out = np.zeros((oh, ow, cout))
+  for i in range(oh):
+    for j in range(ow):
+      window = padded[i * stride:i * stride + kh, j * stride:j * stride + kw]
+      for o in range(cout):
+        out[i, j, o] = np.sum(window * kernel[..., o]) + bias[o]
+  return out
+
+
 def draw_negative_elbo(w, images, noise, *, num_steps, read_size, write_size,
-                       read_attention, write_attention):
+                       read_attention, write_attention, encoder_sees_decoder=True,
+                       read_inputs="image_and_error", read_features="pixels",
+                       conv_concat_image=True, encoder="lstm", prior="standard"):
   """The whole DRAW forward pass (DESIGN.md section 1) for a batch, in NumPy.
+
+  The keyword switches after ``write_attention`` are the research variants
+  (their defaults are the paper's DRAW): the encoder input without
+  ``h_dec``, what the read sees, two ReLU convolutions before the read, a
+  feed-forward convolutional encoder, a learned prior ``p(z_t | h_dec_{t-1})``.
 
   Args:
     w: dict of NumPy weights: enc_kernel, enc_bias, dec_kernel, dec_bias,
       post_kernel, post_bias, and read_params_{kernel,bias} / write_patch_*,
-      write_params_* or write_canvas_* as the variant needs.
+      write_params_* or write_canvas_* as the variant needs; feat1_*, feat2_*
+      (conv read features), encconv1_*, encconv2_*, encdense_* (conv
+      encoder), prior_* (learned prior).
     images: [batch, H, W, C]; noise: [batch, T, z].
 
   Returns:
@@ -90,26 +130,46 @@ def draw_negative_elbo(w, images, noise, *, num_steps, read_size, write_size,
   for b in range(batch):
     x = images[b].astype(np.float64)
     canvas = np.zeros_like(x)
-    units_e = w["enc_bias"].shape[0] // 4
+    units_e = w["enc_bias"].shape[0] // 4 if encoder == "lstm" else 1
     units_d = w["dec_bias"].shape[0] // 4
     h_enc, c_enc = np.zeros(units_e), np.zeros(units_e)
     h_dec, c_dec = np.zeros(units_d), np.zeros(units_d)
     for t in range(num_steps):
       x_hat = x - sigmoid(canvas)
+      sources = {"image_and_error": [x, x_hat], "error_only": [x_hat],
+                 "image_only": [x]}[read_inputs]
+      if read_features == "conv":
+        raw = np.concatenate(sources, axis=-1)
+        maps = relu(conv2d_same(raw, w["feat1_kernel"], w["feat1_bias"]))
+        maps = relu(conv2d_same(maps, w["feat2_kernel"], w["feat2_bias"]))
+        sources = [np.concatenate([raw, maps], axis=-1) if conv_concat_image else maps]
       if read_attention:
         n = read_size
         p = attention_params(h_dec @ w["read_params_kernel"] + w["read_params_bias"],
                              n, height, width)
         fx, fy = filterbank(*p[:4], n, height, width)
-        r = np.concatenate([read(x, fx, fy, p[4]).ravel(), read(x_hat, fx, fy, p[4]).ravel()])
+        glimpses = [read(s, fx, fy, p[4]) for s in sources]
       else:
-        r = np.concatenate([x.ravel(), x_hat.ravel()])
-      h_enc, c_enc = lstm(np.concatenate([r, h_dec]), h_enc, c_enc,
-                          w["enc_kernel"], w["enc_bias"])
+        glimpses = sources
+      r = np.concatenate([g.ravel() for g in glimpses])
+      if encoder == "lstm":
+        enc_in = np.concatenate([r, h_dec]) if encoder_sees_decoder else r
+        h_enc, c_enc = lstm(enc_in, h_enc, c_enc, w["enc_kernel"], w["enc_bias"])
+      else:  # feed-forward: glimpses stacked on channels, two stride-2 convs, dense
+        picture = np.concatenate(glimpses, axis=-1)
+        f = relu(conv2d_same(picture, w["encconv1_kernel"], w["encconv1_bias"], stride=2))
+        f = relu(conv2d_same(f, w["encconv2_kernel"], w["encconv2_bias"], stride=2)).ravel()
+        if encoder_sees_decoder:
+          f = np.concatenate([f, h_dec])
+        h_enc = np.tanh(f @ w["encdense_kernel"] + w["encdense_bias"])
       post = h_enc @ w["post_kernel"] + w["post_bias"]
       mu, log_sd = np.split(post, 2)
       z = mu + np.exp(log_sd) * noise[b, t]
-      kl[b] += kl_standard_normal(mu, log_sd).sum()
+      if prior == "learned":  # p(z_t | h_dec_{t-1})
+        mu_p, log_sd_p = np.split(h_dec @ w["prior_kernel"] + w["prior_bias"], 2)
+        kl[b] += kl_normal(mu, log_sd, mu_p, log_sd_p).sum()
+      else:
+        kl[b] += kl_standard_normal(mu, log_sd).sum()
       h_dec, c_dec = lstm(z, h_dec, c_dec, w["dec_kernel"], w["dec_bias"])
       if write_attention:
         n = write_size

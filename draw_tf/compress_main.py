@@ -1,0 +1,56 @@
+"""``draw-compress``: conceptual compression of test images with a trained DRAW.
+
+  draw-compress --workdir=DIR --steps=K --out=CODES.npz [--quant_step=0.5] [--num_images=N]
+  draw-compress --workdir=DIR --decode --codes=CODES.npz --out=RECON.npy|RECON.png [--seed=S]
+
+Encoding keeps the quantised posterior means of the first K steps and prints
+the bits per image (ideal code length under the model's prior); decoding runs
+those K steps deterministically and samples steps K + 1..T from the prior, and
+prints the reconstruction's mean squared error. The work is in
+:mod:`draw_tf.compress`; ``python -m draw_tf.compress_main`` also runs it.
+"""
+
+import json
+import sys
+
+from absl import app
+from absl import flags
+
+from draw_tf import cli
+from draw_tf import compress
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (with checkpoints/).")
+_STEPS = flags.DEFINE_integer("steps", None, "K: steps whose latents are kept (encoding).", lower_bound=1)
+_OUT = flags.DEFINE_string("out", None, "Codes file (.npz) when encoding; .npy or .png when decoding.")
+_DECODE = flags.DEFINE_bool("decode", False, "Reconstruct from --codes instead of encoding.")
+_CODES = flags.DEFINE_string("codes", None, "Codes file to decode (with --decode).")
+_QUANT_STEP = flags.DEFINE_float("quant_step", 0.5, "Quantisation bin width, in prior standard deviations.")
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 0, "Encode the first N test images (0 = all).", lower_bound=0)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the prior samples of the uncoded steps (decoding).")
+flags.mark_flags_as_required(["workdir", "out"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  with cli.user_errors("draw-compress"):
+    if _DECODE.value:
+      if not _CODES.value:
+        raise app.UsageError("--decode needs --codes=FILE (written by draw-compress --steps=K --out=FILE).")
+      result = compress.decompress_file(_WORKDIR.value, _CODES.value, _OUT.value, _SEED.value)
+    else:
+      if _STEPS.value is None:
+        raise app.UsageError("Encoding needs --steps=K (or pass --decode --codes=FILE).")
+      result = compress.compress_workdir(_WORKDIR.value, _STEPS.value, _OUT.value, _QUANT_STEP.value,
+                                         _NUM_IMAGES.value)
+  print(json.dumps(result, sort_keys=True), flush=True)
+
+
+def run():
+  """Console-script entry point."""
+  cli.prepare(sys.argv)
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
