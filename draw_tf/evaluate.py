@@ -217,7 +217,7 @@ def reconstruct(model: DrawModel, images, noise):
     state = model.cell.initial_state(tf.shape(images)[0])
     canvases, windows = [], []
     for t in range(model.num_steps):
-      (_, _, window), state = model.cell(images, noise[:, t], state)
+      (_, _, window, _, _), state = model.cell(images, noise[:, t], state)
       canvases.append(tf.sigmoid(state.canvas))
       windows.append(tf.cast(window, tf.float32))
     return tf.stack(canvases, 1), tf.stack(windows, 1)
