@@ -22,12 +22,12 @@ def forward_macs_per_step(image_shape, latent_dim=100, encoder_units=256, decode
     dict part -> MACs.
 
   Raises:
-    NotImplementedError: convolutional read features or encoder (not counted).
+    ValueError: convolutional read features or encoder (their FLOPs are not modelled).
   """
   if read_features != "pixels" or encoder != "lstm":
-    raise NotImplementedError(
-        "FLOP counts cover the LSTM encoder and pixel reads only; read_features='conv' and "
-        "encoder='conv' are not counted.")
+    raise ValueError(
+        "FLOP counts cover the LSTM encoder and pixel reads only; for read_features='conv' or "
+        "encoder='conv' time the model with tools/benchmark.py's images/s instead.")
   h, w, c = (int(d) for d in image_shape)
   ue, ud, z = int(encoder_units), int(decoder_units), int(latent_dim)
   n_r, n_w = int(read_size), int(write_size)

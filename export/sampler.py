@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 from typing import NamedTuple
@@ -72,7 +73,7 @@ def decoder_config(model) -> dict:
           "write_size": cell.write_size, "write_attention": cell.write_attention}
 
 
-class Sampler:
+class Sampler(abc.ABC):
   """Base class: a backend that maps noise to :class:`Samples`.
 
   Attributes:
@@ -103,8 +104,9 @@ class Sampler:
     noise = check_noise(noise, self.num_steps, self.latent_dim)
     return Samples(*(np.asarray(a, np.float32) for a in self._generate(noise)))
 
+  @abc.abstractmethod
   def _generate(self, noise: np.ndarray):
-    raise NotImplementedError
+    """Backend-specific: ``(images, canvases, windows)`` arrays for ``noise``."""
 
 
 class KerasSampler(Sampler):

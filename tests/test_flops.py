@@ -78,3 +78,10 @@ def test_attention_benchmark_checks_both_formulations_agree(channels):
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   assert result["matmul_cpu_ms_per_step"] > 0 and result["einsum_cpu_ms_per_step"] > 0
+
+
+def test_conv_variants_are_refused_rather_than_miscounted():
+  with pytest.raises(ValueError, match="read_features='conv'.*benchmark"):
+    flops.forward_macs_per_step(**dict(PAPER, read_features="conv"))
+  with pytest.raises(ValueError, match="encoder='conv'"):
+    flops.forward_macs_per_step(**dict(PAPER, encoder="conv"))
