@@ -38,6 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.read_attention = True
   # Gaussian attention write; False writes the whole canvas.
   config.model.write_attention = True
+  # Read/write window at h_dec = 0: tile (filters tile the image) or zero (all-zero bias:
+  # a 2 x 2 read sees only the 4 corner pixels, no ink on MNIST: collapse-prone).
+  config.model.window_init = "tile"
   # p(x | c_T): bernoulli (the paper's) or discretized_logistic (8-bit colour; use binarization=none).
   config.model.likelihood = "bernoulli"
   # Research variants (README "Research variants"); the defaults are the paper's DRAW.

@@ -48,6 +48,13 @@ def window_from_params(gx, gy, delta, sigma2) -> tf.Tensor:
   return tf.stack([gx - 1.0, gy - 1.0, delta, tf.sqrt(sigma2)], axis=-1)
 
 
+def _check_window_init(window_init) -> str:
+  if window_init not in fb.WINDOW_INITS:
+    raise ValueError(
+        f"window_init must be one of {', '.join(fb.WINDOW_INITS)}, got {window_init!r}.")
+  return window_init
+
+
 def _check_image_shape(image_shape) -> tuple:
   shape = tuple(int(d) for d in image_shape)
   if len(shape) != 3 or min(shape) < 1:
@@ -62,6 +69,9 @@ class AttentionRead(keras.layers.Layer):
 
   Args:
     read_size: grid size ``N``; the glimpse has ``N x N`` pixels per channel.
+    window_init: the window at ``h_dec = 0`` (the bias of the linear map):
+      ``"tile"`` (the filters tile the image) or ``"zero"`` (one-pixel filters
+      on the border); see :func:`draw_tf.filterbank.initial_window_bias`.
 
   Call args:
     images: ``[batch, height, width, channels]``.
@@ -75,15 +85,18 @@ class AttentionRead(keras.layers.Layer):
     image; ``[batch, N * N * channels]`` when ``error_images`` is ``None``.
   """
 
-  def __init__(self, read_size: int = 2, **kwargs):
+  def __init__(self, read_size: int = 2, window_init: str = "tile", **kwargs):
     super().__init__(**kwargs)
     if int(read_size) < 1:
       raise ValueError(f"read_size must be >= 1, got {read_size}.")
     self.read_size = int(read_size)
+    self.window_init = _check_window_init(window_init)
     self.params = keras.layers.Dense(5, name="window_params")
 
   def build(self, images_shape, error_images_shape=None, h_dec_shape=None):
     self.params.build(h_dec_shape)
+    self.params.bias.assign(fb.initial_window_bias(
+        self.window_init, self.read_size, images_shape[1], images_shape[2]))
 
   def compute_output_shape(self, images_shape, error_images_shape=None, h_dec_shape=None):
     inputs = 1 if error_images_shape is None else 2
@@ -112,7 +125,8 @@ class AttentionRead(keras.layers.Layer):
     return tf.reshape(glimpse, [-1, 2 * n * n * channels])
 
   def get_config(self):
-    return {**super().get_config(), "read_size": self.read_size}
+    return {**super().get_config(), "read_size": self.read_size,
+            "window_init": self.window_init}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -145,6 +159,7 @@ class AttentionWrite(keras.layers.Layer):
   Args:
     write_size: grid size ``N`` of the writing patch.
     image_shape: ``(height, width, channels)`` of the canvas.
+    window_init: the window at ``h_dec = 0``, as for :class:`AttentionRead`.
 
   Call args:
     h_dec: ``[batch, units]`` current decoder state.
@@ -154,12 +169,14 @@ class AttentionWrite(keras.layers.Layer):
     canvas, and ``[batch, 4]`` window parameters (see :func:`window_from_params`).
   """
 
-  def __init__(self, write_size: int = 5, image_shape: Sequence[int] = (28, 28, 1), **kwargs):
+  def __init__(self, write_size: int = 5, image_shape: Sequence[int] = (28, 28, 1),
+               window_init: str = "tile", **kwargs):
     super().__init__(**kwargs)
     if int(write_size) < 1:
       raise ValueError(f"write_size must be >= 1, got {write_size}.")
     self.write_size = int(write_size)
     self.image_shape = _check_image_shape(image_shape)
+    self.window_init = _check_window_init(window_init)
     channels = self.image_shape[-1]
     self.patch = keras.layers.Dense(self.write_size**2 * channels, name="patch")
     self.params = keras.layers.Dense(5, name="window_params")
@@ -167,6 +184,9 @@ class AttentionWrite(keras.layers.Layer):
   def build(self, h_dec_shape):
     self.patch.build(h_dec_shape)
     self.params.build(h_dec_shape)
+    height, width, _ = self.image_shape
+    self.params.bias.assign(
+        fb.initial_window_bias(self.window_init, self.write_size, height, width))
 
   def compute_output_shape(self, h_dec_shape):
     return (h_dec_shape[0], *self.image_shape), (h_dec_shape[0], 4)
@@ -189,7 +209,7 @@ class AttentionWrite(keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "write_size": self.write_size,
-            "image_shape": list(self.image_shape)}
+            "image_shape": list(self.image_shape), "window_init": self.window_init}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -16,6 +16,7 @@ The same filterbank is used for every channel.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 # Lower bound on each filter's normaliser Z (eqs. 25-26). 1e-8 underflows to 0 in
@@ -50,6 +51,44 @@ def attention_params(raw: tf.Tensor, n: int, height: int, width: int):
   sigma2 = tf.exp(log_sigma2)  # eq. 21
   gamma = tf.exp(log_gamma)  # eq. 21
   return gx, gy, sigma2, delta, gamma
+
+
+WINDOW_INITS = ("tile", "zero")
+
+
+def initial_window_bias(kind: str, n: int, height: int, width: int):
+  """The bias of an attention layer's linear map (eq. 21): its window at ``h = 0``.
+
+  At the first step ``h_dec_0 = 0``, so the window is this bias alone, and the
+  rest of training starts from where it puts the filters.
+
+  - ``"zero"``: all five raw parameters 0. Then (eqs. 22-24) the grid is centred,
+    its stride is ``(max(A, B) - 1) / (N - 1)`` so the outer filters sit on the
+    border pixels, and ``sigma^2 = 1``: for ``N = 2`` on 28 x 28 the four read
+    filters are one-pixel-wide Gaussians on the four corner pixels, where MNIST
+    has no ink. The glimpse is then 0 for every image, and so is the gradient
+    that would move the window: training sits on a posterior-collapse edge.
+  - ``"tile"``: the ``N x N`` filters tile the image like an anti-aliased
+    ``N x N`` downsampling. Stride ``delta_0 = max(A, B) / N`` (eq. 24 solved
+    for ``log delta~``), ``sigma_0 = delta_0 / 2``, centred, ``gamma = 1``.
+
+  Args:
+    kind: one of :data:`WINDOW_INITS`.
+    n: grid size ``N``.
+    height, width: image size ``B``, ``A``.
+
+  Returns:
+    ``float32`` NumPy array ``[5]``: ``(gx~, gy~, log sigma^2, log delta~, log gamma)``.
+  """
+  if kind not in WINDOW_INITS:
+    raise ValueError(f"Unknown window init {kind!r}; valid: {', '.join(WINDOW_INITS)}.")
+  if kind == "zero":
+    return np.zeros([5], np.float32)
+  size = max(height, width)
+  delta0 = size / n
+  log_delta_t = np.log(delta0 * max(n - 1, 1) / max(size - 1, 1))
+  log_sigma2 = np.log((delta0 / 2) ** 2)
+  return np.array([0.0, 0.0, log_sigma2, log_delta_t, 0.0], np.float32)
 
 
 def grid_centres(g: tf.Tensor, delta: tf.Tensor, n: int) -> tf.Tensor:

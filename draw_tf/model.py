@@ -267,7 +267,7 @@ class DrawCell(keras.layers.Layer):
                decoder_units=256, read_size=2, write_size=5, read_attention=True,
                write_attention=True, encoder_sees_decoder=True, read_inputs="image_and_error",
                read_features="pixels", conv_concat_image=True, conv_filters=8, encoder="lstm",
-               prior="standard", **kwargs):
+               prior="standard", window_init="tile", **kwargs):
     kwargs.setdefault("autocast", False)  # inputs and states are float32
     super().__init__(**kwargs)
     self.image_shape = tuple(int(d) for d in image_shape)
@@ -278,6 +278,7 @@ class DrawCell(keras.layers.Layer):
     self.write_size = int(write_size)
     self.read_attention = bool(read_attention)
     self.write_attention = bool(write_attention)
+    self.window_init = window_init
     self.encoder_sees_decoder = bool(encoder_sees_decoder)
     self.read_inputs = _check_choice("read_inputs", read_inputs, READ_INPUTS)
     self.read_features = _check_choice("read_features", read_features, READ_FEATURES)
@@ -291,7 +292,7 @@ class DrawCell(keras.layers.Layer):
     # that span 1e-4..1e2); only the LSTMs follow a mixed-precision policy.
     full = "float32"
     if self.read_attention:
-      self.reader = attention.AttentionRead(self.read_size, name="read", dtype=full)
+      self.reader = attention.AttentionRead(self.read_size, window_init, name="read", dtype=full)
     else:
       self.reader = attention.FullRead(name="read", dtype=full)
     if self.read_features == "conv":
@@ -309,7 +310,7 @@ class DrawCell(keras.layers.Layer):
     self.decoder = LSTMCell(self.decoder_units, name="decoder", dtype=self.dtype_policy)
     if self.write_attention:
       self.writer = attention.AttentionWrite(
-          self.write_size, self.image_shape, name="write", dtype=full)
+          self.write_size, self.image_shape, window_init, name="write", dtype=full)
     else:
       self.writer = attention.FullWrite(self.image_shape, self.write_size, name="write",
                                         dtype=full)
@@ -455,7 +456,8 @@ class DrawCell(keras.layers.Layer):
             "latent_dim": self.latent_dim, "encoder_units": self.encoder_units,
             "decoder_units": self.decoder_units, "read_size": self.read_size,
             "write_size": self.write_size, "read_attention": self.read_attention,
-            "write_attention": self.write_attention, **self.variant_config()}
+            "write_attention": self.write_attention, "window_init": self.window_init,
+            **self.variant_config()}
 
   def variant_config(self) -> dict:
     """The research-variant switches as keyword arguments."""
@@ -516,6 +518,11 @@ class DrawModel(keras.Model):
     write_size: write grid ``N`` (with ``write_attention``).
     read_attention: Gaussian attention read if true, else whole-image read.
     write_attention: Gaussian attention write if true, else whole-canvas write.
+    window_init: where the read and write windows start (their layers' bias,
+      the window at ``h_dec = 0``): ``tile`` (the ``N x N`` filters tile the
+      image) or ``zero`` (all-zero bias: one-pixel filters on the border
+      pixels, which for a 2 x 2 read of MNIST see no ink; see
+      :func:`draw_tf.filterbank.initial_window_bias`).
     likelihood: ``p(x | c_T)``: ``bernoulli`` (logits ``c_T``; the paper's
       choice, its cross-entropy for grey levels) or ``discretized_logistic``
       (8-bit images: 256 levels, location ``sigmoid(c_T)`` and a learned
@@ -564,7 +571,7 @@ class DrawModel(keras.Model):
                read_inputs: str = "image_and_error", read_features: str = "pixels",
                conv_concat_image: bool = True, conv_filters: int = 8, encoder: str = "lstm",
                prior: str = "standard", beta: float = 1.0, likelihood: str = "bernoulli",
-               **kwargs):
+               window_init: str = "tile", **kwargs):
     kwargs.setdefault("autocast", False)  # images and noise stay float32
     super().__init__(**kwargs)
     if likelihood not in losses.LIKELIHOODS:
@@ -592,7 +599,8 @@ class DrawModel(keras.Model):
         read_attention=read_attention, write_attention=write_attention,
         encoder_sees_decoder=encoder_sees_decoder, read_inputs=read_inputs,
         read_features=read_features, conv_concat_image=conv_concat_image,
-        conv_filters=conv_filters, encoder=encoder, prior=prior, name="draw_cell",
+        conv_filters=conv_filters, encoder=encoder, prior=prior, window_init=window_init,
+        name="draw_cell",
         dtype=self.dtype_policy)
     self.cell.build()
     self.pixel_log_scale = None
@@ -619,7 +627,8 @@ class DrawModel(keras.Model):
             "latent_dim": self.latent_dim, "encoder_units": c.encoder_units,
             "decoder_units": c.decoder_units, "read_size": c.read_size,
             "write_size": c.write_size, "read_attention": c.read_attention,
-            "write_attention": c.write_attention, **c.variant_config(), "beta": self.beta,
+            "write_attention": c.write_attention, "window_init": c.window_init,
+            **c.variant_config(), "beta": self.beta,
             "likelihood": self.likelihood}
 
   @classmethod

@@ -55,7 +55,9 @@ ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.l
                 "model.encoder_sees_decoder": True, "model.read_inputs": "image_and_error",
                 "model.read_features": "pixels", "model.conv_concat_image": True,
                 "model.conv_filters": 8, "model.encoder": "lstm", "model.prior": "standard",
-                "model.beta": 1.0}
+                "model.beta": 1.0,
+                # Runs before the window-init field started from the all-zero bias.
+                "model.window_init": "zero"}
 TASKS = ("generate", "classify")
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
