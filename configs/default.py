@@ -99,6 +99,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.lr_schedule = "constant"
   # Linear warm-up steps from 0 to the peak learning rate.
   config.train.warmup_steps = 0
+  # KL warm-up: the training loss weighs L_z by min(1, step / N) (0 = off); nll_bound stays unweighted.
+  config.train.kl_warmup_steps = 0
   # Final learning rate as a fraction of the peak (cosine and exponential).
   config.train.final_lr_fraction = 0.1
   # Adam beta_1 (several working DRAW implementations use 0.5).

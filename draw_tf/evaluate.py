@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from draw_tf import data
+from draw_tf import diagnostics
 from draw_tf import losses
 from draw_tf.errors import NoCheckpointError
 from draw_tf.fileio import write_json
@@ -119,6 +120,11 @@ def iw_log_weights(model: DrawModel, images, noise):
     - log q(z|x)`` summed over steps and dims for ``z_t = mu_t + sd_t eps_t``,
     and the ELBO's ``L_x`` and analytic ``L_z``.
   """
+  return _iw_terms(model, images, noise)[:3]
+
+
+def _iw_terms(model: DrawModel, images, noise):
+  """:func:`iw_log_weights` plus the posterior means ``mu`` ``[batch, T, latent_dim]``."""
   out = model.unroll(images, noise)
   recon = model.reconstruction_nll(images, out["logits"])  # -log p(x|z)
   q = losses.posterior(out["mu"], out["log_sd"])
@@ -127,7 +133,7 @@ def iw_log_weights(model: DrawModel, images, noise):
   log_p_z = tf.reduce_sum(p.log_prob(z), axis=[1, 2])
   log_q_z = tf.reduce_sum(q.log_prob(z), axis=[1, 2])
   kl = losses.latent_kl(out["mu"], out["log_sd"], out.get("prior_mu"), out.get("prior_log_sd"))
-  return -recon + log_p_z - log_q_z, recon, kl
+  return -recon + log_p_z - log_q_z, recon, kl, out["mu"]
 
 
 def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, batch_size: int = 500,
@@ -144,7 +150,10 @@ def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, bat
 
   Returns:
     dict with ``nll_bound``, ``recon``, ``kl`` (means over examples and the K
-    rollouts), ``num_examples``, and ``iw_bound``, ``iw_samples`` when ``K > 1``.
+    rollouts), ``num_examples``, ``active_units`` (latent units ``(t, u)``
+    whose posterior mean, averaged over the K rollouts, varies over the
+    examples with variance > 0.01; see :mod:`draw_tf.diagnostics`), and
+    ``iw_bound``, ``iw_samples`` when ``K > 1``.
   """
   k = int(iw_samples)
   if k < 1:
@@ -159,19 +168,24 @@ def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, bat
     tiled = tf.repeat(images, k, axis=0)  # [b * K, H, W, C], rollouts of one image adjacent
     noise = tf.random.stateless_normal(
         tf.concat([[b * k], noise_shape], 0), seed=tf.stack([tf.cast(seed, tf.int64) + 15485863, index]))
-    log_w, recon, kl = iw_log_weights(model, tiled, noise)
+    log_w, recon, kl, mu = _iw_terms(model, tiled, noise)
     log_w = tf.reshape(log_w, [b, k])
     iw = -(tf.reduce_logsumexp(log_w, axis=1) - math.log(k))
-    return (tf.reduce_sum(iw), tf.reduce_sum(recon) / k, tf.reduce_sum(kl) / k)
+    mu = tf.reduce_mean(tf.reshape(mu, [b, k, *noise_shape]), axis=1)  # E_q[z_t | x], [b, T, z]
+    return (tf.reduce_sum(iw), tf.reduce_sum(recon) / k, tf.reduce_sum(kl) / k,
+            tf.reduce_sum(mu, axis=0), tf.reduce_sum(tf.square(mu), axis=0))
 
   totals = np.zeros(3)
+  sum_mu = sum_mu2 = 0.0
   count = 0
   for index, images in enumerate(dataset):
-    sums = batch_bounds(images, tf.constant(index, tf.int64))
+    *sums, batch_mu, batch_mu2 = batch_bounds(images, tf.constant(index, tf.int64))
     totals += [float(s) for s in sums]
+    sum_mu, sum_mu2 = sum_mu + batch_mu.numpy(), sum_mu2 + batch_mu2.numpy()
     count += int(images.shape[0])
   iw, recon, kl = totals / count
-  result = {"nll_bound": recon + kl, "recon": recon, "kl": kl, "num_examples": count}
+  result = {"nll_bound": recon + kl, "recon": recon, "kl": kl, "num_examples": count,
+            "active_units": int(diagnostics.active_units(sum_mu, sum_mu2, count).sum())}
   if k > 1:
     result.update(iw_bound=iw, iw_samples=k)
   if getattr(model, "likelihood", "bernoulli") == "discretized_logistic":

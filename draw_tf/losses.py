@@ -69,8 +69,17 @@ def latent_kl(mu: tf.Tensor, log_sd: tf.Tensor, prior_mu: tf.Tensor | None = Non
   Returns:
     ``[batch]`` nats, summed over steps and latent dimensions.
   """
+  return tf.reduce_sum(latent_kl_per_step(mu, log_sd, prior_mu, prior_log_sd), axis=1)
+
+
+def latent_kl_per_step(mu: tf.Tensor, log_sd: tf.Tensor, prior_mu: tf.Tensor | None = None,
+                       prior_log_sd: tf.Tensor | None = None) -> tf.Tensor:
+  """``KL(q(z_t | ...) || p(z_t))`` of each step (the terms of eq. 11); ``[batch, T]`` nats.
+
+  Args: as :func:`latent_kl`.
+  """
   kl = tfd.kl_divergence(posterior(mu, log_sd), prior(prior_mu, prior_log_sd))  # [batch, T, latent_dim]
-  return tf.reduce_sum(kl, axis=[1, 2])
+  return tf.reduce_sum(kl, axis=2)
 
 
 LIKELIHOODS = ("bernoulli", "discretized_logistic")

@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from draw_tf import attention
+from draw_tf import diagnostics
 from draw_tf import losses
 from draw_tf.errors import ConfigError
 
@@ -615,6 +616,8 @@ class DrawModel(keras.Model):
     self.kl_tracker = keras.metrics.Mean(name="kl")
     # Training only: norm of the whole (cross-replica) gradient before clipping.
     self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
+    # Evaluation only: active latent units and KL per step (collapse detector).
+    self.latent_usage = diagnostics.LatentUsage(self.num_steps, self.latent_dim)
     self.built = True
     self.jit_step = False
     self._decode_fn = self._grad_fn = self._eval_fn = None
@@ -638,7 +641,7 @@ class DrawModel(keras.Model):
   def build(self, input_shape=None):
     self.built = True
 
-  def compile(self, optimizer="adam", jit_compile=False, **kwargs):
+  def compile(self, optimizer="adam", jit_compile=False, kl_warmup_steps=0, **kwargs):
     """Keras ``compile``; the loss is the model's own negative ELBO (no ``loss``).
 
     Args:
@@ -647,6 +650,9 @@ class DrawModel(keras.Model):
         (an inner ``tf.function(jit_compile=True)``; ``apply_gradients`` stays
         outside, so it also works under ``MirroredStrategy``, where Keras's own
         ``jit_compile`` fails). ``False`` or ``"auto"`` run without XLA.
+      kl_warmup_steps: anneal the weight of ``L_z`` in the *training* loss
+        linearly from 0 to 1 over this many optimizer steps (0: always 1).
+        The reported ``nll_bound`` and ``kl`` stay unweighted.
       **kwargs: passed to ``keras.Model.compile`` (e.g. ``steps_per_execution``).
     """
     if kwargs.get("loss") is not None:
@@ -655,6 +661,9 @@ class DrawModel(keras.Model):
       raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}.")
     super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
     self.jit_step = jit_compile is True
+    if int(kl_warmup_steps) != kl_warmup_steps or kl_warmup_steps < 0:
+      raise ValueError(f"kl_warmup_steps must be a non-negative integer, got {kl_warmup_steps!r}.")
+    self.kl_warmup_steps = int(kl_warmup_steps)
     self._grad_fn = self._eval_fn = None
     # Create the optimizer's slots now, outside any traced function, so a
     # retrace (new input shape, or a call after an input error) never has to.
@@ -669,10 +678,10 @@ class DrawModel(keras.Model):
 
   @property
   def metrics(self):
-    # evaluate() reports the first four (test_step returns only those);
-    # fit() also reports grad_norm.
+    # evaluate() reports the first four and active_units; fit() the first
+    # four and grad_norm. All are listed so that Keras resets them.
     return [self.loss_tracker, self.nll_tracker, self.recon_tracker, self.kl_tracker,
-            self.grad_norm_tracker]
+            self.grad_norm_tracker, self.latent_usage]
 
   # ----------------------------------------------------------------- inputs
   def _check_images(self, images):
@@ -771,6 +780,20 @@ class DrawModel(keras.Model):
     kl = losses.latent_kl(out["mu"], out["log_sd"], out.get("prior_mu"), out.get("prior_log_sd"))
     return recon, kl
 
+  def eval_terms(self, images, noise):
+    """``(recon, kl, kl_steps, mu)`` for evaluation: :meth:`per_example_losses` plus detail.
+
+    Returns:
+      ``recon`` and ``kl`` ``[batch]`` nats, ``kl_steps`` ``[batch, T]`` (the
+      KL of each step, summed over latent units) and the posterior means
+      ``mu`` ``[batch, T, latent_dim]``.
+    """
+    out = self.unroll(images, noise)
+    recon = self.reconstruction_nll(images, out["logits"])
+    kl_steps = losses.latent_kl_per_step(out["mu"], out["log_sd"], out.get("prior_mu"),
+                                         out.get("prior_log_sd"))
+    return recon, tf.reduce_sum(kl_steps, axis=1), kl_steps, out["mu"]
+
   def reconstruction_nll(self, images, logits):
     """``L_x = -log p(x | c_T)`` per example (eq. 9) under ``self.likelihood``; ``[batch]``."""
     if self.likelihood == "discretized_logistic":
@@ -778,10 +801,18 @@ class DrawModel(keras.Model):
     return losses.bernoulli_nll(images, logits)
 
   def weighted_loss(self, recon, kl):
-    """Per-example training loss ``beta * L_x + L_z`` (``L_x + L_z`` when ``beta = 1``)."""
+    """Per-example loss ``beta * L_x + L_z`` (``L_x + L_z`` when ``beta = 1``)."""
     if self.beta == 1.0:
       return recon + kl
     return self.beta * recon + kl
+
+  def kl_weight(self):
+    """Weight of ``L_z`` in the training loss at this step: ``min(1, (step + 1) / kl_warmup_steps)``."""
+    warmup = getattr(self, "kl_warmup_steps", 0)
+    if not warmup:
+      return None
+    step = tf.cast(self.optimizer.iterations, tf.float32)
+    return tf.minimum(1.0, (step + 1.0) / float(warmup))
 
   # ----------------------------------------------------------------- keras steps
   def _prepare(self, data):
@@ -808,7 +839,8 @@ class DrawModel(keras.Model):
     with tf.GradientTape() as tape:
       recon, kl = self.per_example_losses(images, noise)
       replicas = tf.distribute.get_strategy().num_replicas_in_sync
-      loss = tf.reduce_mean(self.weighted_loss(recon, kl)) / replicas
+      weight = self.kl_weight()
+      loss = tf.reduce_mean(self.weighted_loss(recon, kl if weight is None else weight * kl)) / replicas
       scaled = self.optimizer.scale_loss(loss)
     grads = tape.gradient(scaled, self.trainable_variables)
     return recon, kl, grads
@@ -874,8 +906,11 @@ class DrawModel(keras.Model):
 
   def test_step(self, data):
     images, noise = self._prepare(data)
-    recon, kl = self._maybe_jit("_eval_fn", self.per_example_losses)(images, noise)
-    return _multi_worker_logs(self._update_metrics(recon, kl))
+    recon, kl, kl_steps, mu = self._maybe_jit("_eval_fn", self.eval_terms)(images, noise)
+    logs = self._update_metrics(recon, kl)
+    self.latent_usage.update_state(mu, kl_steps)
+    logs["active_units"] = self.latent_usage.result()
+    return _multi_worker_logs(logs)
 
   # ----------------------------------------------------------------- generation
   def decode(self, noise):

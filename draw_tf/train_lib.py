@@ -37,6 +37,7 @@ import tensorflow as tf
 from absl import logging
 
 from draw_tf import data
+from draw_tf import diagnostics
 from draw_tf import visualize
 from draw_tf.classifier import DrawClassifier, save_glimpse_gif
 from draw_tf.errors import ConfigError, TrainingDivergedError, WorkdirConfigMismatchError
@@ -57,7 +58,7 @@ ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.l
                 "model.conv_filters": 8, "model.encoder": "lstm", "model.prior": "standard",
                 "model.beta": 1.0,
                 # Runs before the window-init field started from the all-zero bias.
-                "model.window_init": "zero"}
+                "model.window_init": "zero", "train.kl_warmup_steps": 0}
 TASKS = ("generate", "classify")
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
@@ -371,6 +372,7 @@ class Reporter(keras.callbacks.Callback):
     self.start_time = time.time()
     self._previous = {}
     self.last_picture_step = None
+    self.collapse_warned = False
 
   @property
   def step(self) -> int:
@@ -419,12 +421,24 @@ class Reporter(keras.callbacks.Callback):
         logging.info("Step %d (epoch %d): test error %.2f %% (loss %.4f)", step, epoch,
                      test["error_percent"], test.get("loss", float("nan")))
       else:
-        logging.info("Step %d (epoch %d): test nll_bound %.2f nats (recon %.2f, kl %.2f)", step, epoch,
-                     test.get("nll_bound", float("nan")), test.get("recon", float("nan")),
-                     test.get("kl", float("nan")))
+        logging.info("Step %d (epoch %d): test nll_bound %.2f nats (recon %.2f, kl %.2f, "
+                     "active units %d)", step, epoch, test.get("nll_bound", float("nan")),
+                     test.get("recon", float("nan")), test.get("kl", float("nan")),
+                     test.get("active_units", -1))
+    usage = {}
+    if test and isinstance(self.model, DrawModel):
+      usage = self.model.latent_usage.summary()
+      test["active_units"] = usage.pop("active_units")
+      with self.test_writer.as_default(step=step):
+        tf.summary.histogram("kl_per_step", usage["kl_per_step"])
+      message = diagnostics.collapse_message(test.get("kl", float("nan")), step)
+      if message and not self.collapse_warned:
+        logging.warning(message)
+        self.collapse_warned = True
     line = {"epoch": epoch, "step": step, "minutes": round((time.time() - self.start_time) / 60, 3),
             "learning_rate": self.learning_rate(), "time": round(time.time(), 1),
-            **{f"train_{k}": v for k, v in train.items()}, **{f"test_{k}": v for k, v in test.items()}}
+            **{f"train_{k}": v for k, v in train.items()}, **{f"test_{k}": v for k, v in test.items()},
+            **{f"test_{k}": v for k, v in usage.items()}}
     with open(os.path.join(self.workdir, METRICS_FILE), "a") as f:
       f.write(json.dumps(line) + "\n")
     if pictures:
@@ -502,7 +516,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     else:
       model = DrawModel(**config.model, dtype=train_cfg.mixed_precision)
     optimizer = make_optimizer(train_cfg, total_steps)
-    model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile)
+    if classify:
+      model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile)
+    else:
+      model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile,
+                    kl_warmup_steps=train_cfg.kl_warmup_steps)
     if classify:
       optimizer.build(model.trainable_variables)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
