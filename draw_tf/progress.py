@@ -38,8 +38,9 @@ Example::
 
 from __future__ import annotations
 
+import io
 import logging as std_logging
-import shutil
+import os
 import sys
 import threading
 import time
@@ -238,8 +239,7 @@ class Progress:
         self._log(line)
 
   def _draw(self, line: str) -> None:
-    columns = shutil.get_terminal_size((100, 20)).columns
-    line = line[:max(20, columns - 1)]
+    line = line[:max(20, _columns(self._stream) - 1)]
     self._stream.write("\r" + line + " " * max(0, self._width - len(line)))
     self._stream.flush()
     self._width = len(line)
@@ -286,6 +286,15 @@ class Progress:
       self._stop.set()
       self._thread.join()
       self._thread = None
+
+
+def _columns(stream) -> int:
+  """Width of the terminal behind ``stream`` (120 when it does not say)."""
+  try:
+    columns = os.get_terminal_size(stream.fileno()).columns
+  except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+    columns = 0
+  return columns or 120
 
 
 def _isatty(stream) -> bool:

@@ -4,6 +4,13 @@ A fake clock drives the rate limiting, so nothing here sleeps.
 """
 
 import io
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -159,3 +166,81 @@ def test_durations_read_as_clock_time():
   assert progress.format_duration(5) == "0:05"
   assert progress.format_duration(125.4) == "2:05"
   assert progress.format_duration(3 * 3600 + 61) == "3:01:01"
+
+
+# ---------------------------------------------------------------------------- the binaries
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _copy_workdir(trained_tiny, tmp_path):
+  """A copy of the shared tiny workdir, so the draw-eval runs here leave its eval.json alone."""
+  workdir = str(tmp_path / "workdir")
+  shutil.copytree(trained_tiny[0], workdir)
+  return workdir
+
+
+def _draw_eval(workdir, *flags, stderr_tty=False):
+  """Runs ``draw-eval --workdir=W --iw_samples=4 FLAGS``; returns (returncode, stdout, stderr)."""
+  cmd = [sys.executable, "-m", "draw_tf.eval_main", f"--workdir={workdir}", "--iw_samples=4", *flags]
+  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  if not stderr_tty:
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+  master, slave = pty.openpty()
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=slave)
+  os.close(slave)
+  chunks = []
+  while True:  # drain the terminal while the program runs, so it never blocks on a full buffer
+    ready, _, _ = select.select([master], [], [], 1.0)
+    if ready:
+      try:
+        chunk = os.read(master, 65536)
+      except OSError:  # EIO: the program closed its end
+        break
+      if not chunk:
+        break
+      chunks.append(chunk)
+    elif proc.poll() is not None:
+      break
+  stdout = proc.communicate(timeout=300)[0]
+  os.close(master)
+  return proc.returncode, stdout.decode(), b"".join(chunks).decode(errors="replace")
+
+
+def test_draw_eval_in_a_log_shows_progress_and_ends_with_what_it_wrote_and_what_next(trained_tiny, tmp_path):
+  """Output captured (not a terminal): plain progress lines, no carriage return; the JSON
+  result alone on stdout; the hand-off lines last; --verbose=0 removes the progress only."""
+  workdir = _copy_workdir(trained_tiny, tmp_path)
+  code, stdout, stderr = _draw_eval(workdir)
+  assert code == 0, stderr[-3000:]
+  result = json.loads(stdout)  # stdout holds the JSON line and nothing else
+  assert result["iw_samples"] == 4 and result["checkpoint"].startswith(workdir)
+  assert "\r" not in stderr
+  lines = stderr.strip().splitlines()
+  progress_lines = [l for l in lines if "Evaluating, K = 4: " in l]
+  assert progress_lines, stderr[-3000:]
+  last = progress_lines[-1]
+  assert "200/200 examples (100%)" in last and "examples/s" in last and "rollouts/s" in last
+  assert f"nll_bound {result['nll_bound']:.2f}" in last and f"iw_bound {result['iw_bound']:.2f}" in last
+  assert lines[-3] == (f"draw-eval: wrote {workdir}/eval.json (nll_bound {result['nll_bound']:.2f} nats "
+                       f"per image, iw_bound {result['iw_bound']:.2f} with K = 4, 200 test examples, "
+                       f"step {result['step']})")
+  assert lines[-2].startswith(f"draw-eval: next: draw-sample --model={workdir} --out=")
+  assert lines[-1] == f"draw-eval: next: draw-export --workdir={workdir} --output_dir={workdir}/export"
+
+  code, quiet_stdout, quiet_stderr = _draw_eval(workdir, "--verbose=0")
+  assert code == 0, quiet_stderr[-3000:]
+  assert json.loads(quiet_stdout)["iw_bound"] == result["iw_bound"]
+  assert "Evaluating" not in quiet_stderr and "examples/s" not in quiet_stderr
+  assert quiet_stderr.strip().splitlines()[-3:] == lines[-3:]  # the hand-off stays
+
+
+def test_draw_eval_on_a_terminal_redraws_one_progress_line(trained_tiny, tmp_path):
+  workdir = _copy_workdir(trained_tiny, tmp_path)
+  code, stdout, terminal = _draw_eval(workdir, stderr_tty=True)
+  assert code == 0, terminal[-3000:]
+  assert json.loads(stdout)["iw_samples"] == 4
+  bar = [l for l in terminal.split("\n") if "Evaluating, K = 4: " in l]
+  assert len(bar) == 1, terminal[-3000:]  # redrawn in place, ended once
+  assert "\r" in bar[0] and "━" * 20 + " 200/200 examples (100%)" in bar[0]
+  assert "draw-eval: next: draw-sample" in terminal
