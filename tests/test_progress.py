@@ -244,3 +244,24 @@ def test_draw_eval_on_a_terminal_redraws_one_progress_line(trained_tiny, tmp_pat
   assert len(bar) == 1, terminal[-3000:]  # redrawn in place, ended once
   assert "\r" in bar[0] and "━" * 20 + " 200/200 examples (100%)" in bar[0]
   assert "draw-eval: next: draw-sample" in terminal
+
+
+def test_draw_export_logs_its_stages_and_ends_with_the_folder_the_manifest_and_draw_sample(tiny_export):
+  lines = tiny_export.stderr.strip().splitlines()
+  assert any("Exporting: 5/5 stages (100%)" in l for l in lines), tiny_export.stderr[-3000:]
+  out = os.path.abspath(tiny_export.out)
+  assert f"draw-export: wrote {out}/manifest.json (shapes, signatures, sha256, self-check)" in lines
+  assert any(l.startswith(f"draw-export: wrote {out}/saved_model/ (") for l in lines)
+  assert lines[-1] == f"draw-export: next: draw-sample --model={out}/draw_decoder.tflite --out={out}/samples.png"
+
+
+def test_derived_dataset_builds_count_every_image():
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from draw_tf import data  # pylint: disable=g-import-not-at-top
+  digits = np.zeros((30, 28, 28, 1), np.uint8)
+  lines = []
+  bar = progress.Progress(60, "Building", unit="images", verbose=2, log=lines.append)
+  data.compose_multi_digit(digits, np.random.default_rng(0), bar=bar)
+  data.compose_cluttered(digits, np.random.default_rng(0), bar=bar)
+  bar.close()
+  assert bar.done == 60 and lines[-1].startswith("Building: 60/60 images (100%)")
