@@ -50,7 +50,7 @@ def main(argv):
     summary = f"{result['split']} error {100.0 - 100.0 * result['accuracy']:.2f}%"
     picture = "glimpses.gif"
   progress.handoff("draw-eval", [f"{os.path.join(workdir, evaluate.EVAL_FILE)} ({summary}, "
-                                 f"{result['num_examples']} {result['split']} examples, step {result['step']})"],
+                                 f"{result['num_examples']:,} {result['split']} examples, step {result['step']})"],
                    [f"draw-sample --model={workdir} --out={os.path.join(workdir, picture)}"]
                    + ([f"draw-export --workdir={workdir} --output_dir={workdir}/export"]
                       if "nll_bound" in result else []))
