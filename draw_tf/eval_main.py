@@ -8,6 +8,7 @@ Prints one JSON line and writes ``WORKDIR/eval.json``. Also runnable as
 """
 
 import json
+import os
 import sys
 
 from absl import app
@@ -15,6 +16,7 @@ from absl import flags
 
 from draw_tf import cli
 from draw_tf import evaluate
+from draw_tf import progress
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (with checkpoints/).")
 _IW_SAMPLES = flags.DEFINE_integer(
@@ -24,16 +26,34 @@ _SPLIT = flags.DEFINE_enum("split", "test", ["test", "train"], "Split to evaluat
 _BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 0, "Rollouts per forward pass (0 = config.eval.batch_size).", lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Noise seed.")
+_VERBOSE = flags.DEFINE_integer(
+    "verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
+    "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
 flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  progress.set_verbosity(_VERBOSE.value)
   with cli.user_errors("draw-eval"):
     result = evaluate.evaluate_workdir(_WORKDIR.value, _IW_SAMPLES.value, _SPLIT.value,
                                        _BATCH_SIZE.value or None, _SEED.value)
   print(json.dumps(result, sort_keys=True), flush=True)
+  workdir = os.path.abspath(_WORKDIR.value)
+  if "nll_bound" in result:
+    summary = f"nll_bound {result['nll_bound']:.2f} nats per image"
+    if "iw_bound" in result:
+      summary += f", iw_bound {result['iw_bound']:.2f} with K = {result['iw_samples']}"
+    picture = "samples.png"
+  else:
+    summary = f"{result['split']} error {100.0 - 100.0 * result['accuracy']:.2f}%"
+    picture = "glimpses.gif"
+  progress.handoff("draw-eval", [f"{os.path.join(workdir, evaluate.EVAL_FILE)} ({summary}, "
+                                 f"{result['num_examples']:,} {result['split']} examples, step {result['step']})"],
+                   [f"draw-sample --model={workdir} --out={os.path.join(workdir, picture)}"]
+                   + ([f"draw-export --workdir={workdir} --output_dir={workdir}/export"]
+                      if "nll_bound" in result else []))
 
 
 def run():

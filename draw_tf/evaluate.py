@@ -43,6 +43,7 @@ import tensorflow as tf
 from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import losses
+from draw_tf import progress
 from draw_tf.errors import NoCheckpointError
 from draw_tf.fileio import write_json
 from draw_tf.classifier import DrawClassifier, save_glimpse_gif
@@ -178,11 +179,19 @@ def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, bat
   totals = np.zeros(3)
   sum_mu = sum_mu2 = 0.0
   count = 0
+  # The running bounds shown come from the sums already fetched for `totals`: no extra sync.
+  bar = progress.Progress(split.num_examples, f"Evaluating, K = {k}" if k > 1 else "Evaluating",
+                          unit="examples", rates={"rollouts": k} if k > 1 else None)
   for index, images in enumerate(dataset):
     *sums, batch_mu, batch_mu2 = batch_bounds(images, tf.constant(index, tf.int64))
     totals += [float(s) for s in sums]
     sum_mu, sum_mu2 = sum_mu + batch_mu.numpy(), sum_mu2 + batch_mu2.numpy()
     count += int(images.shape[0])
+    if k > 1:
+      bar.update(count, nll_bound=(totals[1] + totals[2]) / count, iw_bound=totals[0] / count)
+    else:
+      bar.update(count, nll_bound=(totals[1] + totals[2]) / count)
+  bar.close()
   iw, recon, kl = totals / count
   result = {"nll_bound": recon + kl, "recon": recon, "kl": kl, "num_examples": count,
             "active_units": int(diagnostics.active_units(sum_mu, sum_mu2, count).sum())}
@@ -205,11 +214,14 @@ def classification_error(model: DrawClassifier, split: data.Split, batch_size: i
   """
   predict = tf.function(lambda x: model(x), reduce_retracing=True)
   wrong, xent, count = 0, 0.0, 0
+  bar = progress.Progress(split.num_examples, "Classifying", unit="examples")
   for images, labels in data.eval_dataset(split, batch_size, with_labels=True):
     logits = predict(images)
     wrong += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1) != labels, tf.int32)))
     xent += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)))
     count += int(images.shape[0])
+    bar.update(count, error_percent=100.0 * wrong / count)
+  bar.close()
   return {"test_error_percent": 100.0 * wrong / count, "accuracy": 1.0 - wrong / count,
           "loss": xent / count, "num_examples": count}
 

@@ -7,6 +7,7 @@ Also runnable as ``python -m draw_tf.train_main``. All the work is in
 :func:`draw_tf.train_lib.train_and_evaluate`.
 """
 
+import os
 import sys
 
 from absl import app
@@ -14,6 +15,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from draw_tf import cli
+from draw_tf import progress
 from draw_tf import train_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -26,8 +28,22 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  progress.set_verbosity(_CONFIG.value.train.verbose)  # dataset builds; Keras has its own bar
   with cli.user_errors("draw-train"):
-    train_lib.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    model, _ = train_lib.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  handoff(os.path.abspath(_WORKDIR.value), int(model.optimizer.iterations.numpy()))
+
+
+def handoff(workdir: str, step: int) -> None:
+  """The last lines: the checkpoint and pictures written, and the commands to run next."""
+  wrote = [f"{os.path.join(workdir, 'checkpoints')}/ (step {step}), {os.path.join(workdir, 'config.json')}"]
+  for name, what in (("samples.png", "prior samples"), ("drawing.gif", "the drawing sequence"),
+                     ("glimpses.gif", "the glimpses")):
+    path = os.path.join(workdir, "samples", name)
+    if os.path.exists(path):
+      wrote.append(f"{path} ({what})")
+  wrote.append(f"{os.path.join(workdir, 'tensorboard')}/ (tensorboard --logdir={os.path.join(workdir, 'tensorboard')})")
+  progress.handoff("draw-train", wrote, [f"draw-eval --workdir={workdir} --iw_samples=100"])
 
 
 def run():

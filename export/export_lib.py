@@ -46,6 +46,7 @@ import tensorflow as tf
 
 import draw_tf
 from draw_tf import fileio
+from draw_tf import progress
 from draw_tf import sampling
 from export import sampler as sampler_lib
 
@@ -342,12 +343,16 @@ def export_model(model, output_dir: str,
   config = sampler_lib.decoder_config(model)
   noise = verification_noise(model, verify_batch_size, verify_seed)
   start = time.time()
-  with fileio.atomic_path(output_dir, is_dir=True) as tmp:
+  # Stages: the SavedModel, one conversion per TFLite file, the self-check.
+  bar = progress.Progress(len(TFLITE_FILES) + 2, "Exporting", unit="stages", show_rate=False, heartbeat=True)
+  with bar, fileio.atomic_path(output_dir, is_dir=True) as tmp:
     saved_model_dir = os.path.join(tmp, SAVED_MODEL_DIR)
+    bar.update(0, stage="writing the SavedModel")
     save_saved_model(model, saved_model_dir, steps_per_iteration)
     logging.info("Wrote %s; converting to TFLite.", saved_model_dir)
     payload = json.dumps(config, sort_keys=True).encode()
     for quantization, name in TFLITE_FILES.items():
+      bar.add(1, stage=f"converting to {name} ({quantization})")
       try:
         tflite = convert_to_tflite(saved_model_dir, quantization)
       except Exception as e:  # ConverterError, or an op outside the builtin set
@@ -357,7 +362,9 @@ def export_model(model, output_dir: str,
       tflite = add_tflite_metadata(tflite, sampler_lib.CONFIG_NAME, payload)
       with open(os.path.join(tmp, name), "wb") as f:
         f.write(tflite)
+    bar.add(1, stage="self-check of every artifact against the Keras model")
     report = verify_export(model, tmp, noise)
+    bar.add(1, stage="done")
     for name, diff in report["max_abs_diff"].items():
       logging.info("max abs diff vs Keras, %s: %s", name, diff)
     if report["problems"]:

@@ -8,12 +8,14 @@ artifact has reproduced the Keras model on fixed noise, OUT/manifest.json. On a
 failed check it exits with status 1 and OUT is not created (or left as it was).
 """
 
+import os
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from draw_tf import progress
 from draw_tf import sampling
 from export import export_lib
 
@@ -23,11 +25,14 @@ flags.DEFINE_string("output_dir", None, "Folder to write the export to (replaced
 flags.DEFINE_integer("steps_per_iteration", sampling.DEFAULT_STEPS_PER_ITERATION,
                      "Decoder steps unrolled per loop iteration in the exported graph.")
 flags.DEFINE_integer("verify_batch_size", 8, "Noise sequences used by the self-check.")
+flags.DEFINE_integer("verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s "
+                     "otherwise), 2 log lines, 0 none.", lower_bound=0, upper_bound=2)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  progress.set_verbosity(FLAGS.verbose)
   try:
     manifest = export_lib.export_workdir(
         FLAGS.workdir, FLAGS.output_dir, steps_per_iteration=FLAGS.steps_per_iteration,
@@ -38,7 +43,15 @@ def main(argv):
   for name, entry in manifest["files"].items():
     logging.info("%s: %d bytes", name, entry["size_bytes"])
   print(f"Exported to {FLAGS.output_dir}; max abs diff vs Keras: "
-        + ", ".join(f"{k} {v:.2g}" for k, v in manifest["verification"]["max_abs_diff"].items()))
+        + ", ".join(f"{k} {v:.2g}" for k, v in manifest["verification"]["max_abs_diff"].items()), flush=True)
+  out = os.path.abspath(FLAGS.output_dir)
+  progress.handoff(
+      "draw-export",
+      [f"{os.path.join(out, name)}" + ("/" if name == export_lib.SAVED_MODEL_DIR else "")
+       + f" ({entry['size_bytes']:,} bytes)" for name, entry in manifest["files"].items()]
+      + [f"{os.path.join(out, export_lib.MANIFEST)} (shapes, signatures, sha256, self-check)"],
+      [f"draw-sample --model={os.path.join(out, export_lib.TFLITE_FILES['float32'])} "
+       f"--out={os.path.join(out, 'samples.png')}"])
 
 
 def run():

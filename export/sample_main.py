@@ -25,6 +25,7 @@ import numpy as np
 
 from draw_tf import evaluate
 from draw_tf import fileio
+from draw_tf import progress
 from draw_tf import visualize
 from export import sampler as sampler_lib
 
@@ -108,10 +109,17 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
-    sample_to_file(FLAGS.model, FLAGS.out, FLAGS.num, FLAGS.seed, FLAGS.noise, FLAGS.num_threads)
+    samples = sample_to_file(FLAGS.model, FLAGS.out, FLAGS.num, FLAGS.seed, FLAGS.noise, FLAGS.num_threads)
   except (ValueError, FileNotFoundError, TypeError) as e:
     print(f"draw-sample: error: {e}", file=sys.stderr)
     sys.exit(1)
+  what = {".png": "a grid of the final images", ".gif": "the drawing sequence with the write boxes",
+          ".npy": "float32 images [N, H, W, C] in [0, 1]"}[os.path.splitext(FLAGS.out)[1].lower()]
+  if samples is None:
+    what = "the classifier's glimpses"
+  else:
+    what = f"{len(samples.images)} pictures: {what}"
+  progress.handoff("draw-sample", [f"{os.path.abspath(FLAGS.out)} ({what})"])
 
 
 def run():

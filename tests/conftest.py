@@ -57,7 +57,7 @@ def tiny_export(tmp_path_factory):
     manifest = json.load(f)
   return types.SimpleNamespace(model=keras.models.load_model(str(workdir / "model.keras"), compile=False),
                                workdir=str(workdir), out=str(out), manifest=manifest,
-                               stdout=proc.stdout)
+                               stdout=proc.stdout, stderr=proc.stderr)
 
 @pytest.fixture(scope="session")
 def fake_cache(tmp_path_factory):

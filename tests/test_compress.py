@@ -117,6 +117,9 @@ def test_draw_compress_binary(tiny_workdir, tmp_path):
                     "--num_images=4")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert json.loads(proc.stdout.strip().splitlines()[-1])["num_images"] == 4
+  assert f"draw-compress: wrote {codes} (codes of 4 images" in proc.stderr
+  assert "Encoding, K = 2: 4/4 images (100%)" in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1].startswith("draw-compress: next: draw-compress ")
   png = str(tmp_path / "recon.png")
   proc = run_module("draw_tf.compress_main", f"--workdir={tiny_workdir}", "--decode", f"--codes={codes}",
                     f"--out={png}")

@@ -148,6 +148,7 @@ def test_kill_minus_9_mid_epoch_then_rerun_continues_and_matches_an_uninterrupte
   rerun = subprocess.run(cmd, cwd=ROOT, env=_env(fake_cache), capture_output=True, text=True, timeout=300)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert f"at step {killed_at} (epoch 1, step {killed_at} of 30)" in rerun.stderr
+  assert rerun.stderr.strip().splitlines()[-1] == f"draw-train: next: draw-eval --workdir={workdir} --iw_samples=100"
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     lines = [json.loads(line) for line in f]
   assert [l["step"] for l in lines] == [30, 60]

@@ -32,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from draw_tf import progress  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -46,17 +48,20 @@ _PRECISION = flags.DEFINE_enum(
     "Override config.train.mixed_precision.")
 _GEMM_ITERS = flags.DEFINE_integer("gemm_iters", 50, "Iterations per GEMM shape when timing the limit.")
 _JSON = flags.DEFINE_bool("json", False, "Print only the final JSON line (plus the table on stderr).")
+_VERBOSE = flags.DEFINE_integer(
+    "verbose", 1, "Progress on stderr: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
+    "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
 flags.mark_flags_as_required(["config"])
 
 
-def gemm_rate(shapes, iters: int, repeats: int = 5) -> dict:
+def gemm_rate(shapes, iters: int, repeats: int = 5, bar=None) -> dict:
   """Measures float32 GEMM FLOP/s over ``shapes`` (``(m, k, n)`` each) as one step would.
 
   Returns the FLOP-weighted rate (total FLOPs / total median time) and per-shape rates.
   """
   per_shape = []
   total_flops = total_time = total_cpu = 0.0
-  for m, k, n in shapes:
+  for m, k, n in progress.iterate(shapes, bar):
     a = tf.random.normal([m, k])
     b = tf.random.normal([k, n])
 
@@ -90,6 +95,8 @@ def main(argv):
   import draw_tf  # pylint: disable=g-import-not-at-top
   from draw_tf import flops as flops_lib  # pylint: disable=g-import-not-at-top
 
+  progress.set_verbosity(_VERBOSE.value)
+
   config = _CONFIG.value
   model_kwargs = dict(config.model)
   train_cfg = config.get("train", {})
@@ -109,16 +116,20 @@ def main(argv):
   ds = ds.cache().repeat().prefetch(tf.data.AUTOTUNE)
 
   stamps, cpu_stamps = [], []
+  total = _WARMUP.value + _STEPS.value * _REPEATS.value
+  # The heartbeat keeps the line alive through the first step (tracing, XLA compilation).
+  bar = progress.Progress(total, "Training steps", unit="steps", heartbeat=True)
 
   class Timer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch_index, logs=None):
       stamps.append(time.perf_counter())
       cpu_stamps.append(time.process_time())
+      bar.update(len(stamps), phase="warm-up" if len(stamps) <= _WARMUP.value else "timed")
 
-  total = _WARMUP.value + _STEPS.value * _REPEATS.value
   t0 = time.perf_counter()
-  hist = model.fit(ds, steps_per_epoch=total, epochs=1, verbose=0, callbacks=[Timer()])
+  with bar:
+    hist = model.fit(ds, steps_per_epoch=total, epochs=1, verbose=0, callbacks=[Timer()])
   first_step_s = stamps[0] - t0
   timed = stamps[_WARMUP.value - 1:]
   step_s = [(timed[(r + 1) * _STEPS.value] - timed[r * _STEPS.value]) / _STEPS.value
@@ -132,7 +143,9 @@ def main(argv):
   images_per_cpu_s = batch / cpu_step_s
 
   flops_per_image = flops_lib.train_flops_per_image(model_kwargs, model.num_steps)
-  gemm = gemm_rate(flops_lib.lstm_gemm_shapes(model_kwargs, batch), _GEMM_ITERS.value)
+  shapes = flops_lib.lstm_gemm_shapes(model_kwargs, batch)
+  with progress.Progress(len(shapes), "GEMM timing", unit="shapes", show_rate=False, heartbeat=True) as bar:
+    gemm = gemm_rate(shapes, _GEMM_ITERS.value, bar=bar)
   limit = gemm["gflops"] * 1e9 / flops_per_image
   rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
   result = {

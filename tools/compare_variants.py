@@ -44,6 +44,7 @@ import tensorflow as tf  # noqa: E402
 from configs import mnist_quick  # noqa: E402
 from draw_tf import data  # noqa: E402
 from draw_tf import evaluate  # noqa: E402
+from draw_tf import progress  # noqa: E402
 from draw_tf import train_lib  # noqa: E402
 from draw_tf.fileio import write_json  # noqa: E402
 
@@ -75,6 +76,8 @@ flags.DEFINE_integer("test_examples", 1000, "Evaluate on the first N test images
 flags.DEFINE_list("only", [], "Run only these variants (default: all, in table order).")
 flags.DEFINE_string("cache_dir", "", "MNIST cache (default: the training library's default).")
 flags.DEFINE_integer("max_train_examples", 0, "Train on the first N images only (0 = all); for smoke runs.")
+flags.DEFINE_integer("verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
+                     "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
 
 
 def variant_config(name: str, budget_minutes: float, test_examples: int, cache_dir: str = "",
@@ -96,6 +99,33 @@ def variant_config(name: str, budget_minutes: float, test_examples: int, cache_d
   return config
 
 
+class BudgetProgress(keras.callbacks.Callback):
+  """Progress of one variant's training: its name, the step, steps/s and the time left in its budget.
+
+  The step is read from the optimizer only when a line is written (no sync per step).
+  """
+
+  def __init__(self, label: str, budget_minutes: float):
+    super().__init__()
+    self.label = label
+    self.budget_s = 60.0 * budget_minutes
+    self.bar = None
+    self.start = 0.0
+
+  def on_train_begin(self, logs=None):
+    self.start = time.monotonic()
+    self.bar = progress.Progress(None, self.label, unit="steps", heartbeat=True)
+    self.batches = 0
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.batches += 1
+    self.bar.update(self.batches, step=lambda: int(self.model.optimizer.iterations.numpy()),
+                    budget_left=lambda: progress.format_duration(self.budget_s - (time.monotonic() - self.start)))
+
+  def on_train_end(self, logs=None):
+    self.bar.close()
+
+
 def per_image_bounds(model, split: data.Split, batch_size: int = 500, seed: int = 0) -> np.ndarray:
   """Negative ELBO ``L_x + L_z`` of every image of ``split``, ``[N, 3]`` (bound, recon, kl), nats."""
   noise_shape = (model.num_steps, model.latent_dim)
@@ -113,7 +143,7 @@ def per_image_bounds(model, split: data.Split, batch_size: int = 500, seed: int 
 
 
 def run_variant(name: str, out: str, budget_minutes: float, test_examples: int, cache_dir: str = "",
-                max_train_examples: int = 0) -> dict:
+                max_train_examples: int = 0, label: str = "") -> dict:
   """Trains and evaluates one variant in ``out/name``; returns (and writes) its result."""
   workdir = os.path.join(out, name)
   result_path = os.path.join(workdir, "result.json")
@@ -124,7 +154,8 @@ def run_variant(name: str, out: str, budget_minutes: float, test_examples: int, 
   config = variant_config(name, budget_minutes, test_examples, cache_dir, max_train_examples)
   keras.backend.clear_session()
   start = time.time()
-  model, _ = train_lib.train_and_evaluate(config, workdir)
+  model, _ = train_lib.train_and_evaluate(
+      config, workdir, callbacks=[BudgetProgress(f"Training {label or name}", budget_minutes)])
   train_seconds = time.time() - start
   _, test, _ = data.load_splits(config.data)
   start = time.time()
@@ -169,6 +200,7 @@ def markdown_table(results: list, budget_minutes: float) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  progress.set_verbosity(FLAGS.verbose)
   names = FLAGS.only or list(VARIANTS)
   unknown = [n for n in names if n not in VARIANTS]
   if unknown:
@@ -176,14 +208,19 @@ def main(argv):
   out = os.path.abspath(FLAGS.out)
   os.makedirs(out, exist_ok=True)
   results = []
-  for name in names:
+  for i, name in enumerate(names):
     logging.info("Variant %s (load average %s)", name, os.getloadavg())
     results.append(run_variant(name, out, FLAGS.budget_minutes, FLAGS.test_examples, FLAGS.cache_dir,
-                               FLAGS.max_train_examples))
+                               FLAGS.max_train_examples, label=f"variant {i + 1}/{len(names)} {name}"))
     write_json(os.path.join(out, "results.json"), results)
     with open(os.path.join(out, "variants.md"), "w") as f:
       f.write(markdown_table(results, FLAGS.budget_minutes))
   print(markdown_table(results, FLAGS.budget_minutes))
+  progress.handoff("compare_variants.py", [
+      f"{os.path.join(out, 'variants.md')} (the table)", f"{os.path.join(out, 'results.json')} (the numbers)",
+      f"{os.path.join(out, 'grids')}/ (64 prior samples per variant)",
+      f"{out}/NAME/ (one training workdir per variant)"],
+      [f"draw-eval --workdir={os.path.join(out, names[0])} --iw_samples=100"])
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from draw_tf import compress  # noqa: E402
 from draw_tf import evaluate  # noqa: E402
+from draw_tf import progress  # noqa: E402
 from draw_tf.fileio import write_json  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -32,11 +33,14 @@ flags.DEFINE_string("out", "runs/compression", "Output folder.")
 flags.DEFINE_integer("num_images", 0, "First N test images (0 = all).")
 flags.DEFINE_float("quant_step", 0.5, "Quantisation bin width in prior standard deviations.")
 flags.DEFINE_integer("seed", 0, "Seed of the prior samples of the uncoded steps.")
+flags.DEFINE_integer("verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
+                     "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
 flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
   del argv
+  progress.set_verbosity(FLAGS.verbose)
   start = time.time()
   load = os.getloadavg()
   model = evaluate.load_model_from_workdir(FLAGS.workdir)
@@ -68,6 +72,11 @@ def main(argv):
               "workdir": os.path.abspath(FLAGS.workdir), "seconds": round(time.time() - start, 1),
               "load_average_start": load, "load_average_end": os.getloadavg()})
   print("\n".join(lines))
+  out = os.path.abspath(FLAGS.out)
+  progress.handoff("compression_curve.py", [f"{os.path.join(out, 'curve.md')} (the table above)",
+                                            f"{os.path.join(out, 'curve.json')} (the numbers)"],
+                   [f"draw-compress --workdir={os.path.abspath(FLAGS.workdir)} --steps={steps[len(steps) // 2]} "
+                    f"--out={os.path.join(out, 'codes.npz')}"])
 
 
 if __name__ == "__main__":
