@@ -353,6 +353,23 @@ class Checkpointer(keras.callbacks.Callback):
     self._check_deadline()  # do not start another epoch after the limit
 
 
+class LatentUsageReader(keras.callbacks.Callback):
+  """Reads the evaluation's latent usage (active units, KL per step) into ``model.latent_usage_last``.
+
+  Runs on every worker: under ``MultiWorkerMirroredStrategy`` reading the
+  metric's variables is a collective that all workers must join, so the
+  chief-only :class:`Reporter` uses this Python copy instead.
+  """
+
+  def on_test_end(self, logs=None):
+    read_latent_usage(self.model)
+
+
+def read_latent_usage(model) -> None:
+  if isinstance(model, DrawModel):
+    model.latent_usage_last = model.latent_usage.summary()
+
+
 class Reporter(keras.callbacks.Callback):
   """TensorBoard scalars and images, ``metrics.jsonl`` and sample pictures (chief only).
 
@@ -426,8 +443,8 @@ class Reporter(keras.callbacks.Callback):
                      test.get("recon", float("nan")), test.get("kl", float("nan")),
                      test.get("active_units", -1))
     usage = {}
-    if test and isinstance(self.model, DrawModel):
-      usage = self.model.latent_usage.summary()
+    if test and getattr(self.model, "latent_usage_last", None):
+      usage = dict(self.model.latent_usage_last)
       test["active_units"] = usage.pop("active_units")
       with self.test_writer.as_default(step=step):
         tf.summary.histogram("kl_per_step", usage["kl_per_step"])
@@ -545,9 +562,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
                               with_labels=classify)
   checkpointer = Checkpointer(manager, train_cfg.checkpoint_every_steps, train_cfg.max_minutes)
   reporter = Reporter(workdir, config, checkpointer, test_split) if chief else None
-  all_callbacks = [Throughput(train_cfg.batch_size), checkpointer, *([reporter] if reporter else []),
-                   *callbacks]
-  for callback in all_callbacks[:3]:
+  all_callbacks = [Throughput(train_cfg.batch_size), checkpointer, LatentUsageReader(),
+                   *([reporter] if reporter else []), *callbacks]
+  for callback in all_callbacks[:4]:
     callback.set_model(model)  # also used outside fit (final checkpoint, pictures)
 
   # A resumed run first finishes its interrupted epoch, then runs whole epochs.
@@ -592,6 +609,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     if phases and checkpointer.last_test_step != final_step:
       # The last epoch was not evaluated (eval.every_epochs): evaluate now (on every worker).
       logs = model.evaluate(test_ds, verbose=0, return_dict=True)
+      read_latent_usage(model)
       if reporter is not None:
         reporter.record(-(-final_step // steps_per_epoch), {f"val_{k}": v for k, v in logs.items()},
                         pictures=False)
