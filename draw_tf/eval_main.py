@@ -8,7 +8,7 @@ Prints one JSON line and writes ``WORKDIR/eval.json``. Also runnable as
 """
 
 import json
-import sys
+import os
 
 from absl import app
 from absl import flags
@@ -32,14 +32,15 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   with cli.user_errors("draw-eval"):
     result = evaluate.evaluate_workdir(_WORKDIR.value, _IW_SAMPLES.value, _SPLIT.value,
-                                       _BATCH_SIZE.value or None, _SEED.value)
-  print(json.dumps(result, sort_keys=True), flush=True)
+                                       _BATCH_SIZE.value or None, _SEED.value, write=False)
+    # The result first: a workdir that cannot take eval.json (read-only) still shows it.
+    print(json.dumps(result, sort_keys=True), flush=True)
+    evaluate.write_eval_json(os.path.abspath(_WORKDIR.value), result)
 
 
 def run():
   """Console-script entry point."""
-  cli.prepare(sys.argv)
-  app.run(main)
+  cli.run(main, "draw-eval")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Also runnable as ``python -m draw_tf.train_main``. All the work is in
 :func:`draw_tf.train_lib.train_and_evaluate`.
 """
 
-import sys
 
 from absl import app
 from absl import flags
@@ -32,8 +31,7 @@ def main(argv):
 
 def run():
   """Console-script entry point."""
-  cli.prepare(sys.argv)
-  app.run(main)
+  cli.run(main, "draw-train", config_flag=_CONFIG)
 
 
 if __name__ == "__main__":
