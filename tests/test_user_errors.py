@@ -214,8 +214,9 @@ def test_draw_compress_refuses_codes_of_another_model_and_damaged_codes(two_work
   damaged.write_bytes(blob[: len(blob) // 2])
   with pytest.raises(ConfigError, match="not a readable draw-compress codes file"):
     compress.decompress_file(two_workdirs[0], str(damaged), str(tmp_path / "r3.npy"))
+  (tmp_path / "folder.npy").mkdir()
   with pytest.raises(ConfigError, match="is a folder"):
-    compress.decompress_file(two_workdirs[0], codes, str(tmp_path))
+    compress.decompress_file(two_workdirs[0], codes, str(tmp_path / "folder.npy"))
   assert not os.path.exists(tmp_path / "r2.npy") and not os.path.exists(tmp_path / "r3.npy")
 
 
