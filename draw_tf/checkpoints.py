@@ -27,6 +27,8 @@ import tensorflow as tf
 from absl import logging
 
 DAMAGED_DIR = "damaged"
+# A save killed before any file of the checkpoint itself existed: not a checkpoint.
+UNFINISHED = "an unfinished save (only a _temp folder)"
 _NAME = re.compile(r"^(ckpt-(\d+))(\.index|\.data-\d+-of-\d+|_temp.*)$")
 
 
@@ -47,8 +49,8 @@ def problem(prefix: str, files=None) -> str | None:
   files = files if files is not None else glob.glob(glob.escape(prefix) + "*")
   names = [os.path.basename(f) for f in files]
   base = os.path.basename(prefix)
-  if any("_temp" in n for n in names) and f"{base}.index" not in names:
-    return "an unfinished save (a _temp folder and no .index)"
+  if all("_temp" in n for n in names):
+    return UNFINISHED
   if f"{base}.index" not in names:
     return "no .index file"
   if not any(n.startswith(f"{base}.data-") for n in names):
@@ -81,6 +83,11 @@ def newest_good_checkpoint(checkpoint_dir: str) -> tuple:
                     ", ".join(os.path.basename(f) for f in files))
     damaged.append((prefix, files, what))
   return None, damaged
+
+
+def real(damaged: list) -> list:
+  """The damaged entries that were checkpoints (not just an unfinished save's _temp folder)."""
+  return [d for d in damaged if d[2] != UNFINISHED]
 
 
 def set_aside(checkpoint_dir: str, damaged: list) -> list:

@@ -83,7 +83,7 @@ def latest_checkpoint(workdir: str) -> str:
   """
   checkpoint_dir = os.path.join(workdir, "checkpoints")
   path, damaged = checkpoints.newest_good_checkpoint(checkpoint_dir)
-  if path is None and damaged:
+  if path is None and checkpoints.real(damaged):
     raise NoCheckpointError(
         f"Every checkpoint in {checkpoint_dir} is damaged: "
         + "; ".join(f"{os.path.basename(p)}: {what}" for p, _, what in damaged) + ".")

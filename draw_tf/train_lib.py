@@ -611,7 +611,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   # The newest checkpoint that reads back whole; damaged newer ones are named and set aside.
   latest, damaged = checkpoints.newest_good_checkpoint(checkpoint_dir)
   metrics_path = os.path.join(workdir, METRICS_FILE)
-  if latest is None and damaged:
+  if latest is None and checkpoints.real(damaged):
     raise NoCheckpointError(
         f"Every checkpoint in {checkpoint_dir} is damaged ("
         + "; ".join(f"{os.path.basename(p)}: {what}" for p, _, what in damaged)
@@ -632,6 +632,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     os.makedirs(workdir, exist_ok=True)
     if damaged:
       checkpoints.set_aside(checkpoint_dir, damaged)
+    if latest or damaged:
+      # The state file lists exactly the checkpoints present (a kill between a save's files and
+      # its state update leaves one unlisted, which the manager would then never rotate out).
       checkpoints.rewrite_state(checkpoint_dir)
     dropped = trim_metrics(metrics_path, step)
     if dropped:

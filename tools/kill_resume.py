@@ -57,7 +57,7 @@ def _snapshot(checkpoint_dir):
 
 
 def _run_and_kill(cmd, env, moment, rng, expected_seconds):
-  """Starts ``cmd``; kills it at ``moment``. Returns (killed, stderr, what happened)."""
+  """Starts ``cmd``; kills it at ``moment``. Returns (killed, exit status, stderr, what happened)."""
   checkpoint_dir = cmd[4][len("--workdir="):] + "/checkpoints"
   before = _snapshot(checkpoint_dir)
   err_path = tempfile.mktemp(suffix=".log")
@@ -85,7 +85,7 @@ def _run_and_kill(cmd, env, moment, rng, expected_seconds):
   with open(err_path) as f:
     stderr = f.read()
   os.remove(err_path)
-  return killed, stderr, note
+  return killed, proc.returncode, stderr, note
 
 
 def _weights(workdir):
@@ -120,13 +120,13 @@ def main(argv):
   events, problems = [], []
   for i in range(args.kills):
     moment = rng.choice(MOMENTS)
-    killed, stderr, note = _run_and_kill(_command(workdir, cache_dir), env, moment, rng, seconds)
+    killed, code, stderr, note = _run_and_kill(_command(workdir, cache_dir), env, moment, rng, seconds)
     resumed = re.findall(r"Resumed from \S+ at step (\d+)", stderr)
-    skipped = re.findall(r"Skipping damaged checkpoint (\S+)", stderr)
+    skipped = re.findall(r"Skipping damaged checkpoint (\S+?):", stderr)
     events.append({"kill": i + 1, "moment": note, "killed": killed,
                    "resumed_at": int(resumed[0]) if resumed else 0, "skipped": skipped})
-    if "Traceback" in stderr and not killed:
-      problems.append(f"run {i + 1} failed: {stderr[-1500:]}")
+    if not killed and code != 0:
+      problems.append(f"run {i + 1} failed (status {code}): {stderr[-1500:]}")
   final = subprocess.run(_command(workdir, cache_dir), cwd=ROOT, env=env, capture_output=True, text=True)
   if final.returncode != 0:
     problems.append(f"final rerun failed: {final.stderr[-2000:]}")
