@@ -167,3 +167,11 @@ def test_a_save_killed_before_its_first_file_is_not_a_checkpoint(fake_cache, tmp
   model, _ = train_lib.train_and_evaluate(config, str(workdir))
   assert int(model.optimizer.iterations.numpy()) == 2
   assert os.listdir(workdir / "checkpoints" / checkpoints.DAMAGED_DIR) == ["ckpt-4_temp"]
+
+
+@pytest.mark.slow
+def test_ten_random_kills_of_draw_train_then_a_rerun_lose_nothing():
+  """tools/kill_resume.py: ten SIGKILLs of the real binary at random moments (a few minutes)."""
+  sys.path.insert(0, os.path.join(ROOT, "tools"))
+  import kill_resume  # pylint: disable=g-import-not-at-top
+  assert kill_resume.main(["--kills=10", "--seed=1"]) == 0
