@@ -84,9 +84,10 @@ def _config_problem(argv, error: BaseException) -> str:
   path = _config_argument(argv)
   if path is not None and not os.path.isfile(path):
     return f"--config={path}: no such config file (e.g. --config=configs/tiny.py)."
-  cause = error
-  while cause.__cause__ is not None or cause.__context__ is not None:
-    cause = cause.__cause__ or cause.__context__
+  cause, seen = error, {id(error)}
+  while (cause.__cause__ or cause.__context__) is not None and id(cause.__cause__ or cause.__context__) not in seen:
+    cause = cause.__cause__ or cause.__context__  # the innermost error: SyntaxError, KeyError...
+    seen.add(id(cause))
   if isinstance(cause, SyntaxError):
     return f"--config={path}: {cause.msg} at line {cause.lineno} of {cause.filename}."
   if isinstance(error, (AttributeError, KeyError)) or isinstance(cause, KeyError):
