@@ -1,10 +1,11 @@
-"""Shared plumbing of the absl binaries (``draw-train``, ``draw-eval``)."""
+"""Shared plumbing of the absl binaries (``draw-train``, ``draw-eval``, ``draw-compress``, ...)."""
 
 import contextlib
 import logging as std_logging
 import os
 import sys
 
+from absl import app
 from absl import logging
 
 from draw_tf.errors import UsageError
@@ -37,12 +38,96 @@ def prepare(argv) -> None:
         sys.path.insert(0, root)
 
 
+def fail(program: str, message: str) -> None:
+  """Prints ``program: error: message`` on stderr and exits with status 1."""
+  logging.flush()
+  print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+  sys.exit(1)
+
+
+def os_error_message(e: OSError) -> str:
+  """One line for a file-system error: what, on which path (read-only folder, a file for a folder...)."""
+  names = [n for n in (e.filename, getattr(e, "filename2", None)) if n]
+  what = e.strerror or str(e)
+  hint = ""
+  if isinstance(e, PermissionError):
+    hint = "; make it writable or choose another path"
+  return f"{what}: {' -> '.join(map(str, names))}{hint}" if names else f"{what}{hint}"
+
+
 @contextlib.contextmanager
 def user_errors(program: str):
-  """Turns :class:`UsageError` into one clear line on stderr and exit status 1."""
+  """Turns :class:`UsageError` and file-system errors into one line on stderr and exit status 1.
+
+  A file-system error (``OSError``: a read-only workdir, a file where a folder is
+  due, a full disk) is the user's machine, not a bug: it gets one line too.
+  """
   try:
     yield
   except UsageError as e:
-    logging.flush()
-    print(f"{program}: error: {e}", file=sys.stderr, flush=True)
-    sys.exit(1)
+    fail(program, str(e))
+  except OSError as e:
+    fail(program, os_error_message(e))
+
+
+def _config_argument(argv, name="config"):
+  for i, arg in enumerate(argv):
+    if arg.startswith(f"--{name}="):
+      return arg[len(f"--{name}="):]
+    if arg == f"--{name}" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _config_problem(argv, error: BaseException) -> str:
+  """One line for a config file or override that failed to load."""
+  path = _config_argument(argv)
+  if path is not None and not os.path.isfile(path):
+    return f"--config={path}: no such config file (e.g. --config=configs/tiny.py)."
+  cause, seen = error, {id(error)}
+  while (cause.__cause__ or cause.__context__) is not None and id(cause.__cause__ or cause.__context__) not in seen:
+    cause = cause.__cause__ or cause.__context__  # the innermost error: SyntaxError, KeyError...
+    seen.add(id(cause))
+  if isinstance(cause, SyntaxError):
+    return f"--config={path}: {cause.msg} at line {cause.lineno} of {cause.filename}."
+  if isinstance(error, (AttributeError, KeyError)) or isinstance(cause, KeyError):
+    key = str(cause).strip("'\"")
+    for arg in argv:
+      if arg.startswith("--config.") and "=" in arg and arg.split("=", 1)[0].split(".")[-1] == key:
+        field = arg.split("=", 1)[0][len("--config."):]
+        return (f"{arg}: unknown config key {field!r}; the fields are those of {path} "
+                "(see configs/default.py).")
+  text = str(cause).strip()
+  first = text.splitlines()[0] if text else ""
+  return f"--config={path}: the config could not be loaded ({type(cause).__name__}: {first})."
+
+
+def run(main, program: str, config_flag=None) -> None:
+  """``app.run(main)`` with config-flag and user errors as one line and exit status 1.
+
+  Args:
+    main: the absl main.
+    program: name used in messages (``draw-train``).
+    config_flag: the ``config_flags.DEFINE_config_file`` holder, loaded while
+      parsing so a missing file, a syntax error or an unknown
+      ``--config.KEY`` is reported here instead of as a traceback.
+  """
+  prepare(sys.argv)
+
+  def parser(argv):
+    path = _config_argument(argv)
+    if config_flag is not None and path is not None and not os.path.isfile(path):
+      fail(program, f"--config={path}: no such config file (e.g. --config=configs/tiny.py).")
+    try:
+      rest = app.parse_flags_with_usage(argv)
+      if config_flag is not None:
+        config_flag.value  # pylint: disable=pointless-statement  (loads the file now)
+      return rest
+    except SystemExit:
+      raise
+    except Exception as e:  # pylint: disable=broad-except  (ml_collections raises many kinds)
+      if config_flag is None:
+        raise
+      fail(program, _config_problem(argv, e))
+
+  app.run(main, flags_parser=parser)

@@ -36,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -211,21 +212,47 @@ def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int
   return np.concatenate([o.numpy() for o in out])
 
 
-def save_codes(path: str, codes: dict, num_steps: int, quant_step: float, workdir: str) -> None:
-  """Writes codes and their metadata to ``path`` (``.npz``), atomically."""
+def model_fingerprint(model) -> str:
+  """sha256 of a model's weights: codes decode only with the model that wrote them."""
+  digest = hashlib.sha256()
+  for weight in model.get_weights():
+    digest.update(np.ascontiguousarray(weight, np.float32).tobytes())
+  return digest.hexdigest()
+
+
+def _check_out(out: str) -> None:
+  if os.path.isdir(out):
+    raise ConfigError(f"--out={out} is a folder; name a file in it.")
+
+
+def save_codes(path: str, codes: dict, num_steps: int, quant_step: float, workdir: str,
+               fingerprint: str = "") -> None:
+  """Writes codes and their metadata (with the model's :func:`model_fingerprint`) to ``path``, atomically."""
   with atomic_path(path) as tmp:
     with open(tmp, "wb") as f:
       np.savez_compressed(f, codes=codes["codes"].astype(np.int16), bits=codes["bits"],
-                          steps=num_steps, quant_step=quant_step, workdir=os.path.abspath(workdir))
+                          steps=num_steps, quant_step=quant_step, workdir=os.path.abspath(workdir),
+                          model_sha256=fingerprint)
 
 
 def load_codes(path: str) -> dict:
-  """Reads a file written by :func:`save_codes`."""
+  """Reads a file written by :func:`save_codes`.
+
+  Raises:
+    FileNotFoundError: no such file. ConfigError: not a codes file (damaged,
+      cut short, or another kind of file).
+  """
   if not os.path.exists(path):
     raise FileNotFoundError(f"No codes file {path}; make one with draw-compress --workdir=DIR --steps=K --out={path}.")
-  with np.load(path) as f:
-    return {"codes": f["codes"].astype(np.int32), "bits": f["bits"], "steps": int(f["steps"]),
-            "quant_step": float(f["quant_step"]), "workdir": str(f["workdir"])}
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      return {"codes": f["codes"].astype(np.int32), "bits": f["bits"], "steps": int(f["steps"]),
+              "quant_step": float(f["quant_step"]), "workdir": str(f["workdir"]),
+              "model_sha256": str(f["model_sha256"]) if "model_sha256" in f.files else ""}
+  except Exception as e:  # pylint: disable=broad-except  (BadZipFile, KeyError, EOFError, ValueError...)
+    raise ConfigError(f"{path} is not a readable draw-compress codes file ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0] if str(e) else ''}); encode again with draw-compress "
+                      f"--workdir=DIR --steps=K --out={path}.") from None
 
 
 def jpeg_sizes_and_errors(images: np.ndarray, quality: int) -> tuple:
@@ -263,9 +290,10 @@ def compress_workdir(workdir: str, num_steps: int, out: str, quant_step: float =
     dict with ``num_images``, ``steps``, ``quant_step`` and ``bits_per_image`` (mean).
   """
   from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
+  _check_out(out)
   model = evaluate.load_model_from_workdir(workdir)
   codes = encode(model, test_images(workdir, num_images), num_steps, quant_step)
-  save_codes(out, codes, num_steps, quant_step, workdir)
+  save_codes(out, codes, num_steps, quant_step, workdir, model_fingerprint(model))
   return {"num_images": int(codes["codes"].shape[0]), "steps": int(num_steps), "quant_step": quant_step,
           "bits_per_image": float(codes["bits"].mean()), "out": out}
 
@@ -280,8 +308,15 @@ def decompress_file(workdir: str, codes_path: str, out: str, seed: int = 0) -> d
   from draw_tf import evaluate, visualize  # pylint: disable=g-import-not-at-top
   if not out.endswith((".npy", ".png")):
     raise ConfigError(f"--out must end in .npy or .png, got {out!r}.")
+  _check_out(out)
   codes = load_codes(codes_path)
   model = evaluate.load_model_from_workdir(workdir)
+  fingerprint = model_fingerprint(model)
+  if codes["model_sha256"] != fingerprint:
+    raise ConfigError(
+        f"{codes_path} was encoded by another model ({codes['workdir']}, weights sha256 "
+        f"{codes['model_sha256'][:12] or 'not recorded'}), not by the latest checkpoint of {workdir} "
+        f"({fingerprint[:12]}); decode it with the --workdir that wrote it.")
   recon = decode(model, codes["codes"], codes["quant_step"], seed)
   if out.endswith(".npy"):
     with atomic_path(out) as tmp:

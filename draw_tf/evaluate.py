@@ -40,11 +40,12 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from draw_tf import checkpoints
 from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import losses
 from draw_tf import progress
-from draw_tf.errors import NoCheckpointError
+from draw_tf.errors import ConfigError, NoCheckpointError
 from draw_tf.fileio import write_json
 from draw_tf.classifier import DrawClassifier, save_glimpse_gif
 from draw_tf.model import DrawModel
@@ -64,17 +65,30 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     raise NoCheckpointError(
         f"{workdir} is not a training workdir (no config.json). Train one first: "
         f"draw-train --config=configs/mnist_quick.py --workdir={workdir}")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  try:
+    with open(path) as f:
+      return ml_collections.ConfigDict(json.load(f))
+  except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError; not a JSON object
+    raise ConfigError(
+        f"{path} is damaged ({type(e).__name__}: {e}); it should hold the run's resolved config. "
+        "Restore it from a copy, or train in a new --workdir.") from None
 
 
 def latest_checkpoint(workdir: str) -> str:
-  """Path prefix of the newest checkpoint in ``workdir/checkpoints``.
+  """Path prefix of the newest good checkpoint in ``workdir/checkpoints``.
+
+  Damaged checkpoints (unreadable, half-written) are skipped and named in the log
+  (:mod:`draw_tf.checkpoints`).
 
   Raises:
-    NoCheckpointError: there is none.
+    NoCheckpointError: there is none, or every one is damaged.
   """
-  path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+  checkpoint_dir = os.path.join(workdir, "checkpoints")
+  path, damaged = checkpoints.newest_good_checkpoint(checkpoint_dir)
+  if path is None and checkpoints.real(damaged):
+    raise NoCheckpointError(
+        f"Every checkpoint in {checkpoint_dir} is damaged: "
+        + "; ".join(f"{os.path.basename(p)}: {what}" for p, _, what in damaged) + ".")
   if path is None:
     raise NoCheckpointError(
         f"No checkpoint in {os.path.join(workdir, 'checkpoints')}. Train first "
@@ -88,21 +102,22 @@ def is_classifier(config) -> bool:
   return config.get("task", "generate") == "classify"
 
 
-def load_model_from_workdir(workdir: str):
+def load_model_from_workdir(workdir: str, checkpoint: str | None = None):
   """Builds the model of a training workdir and restores its latest checkpoint.
-
-  Args:
-    workdir: a folder written by ``draw-train`` / ``train_and_evaluate``.
 
   Returns:
     The :class:`DrawModel` (or, for ``task = "classify"``, the
     :class:`DrawClassifier`) with the latest checkpoint's weights (not compiled).
 
+  Args:
+    workdir: a folder written by ``draw-train``.
+    checkpoint: the checkpoint to restore (default: :func:`latest_checkpoint`).
+
   Raises:
-    NoCheckpointError: no ``config.json`` or no checkpoint in ``workdir``.
+    NoCheckpointError: no ``config.json`` or no good checkpoint in ``workdir``.
   """
   config = load_config(workdir)
-  path = latest_checkpoint(workdir)
+  path = checkpoint or latest_checkpoint(workdir)
   model = (DrawClassifier if is_classifier(config) else DrawModel)(**config.model)
   tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
   return model
@@ -278,8 +293,15 @@ def write_glimpse_gif(workdir: str, out: str, num: int = 16, split: str = "test"
           "windows": windows}
 
 
+def write_eval_json(workdir: str, result: dict) -> str:
+  """Writes ``result`` to ``workdir/eval.json`` atomically; returns the path."""
+  path = os.path.join(workdir, EVAL_FILE)
+  write_json(path, result)
+  return path
+
+
 def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", batch_size: int | None = None,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, write: bool = True) -> dict:
   """Evaluates a training workdir's latest checkpoint; writes ``workdir/eval.json``.
 
   Args:
@@ -288,6 +310,7 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
     split: ``test`` or ``train``.
     batch_size: rollouts per forward pass (default ``config.eval.batch_size``).
     seed: noise seed.
+    write: write ``eval.json`` (``draw-eval`` prints the result first, then writes).
 
   Returns:
     The dict written to ``eval.json`` (nll_bound, recon, kl, num_examples,
@@ -303,7 +326,7 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
   workdir = os.path.abspath(workdir)
   config = load_config(workdir)
   checkpoint = latest_checkpoint(workdir)
-  model = load_model_from_workdir(workdir)
+  model = load_model_from_workdir(workdir, checkpoint)
   train, test, info = data.load_splits(config.data)
   chosen = test if split == "test" else (
       data.binarize_once(train, seed=config.data.seed + 2) if config.data.binarization == "dynamic" else train)
@@ -317,5 +340,6 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
   step = int(os.path.basename(checkpoint).rsplit("-", 1)[-1])
   result.update(split=split, step=step, checkpoint=checkpoint, dataset=info.name, data_source=info.source,
                 binarization=info.binarization, seed=seed, seconds=round(time.time() - start, 1))
-  write_json(os.path.join(workdir, EVAL_FILE), result)
+  if write:
+    write_eval_json(workdir, result)
   return result

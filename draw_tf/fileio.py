@@ -15,7 +15,9 @@ def atomic_path(path: str, is_dir: bool = False):
 
   On an exception the temporary file (or folder) is removed and ``path`` is left
   as it was. The rename is atomic on POSIX for files; a folder that already
-  exists is replaced (removed, then the new one renamed in).
+  exists is replaced (moved aside, the new one renamed in, the old one removed).
+  If the final rename fails (``path`` is a file, the folder is read-only) the
+  temporary copy is removed too: nothing hidden is left behind.
 
   Example::
 
@@ -46,9 +48,23 @@ def atomic_path(path: str, is_dir: bool = False):
     elif os.path.exists(tmp):
       os.remove(tmp)
     raise
-  if is_dir and os.path.isdir(path):
-    shutil.rmtree(path)
-  os.replace(tmp, path)
+  old = None
+  try:
+    if is_dir and os.path.isdir(path):
+      # Move the old folder aside first, so a failed rename leaves it in place.
+      old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
+      os.rmdir(old)
+      os.replace(path, old)
+    os.replace(tmp, path)
+  except BaseException:
+    if old is not None and not os.path.exists(path):
+      os.replace(old, path)
+      old = None
+    (shutil.rmtree if is_dir else os.remove)(tmp)  # no hidden leftover
+    raise
+  finally:
+    if old is not None and os.path.exists(old):
+      shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path: str, obj) -> None:

@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from draw_tf import attention
 from draw_tf import diagnostics
+from draw_tf import config_check
 from draw_tf import losses
 from draw_tf.errors import ConfigError
 
@@ -586,8 +587,7 @@ class DrawModel(keras.Model):
     for name, value in [("num_steps", num_steps), ("latent_dim", latent_dim),
                         ("encoder_units", encoder_units), ("decoder_units", decoder_units),
                         ("read_size", read_size), ("write_size", write_size)]:
-      if int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+      config_check.positive_int(name, value)  # 2.7 is refused, not truncated
     if not float(beta) > 0:
       raise ConfigError(f"beta must be a positive number, got {beta!r}.")
     self.image_shape = image_shape
@@ -700,6 +700,11 @@ class DrawModel(keras.Model):
           f"DrawModel expects float images in [0, 1], got dtype {images.dtype.name}; "
           "convert with tf.cast(images, tf.float32) / 255.")
     images = tf.cast(images, tf.float32)
+    finite = tf.debugging.assert_equal(  # first: NaN is neither below 0 nor above 1
+        tf.reduce_all(tf.math.is_finite(images)), True,
+        message="DrawModel expects images in [0, 1]; got NaN or Inf (check the data).")
+    with tf.control_dependencies([finite]):
+      images = tf.identity(images)
     with tf.control_dependencies([
         tf.debugging.assert_greater_equal(
             images, 0.0, message="DrawModel expects images in [0, 1]; got a value below 0."),
@@ -960,9 +965,10 @@ class DrawModel(keras.Model):
       ``canvases`` ``[N, T, H, W, C]``, ``windows`` ``[N, T, 4]``.
     """
     if noise is None:
-      if num_samples is None or int(num_samples) < 1:
+      if num_samples is None:
         raise ValueError("generate() needs num_samples >= 1 or a noise array.")
-      shape = [int(num_samples), self.num_steps, self.latent_dim]
+      num_samples = config_check.positive_int("generate() num_samples", num_samples)
+      shape = [num_samples, self.num_steps, self.latent_dim]
       if seed is None:
         noise = tf.random.normal(shape)
       else:

@@ -36,11 +36,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from draw_tf import checkpoints
+from draw_tf import config_check
 from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import visualize
 from draw_tf.classifier import DrawClassifier, save_glimpse_gif
-from draw_tf.errors import ConfigError, TrainingDivergedError, WorkdirConfigMismatchError
+from draw_tf.errors import (ConfigError, NoCheckpointError, TrainingDivergedError, UsageError,
+                            WorkdirConfigMismatchError)
 from draw_tf.evaluate import load_model_from_workdir  # noqa: F401  (re-exported)
 from draw_tf.fileio import atomic_path, write_json
 from draw_tf.model import DrawModel
@@ -48,7 +51,9 @@ from draw_tf.model import DrawModel
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 # Config fields that only steer this invocation; they may change on resume.
-RUN_CONTROL_FIELDS = ("train.max_minutes", "train.verbose")
+RUN_CONTROL_FIELDS = config_check.RUN_CONTROL_FIELDS
+# Training-only fields that may change on resume (logged, recorded in metrics.jsonl).
+RESUMABLE_CHANGES = config_check.RESUMABLE_CHANGES
 # Fields added to the configs after workdirs were first written, with the value
 # that computes what older runs computed: a workdir without the field matches it.
 ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli",
@@ -84,53 +89,80 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json())
 
 
-def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> None:
+def read_config_json(path: str) -> dict:
+  """The config a workdir holds; a damaged ``config.json`` is a one-line ConfigError."""
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except ValueError as e:  # json.JSONDecodeError
+    raise ConfigError(
+        f"{path} is damaged ({e}); it should hold the run's resolved config. Restore it from a "
+        "copy, or train in a new --workdir.") from None
+  if not isinstance(old, dict):
+    raise ConfigError(f"{path} holds no config (a JSON {type(old).__name__}); restore it or use a new --workdir.")
+  return old
+
+
+def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> dict:
   """Writes ``workdir/config.json``, or checks it equals ``config`` on resume.
 
-  Fields in :data:`RUN_CONTROL_FIELDS` may differ (the new values are written).
+  Fields in :data:`RUN_CONTROL_FIELDS` may differ silently and those in
+  :data:`RESUMABLE_CHANGES` (training-only: learning rate, clip norm, epochs...)
+  may differ too; the new values are written.
+
+  Returns:
+    ``{field: [old, new]}`` of the resumable fields that changed (empty for a new run).
 
   Raises:
     WorkdirConfigMismatchError: the workdir holds a run with another config.
+    ConfigError: ``config.json`` is damaged.
   """
   path = os.path.join(workdir, CONFIG_FILE)
   new = config_to_dict(config)
+  changes = {}
   if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+    old = read_config_json(path)
     old_flat, new_flat = _flatten(old), _flatten(new)
     old_flat = {**{k: v for k, v in ADDED_FIELDS.items() if k in new_flat}, **old_flat}
     diffs = [k for k in sorted(set(old_flat) | set(new_flat))
              if k not in RUN_CONTROL_FIELDS and old_flat.get(k, "<missing>") != new_flat.get(k, "<missing>")]
-    if diffs:
+    refused = [k for k in diffs if k not in RESUMABLE_CHANGES]
+    if refused:
       lines = "\n".join(f"  {k}: {old_flat.get(k, '<missing>')!r} in the workdir, "
-                        f"{new_flat.get(k, '<missing>')!r} now" for k in diffs)
+                        f"{new_flat.get(k, '<missing>')!r} now" for k in refused)
       raise WorkdirConfigMismatchError(
           f"{workdir} holds a run with a different config ({path}):\n{lines}\n"
-          "Resume it with the same config and overrides, or train in a new --workdir.")
+          "Resume it with the same config and overrides, or train in a new --workdir. "
+          f"Only these fields may change on resume: {', '.join(RESUMABLE_CHANGES + RUN_CONTROL_FIELDS)}.")
+    changes = {k: [old_flat.get(k), new_flat.get(k)] for k in diffs}
   if write:
     write_json(path, new)
+  return changes
 
 
 def _check_config(config) -> None:
+  """Every field (type, range, choices: :mod:`draw_tf.config_check`), before anything is written."""
   data.check_dataset_name(config.data.name)
-  if config.get("task", "generate") not in TASKS:
-    raise ConfigError(f"Unknown task {config.task!r}; valid: {', '.join(TASKS)}.")
-  if config.get("task") == "classify" and config.train.mixed_precision != "float32":
-    raise ConfigError("train.mixed_precision applies to DrawModel only; the classifier trains in "
-                      "float32 (--config.train.mixed_precision=float32).")
-  train = config.train
-  if train.strategy not in STRATEGIES:
-    raise ConfigError(f"Unknown train.strategy {train.strategy!r}; valid: {', '.join(STRATEGIES)}.")
-  if train.mixed_precision not in PRECISIONS:
-    raise ConfigError(
-        f"Unknown train.mixed_precision {train.mixed_precision!r}; valid: {', '.join(PRECISIONS)}.")
-  if train.lr_schedule not in LR_SCHEDULES:
-    raise ConfigError(f"Unknown train.lr_schedule {train.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}.")
-  for key in ("batch_size", "num_epochs", "checkpoint_every_steps", "log_every_steps"):
-    if train[key] < 1:
-      raise ConfigError(f"train.{key} must be >= 1, got {train[key]}.")
-  if config.eval.every_epochs < 1 or config.eval.batch_size < 1:
-    raise ConfigError("eval.every_epochs and eval.batch_size must be >= 1.")
+  config_check.validate(config)
+
+
+def _check_workdir(workdir) -> str:
+  """The absolute workdir, refused (UsageError) when empty, a file, or not writable."""
+  if not isinstance(workdir, str) or not workdir.strip():
+    raise UsageError(f"--workdir is empty ({workdir!r}); name the run's folder, e.g. --workdir=runs/quick "
+                     "(an empty value would train into the current folder).")
+  workdir = os.path.abspath(workdir)
+  existing = workdir
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if existing == workdir and not os.path.isdir(workdir):
+    raise UsageError(f"--workdir={workdir} is a file, not a folder; choose another --workdir.")
+  if existing != workdir and not os.path.isdir(existing):
+    raise UsageError(f"--workdir={workdir}: {existing} is a file, not a folder; choose another --workdir.")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise UsageError(f"--workdir={workdir}: {existing} is not writable; make it writable or choose "
+                     "another --workdir.")
+  return workdir
 
 
 # ----------------------------------------------------------------------------
@@ -254,6 +286,68 @@ def _drawing_strip(canvases: np.ndarray, max_rows: int = 8, max_cols: int = 16) 
   frames = canvases[:, cols]  # [rows, cols, H, W, C]
   rows = frames.reshape(-1, *frames.shape[2:])
   return visualize.image_grid(rows, cols=len(cols))[None]
+
+
+# ----------------------------------------------------------------------------
+# metrics.jsonl: one line per epoch (plus one per resume with changed fields),
+# always rewritten atomically.
+
+
+def read_metrics(path: str) -> list:
+  """The lines of ``metrics.jsonl`` as dicts (a line cut short by a kill is skipped)."""
+  if not os.path.exists(path):
+    return []
+  lines = []
+  with open(path) as f:
+    for text in f:
+      try:
+        line = json.loads(text)
+      except ValueError:
+        continue
+      if isinstance(line, dict):
+        lines.append(line)
+  return lines
+
+
+def _write_metrics(path: str, lines: list) -> None:
+  with atomic_path(path) as tmp:
+    with open(tmp, "w") as f:
+      for line in lines:
+        f.write(json.dumps(line) + "\n")
+
+
+def write_metrics_line(path: str, line: dict) -> None:
+  """Adds an epoch's line, merged into an existing line of the same epoch."""
+  lines = read_metrics(path)
+  for i, old in enumerate(lines):
+    if "epoch" in old and old.get("epoch") == line["epoch"]:
+      lines[i] = {**old, **line}
+      break
+  else:
+    lines.append(line)
+  _write_metrics(path, lines)
+
+
+def trim_metrics(path: str, step: int) -> int:
+  """Drops epoch lines after ``step`` (and half-written lines); returns how many went."""
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    count = sum(1 for text in f if text.strip())
+  lines = read_metrics(path)
+  kept = [l for l in lines if "epoch" not in l or l.get("step", 0) <= step]
+  if len(kept) != count:
+    _write_metrics(path, kept)
+  return count - len(kept)
+
+
+def record_config_changes(path: str, step: int, changes: dict) -> None:
+  """Adds ``{"step", "config_changes": {field: [old, new]}}`` (once per resume)."""
+  lines = read_metrics(path)
+  entry = {"step": step, "config_changes": changes, "time": round(time.time(), 1)}
+  if lines and lines[-1].get("config_changes") == changes and lines[-1].get("step") == step:
+    return
+  _write_metrics(path, lines + [entry])
 
 
 # ----------------------------------------------------------------------------
@@ -422,8 +516,12 @@ class Reporter(keras.callbacks.Callback):
       return
     self.record(epoch + 1, logs or {})
 
-  def record(self, epoch, logs, pictures=True):
-    """Writes the test scalars, a ``metrics.jsonl`` line and the pictures for this step."""
+  def record(self, epoch, logs, pictures=True, recovered=False):
+    """Writes the test scalars, a ``metrics.jsonl`` line and the pictures for this step.
+
+    An epoch has one line: a second record of the same epoch (the final
+    evaluation of an epoch that had none) is merged into it.
+    """
     step = self.step
     test = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
     train = {k: v for k, v in logs.items() if not k.startswith("val_")}
@@ -456,8 +554,9 @@ class Reporter(keras.callbacks.Callback):
             "learning_rate": self.learning_rate(), "time": round(time.time(), 1),
             **{f"train_{k}": v for k, v in train.items()}, **{f"test_{k}": v for k, v in test.items()},
             **{f"test_{k}": v for k, v in usage.items()}}
-    with open(os.path.join(self.workdir, METRICS_FILE), "a") as f:
-      f.write(json.dumps(line) + "\n")
+    if recovered:
+      line["recovered"] = "written on resume from the checkpoint; the epoch's train metrics were lost"
+    write_metrics_line(os.path.join(self.workdir, METRICS_FILE), line)
     if pictures:
       self.pictures(step)
 
@@ -507,12 +606,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     TrainingDivergedError: the loss became NaN or Inf (the last good checkpoint
       is kept).
   """
+  # Everything is checked before anything is written: a rejected run leaves no
+  # config.json behind to refuse the corrected command.
   _check_config(config)
-  workdir = os.path.abspath(workdir)
+  workdir = _check_workdir(workdir)
   strategy = make_strategy(config.train.strategy)
   chief = _is_chief(strategy)
-  os.makedirs(workdir, exist_ok=True)
-  check_or_write_config(config, workdir, write=chief)
+  changes = check_or_write_config(config, workdir, write=False)
   logging.info("Workdir %s; strategy %s with %d replica(s)", workdir, type(strategy).__name__,
                strategy.num_replicas_in_sync)
 
@@ -523,6 +623,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
         f"{tuple(config.model.image_shape)}; pass --config.model.image_shape=\"{tuple(info.image_shape)}\".")
   classify = config.get("task", "generate") == "classify"
   train_cfg = config.train
+  if train_cfg.batch_size > train_split.num_examples:
+    raise ConfigError(f"train.batch_size = {train_cfg.batch_size} is larger than the "
+                      f"{train_split.num_examples} training examples.")
   steps_per_epoch = train_cfg.steps_per_epoch or train_split.num_examples // train_cfg.batch_size
   total_steps = steps_per_epoch * train_cfg.num_epochs
 
@@ -542,15 +645,45 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
       optimizer.build(model.trainable_variables)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
   checkpoint_dir = os.path.join(workdir, "checkpoints")
-  scratch = None if chief else tempfile.mkdtemp(prefix="draw_tf_worker_ckpt_")
-  manager = tf.train.CheckpointManager(checkpoint, scratch or checkpoint_dir, train_cfg.max_checkpoints)
-  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  # The newest checkpoint that reads back whole; damaged newer ones are named and set aside.
+  latest, damaged = checkpoints.newest_good_checkpoint(checkpoint_dir)
+  metrics_path = os.path.join(workdir, METRICS_FILE)
+  if latest is None and checkpoints.real(damaged):
+    raise NoCheckpointError(
+        f"Every checkpoint in {checkpoint_dir} is damaged ("
+        + "; ".join(f"{os.path.basename(p)}: {what}" for p, _, what in damaged)
+        + "). Refusing to restart this run from step 0; move the folder away to start over, "
+        "or train in a new --workdir.")
+  if latest is None and read_metrics(metrics_path):
+    raise NoCheckpointError(
+        f"{metrics_path} records a run but {checkpoint_dir} holds no checkpoint. Refusing to "
+        "restart it from step 0; train in a new --workdir.")
   if latest:
     checkpoint.restore(latest).assert_existing_objects_matched()
   step = int(optimizer.iterations.numpy())
   if latest:
     logging.info("Resumed from %s at step %d (epoch %d, step %d of %d)", latest, step,
                  step // steps_per_epoch + 1, step % steps_per_epoch, steps_per_epoch)
+  if chief:
+    # Validated and restored: only now is the workdir written.
+    os.makedirs(workdir, exist_ok=True)
+    if damaged:
+      checkpoints.set_aside(checkpoint_dir, damaged)
+    if latest or damaged:
+      # The state file lists exactly the checkpoints present (a kill between a save's files and
+      # its state update leaves one unlisted, which the manager would then never rotate out).
+      checkpoints.rewrite_state(checkpoint_dir)
+    dropped = trim_metrics(metrics_path, step)
+    if dropped:
+      logging.warning("Dropped %d metrics.jsonl line(s) after step %d (the run resumes there).",
+                      dropped, step)
+    if changes:
+      logging.warning("Resuming with changed training fields: %s",
+                      ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
+      record_config_changes(metrics_path, step, changes)
+    check_or_write_config(config, workdir, write=True)
+  scratch = None if chief else tempfile.mkdtemp(prefix="draw_tf_worker_ckpt_")
+  manager = tf.train.CheckpointManager(checkpoint, scratch or checkpoint_dir, train_cfg.max_checkpoints)
   logging.info("Model: %s; %d parameters; %d steps per epoch, %d epochs (%d steps)",
                json.dumps(config_to_dict(config.model)), model.count_params(), steps_per_epoch,
                train_cfg.num_epochs, total_steps)
@@ -567,8 +700,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   for callback in all_callbacks[:4]:
     callback.set_model(model)  # also used outside fit (final checkpoint, pictures)
 
-  # A resumed run first finishes its interrupted epoch, then runs whole epochs.
+  # A run killed between its epoch-end checkpoint and the metrics.jsonl line gets that line now
+  # (test metrics only: the epoch's training means were lost with the process).
   first_epoch, offset = divmod(step, steps_per_epoch)
+  if latest and offset == 0 and first_epoch > 0 and not any(
+      line.get("epoch") == first_epoch for line in read_metrics(metrics_path)):
+    logs = {}
+    if first_epoch % config.eval.every_epochs == 0 or first_epoch >= train_cfg.num_epochs:
+      logs = {f"val_{k}": v for k, v in model.evaluate(test_ds, verbose=0, return_dict=True).items()}
+      checkpointer.last_test_step = step
+    if reporter is not None:
+      logging.warning("metrics.jsonl has no line for epoch %d (killed after its checkpoint); "
+                      "writing it from the checkpoint.", first_epoch)
+      reporter.record(first_epoch, logs, pictures=False, recovered=True)
+
+  # A resumed run first finishes its interrupted epoch, then runs whole epochs.
   phases = []
   if step < total_steps:
     if offset:
@@ -599,8 +745,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
       raise TrainingDivergedError(
           f"Training stopped at step {checkpointer.failed_step}: {checkpointer.failure}. "
           f"The last good checkpoint is {last or '(none)'}; nothing after it was saved. "
-          "Lower --config.train.learning_rate or --config.train.grad_clip_norm, or use another "
-          "--config.data.seed, then rerun (it resumes from that checkpoint).")
+          "Lower --config.train.learning_rate or set a smaller --config.train.grad_clip_norm, then "
+          "rerun the same command with that override (it resumes from that checkpoint and records "
+          "the change in metrics.jsonl).")
     checkpointer.save("end of training")
     if checkpointer.time_limit_hit:
       logging.info("Stopped at the time limit (train.max_minutes=%s) at step %d; rerun to continue.",

@@ -8,7 +8,6 @@ Also runnable as ``python -m draw_tf.train_main``. All the work is in
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -48,8 +47,7 @@ def handoff(workdir: str, step: int) -> None:
 
 def run():
   """Console-script entry point."""
-  cli.prepare(sys.argv)
-  app.run(main)
+  cli.run(main, "draw-train", config_flag=_CONFIG)
 
 
 if __name__ == "__main__":

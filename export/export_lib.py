@@ -48,6 +48,7 @@ import draw_tf
 from draw_tf import fileio
 from draw_tf import progress
 from draw_tf import sampling
+from draw_tf.errors import UsageError
 from export import sampler as sampler_lib
 
 SAVED_MODEL_DIR = "saved_model"
@@ -68,6 +69,51 @@ MANIFEST_FORMAT = 1
 
 class ExportVerificationError(RuntimeError):
   """An exported artifact does not reproduce the Keras model; nothing was published."""
+
+
+class UnsafeOutputDirError(UsageError, ValueError):
+  """``--output_dir`` is not a folder an export may replace; nothing was touched."""
+
+
+def is_previous_export(folder: str) -> bool:
+  """Whether ``folder`` holds an export written by :func:`export_model` (its manifest says so)."""
+  try:
+    with open(os.path.join(folder, MANIFEST)) as f:
+      manifest = json.load(f)
+  except (OSError, ValueError):
+    return False
+  return (isinstance(manifest, dict) and "format_version" in manifest
+          and isinstance(manifest.get("files"), dict))
+
+
+def check_output_dir(output_dir, workdir: str | None = None) -> str:
+  """The absolute ``output_dir`` when an export may write there; else UnsafeOutputDirError.
+
+  An export may create a new folder, fill an empty one, or replace a previous
+  export (recognised by its ``manifest.json``). Anything else is refused: an
+  empty path (an unset shell variable), a file, a folder holding other files,
+  the training workdir or a folder above it, or a folder above the current one.
+  """
+  if not isinstance(output_dir, str) or not output_dir.strip():
+    raise UnsafeOutputDirError(
+        f"--output_dir is empty ({output_dir!r}); name a new or empty folder, e.g. --output_dir=exports/draw.")
+  path = os.path.realpath(output_dir)
+  inside = lambda a, b: a == b or a.startswith(b.rstrip(os.sep) + os.sep)  # a at or below b
+  if workdir is not None and inside(os.path.realpath(workdir), path):
+    raise UnsafeOutputDirError(
+        f"--output_dir={output_dir} is the training workdir {workdir} or a folder above it; an export "
+        "replaces its folder. Choose a new folder, e.g. --output_dir="
+        f"{os.path.join(workdir, 'export')}.")
+  if inside(os.getcwd(), path) and not is_previous_export(path):
+    raise UnsafeOutputDirError(
+        f"--output_dir={output_dir} is the current folder or a folder above it; choose a new folder.")
+  if os.path.lexists(path) and not os.path.isdir(path):
+    raise UnsafeOutputDirError(f"--output_dir={output_dir} is a file, not a folder; choose a new folder.")
+  if os.path.isdir(path) and os.listdir(path) and not is_previous_export(path):
+    raise UnsafeOutputDirError(
+        f"--output_dir={output_dir} holds files and is not a previous export (no valid {MANIFEST}); "
+        "an export replaces only its own earlier exports or an empty folder. Choose a new folder.")
+  return path
 
 
 # --------------------------------------------------------------------------- model
@@ -336,9 +382,12 @@ def export_model(model, output_dir: str,
   Raises:
     ExportVerificationError: an artifact failed a check; ``output_dir`` is
       left as it was.
+    UnsafeOutputDirError: ``output_dir`` is neither new, empty nor a previous
+      export (:func:`check_output_dir`); nothing is touched.
     ConfigError: the model's prior is learned (the exported fused decoder
       supports only ``N(0, I)``).
   """
+  output_dir = check_output_dir(output_dir)
   sampling.check_standard_prior(model)
   config = sampler_lib.decoder_config(model)
   noise = verification_noise(model, verify_batch_size, verify_seed)
@@ -406,4 +455,5 @@ def export_model(model, output_dir: str,
 
 def export_workdir(workdir: str, output_dir: str, **kwargs) -> dict:
   """:func:`export_model` for the model restored from a training workdir."""
+  check_output_dir(output_dir, workdir)  # before the (slow) restore
   return export_model(load_model(workdir), output_dir, **kwargs)

@@ -6,22 +6,26 @@ r"""draw-export: SavedModel + TFLite (float32, float16, int8) of a trained decod
 Writes OUT/saved_model/, OUT/draw_decoder{,_fp16,_int8}.tflite and, after every
 artifact has reproduced the Keras model on fixed noise, OUT/manifest.json. On a
 failed check it exits with status 1 and OUT is not created (or left as it was).
+OUT must be new, empty or a previous export (its manifest.json says so); anything
+else (a file, the workdir or a folder above it, a folder of other files) is
+refused before anything is written.
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
 from draw_tf import progress
+from draw_tf import cli
 from draw_tf import sampling
+from draw_tf.errors import UsageError
 from export import export_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir holding the model to export.")
-flags.DEFINE_string("output_dir", None, "Folder to write the export to (replaced on success).")
+flags.DEFINE_string("output_dir", None, "New or empty folder, or a previous export (replaced on success).")
 flags.DEFINE_integer("steps_per_iteration", sampling.DEFAULT_STEPS_PER_ITERATION,
                      "Decoder steps unrolled per loop iteration in the exported graph.")
 flags.DEFINE_integer("verify_batch_size", 8, "Noise sequences used by the self-check.")
@@ -37,9 +41,10 @@ def main(argv):
     manifest = export_lib.export_workdir(
         FLAGS.workdir, FLAGS.output_dir, steps_per_iteration=FLAGS.steps_per_iteration,
         verify_batch_size=FLAGS.verify_batch_size)
-  except (export_lib.ExportVerificationError, FileNotFoundError, ValueError, TypeError) as e:
-    print(f"draw-export: error: {e}", file=sys.stderr)
-    sys.exit(1)
+  except (export_lib.ExportVerificationError, UsageError, ValueError, TypeError) as e:
+    cli.fail("draw-export", str(e))
+  except OSError as e:  # FileNotFoundError, a read-only parent folder, ...
+    cli.fail("draw-export", cli.os_error_message(e))
   for name, entry in manifest["files"].items():
     logging.info("%s: %d bytes", name, entry["size_bytes"])
   print(f"Exported to {FLAGS.output_dir}; max abs diff vs Keras: "

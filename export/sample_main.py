@@ -16,16 +16,17 @@ glimpse with its window drawn as a box.
 
 import os
 import random
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
+from draw_tf import cli
 from draw_tf import evaluate
 from draw_tf import fileio
 from draw_tf import progress
+from draw_tf.errors import UsageError
 from draw_tf import visualize
 from export import sampler as sampler_lib
 
@@ -60,6 +61,8 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
       decoder. FileNotFoundError: a missing input.
   """
   ext = os.path.splitext(out)[1].lower()
+  if os.path.isdir(out):
+    raise ValueError(f"--out={out} is a folder; name a file in it, e.g. --out={os.path.join(out, 'samples.png')}.")
   if ext not in OUTPUT_TYPES:
     raise ValueError(f"--out={out}: unknown output type {ext or '(none)'!r}; use one of "
                      f"{', '.join(OUTPUT_TYPES)}.")
@@ -110,9 +113,10 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
     samples = sample_to_file(FLAGS.model, FLAGS.out, FLAGS.num, FLAGS.seed, FLAGS.noise, FLAGS.num_threads)
-  except (ValueError, FileNotFoundError, TypeError) as e:
-    print(f"draw-sample: error: {e}", file=sys.stderr)
-    sys.exit(1)
+  except (ValueError, UsageError, TypeError) as e:
+    cli.fail("draw-sample", str(e))
+  except OSError as e:  # FileNotFoundError, a read-only folder, ...
+    cli.fail("draw-sample", cli.os_error_message(e))
   what = {".png": "a grid of the final images", ".gif": "the drawing sequence with the write boxes",
           ".npy": "float32 images [N, H, W, C] in [0, 1]"}[os.path.splitext(FLAGS.out)[1].lower()]
   if samples is None:

@@ -202,7 +202,8 @@ def test_failed_self_check_publishes_nothing(tmp_path, monkeypatch, failure):
   out = tmp_path / "export"
   if failure == "saved_model_off_by_1e-3":
     monkeypatch.setattr(export_lib, "signature_functions", _broken_signature_functions(1e-3))
-    out.mkdir()
+    out.mkdir()  # a previous export (its manifest says so): the only kind an export may replace
+    (out / "manifest.json").write_text('{"format_version": 1, "files": {}}')
     (out / "previous_export.txt").write_text("kept")
   else:
     # What a plain tf.Module conversion produces: a model that runs and gives NaN.
@@ -213,7 +214,7 @@ def test_failed_self_check_publishes_nothing(tmp_path, monkeypatch, failure):
     export_lib.export_model(model, str(out), verify_batch_size=2)
   assert ("1e-4" in str(err.value) or "0.0001" in str(err.value) or "NaN" in str(err.value))
   if failure == "saved_model_off_by_1e-3":
-    assert sorted(os.listdir(out)) == ["previous_export.txt"]
+    assert sorted(os.listdir(out)) == ["manifest.json", "previous_export.txt"]
   else:
     assert not out.exists()
   assert sorted(os.listdir(tmp_path)) == (["export"] if out.exists() else [])  # no temp folders

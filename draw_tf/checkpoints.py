@@ -1,0 +1,122 @@
+"""Finding the newest checkpoint of a workdir that is whole, skipping damaged ones.
+
+A checkpoint ``checkpoints/ckpt-N`` is an ``.index`` file and its
+``.data-*`` shards. A run killed while saving, a full disk or a truncated copy
+leaves one that cannot be restored; :func:`newest_good_checkpoint` reads every
+tensor of each candidate, newest first, names the damaged ones in the log and
+returns the newest good one. Training also moves damaged checkpoints aside
+(:func:`set_aside`, into ``checkpoints/damaged/``; nothing is deleted) so the
+checkpoint manager never counts or restores them.
+
+Checkpoints are found by their files, not only by TensorFlow's ``checkpoint``
+state file, so a state file that names a deleted checkpoint does not hide the
+older ones.
+
+Example::
+
+    path, damaged = checkpoints.newest_good_checkpoint("/tmp/run/checkpoints")
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+import tensorflow as tf
+from absl import logging
+
+DAMAGED_DIR = "damaged"
+# A save killed before any file of the checkpoint itself existed: not a checkpoint.
+UNFINISHED = "an unfinished save (only a _temp folder)"
+_NAME = re.compile(r"^(ckpt-(\d+))(\.index|\.data-\d+-of-\d+|_temp.*)$")
+
+
+def candidates(checkpoint_dir: str) -> list:
+  """``[(step, prefix, [files])]`` of every checkpoint-like file set, newest first."""
+  found = {}
+  for path in glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*")):
+    match = _NAME.match(os.path.basename(path))
+    if match:
+      prefix = os.path.join(checkpoint_dir, match.group(1))
+      found.setdefault((int(match.group(2)), prefix), []).append(path)
+  return [(step, prefix, sorted(files)) for (step, prefix), files in
+          sorted(found.items(), reverse=True)]
+
+
+def problem(prefix: str, files=None) -> str | None:
+  """What is wrong with the checkpoint ``prefix`` (None when every tensor reads back)."""
+  files = files if files is not None else glob.glob(glob.escape(prefix) + "*")
+  names = [os.path.basename(f) for f in files]
+  base = os.path.basename(prefix)
+  if all("_temp" in n for n in names):
+    return UNFINISHED
+  if f"{base}.index" not in names:
+    return "no .index file"
+  if not any(n.startswith(f"{base}.data-") for n in names):
+    return "no .data file"
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for key in reader.get_variable_to_dtype_map():
+      reader.get_tensor(key)
+  except Exception as e:  # pylint: disable=broad-except  (DataLossError, IndexError, ...)
+    return f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+  return None
+
+
+def newest_good_checkpoint(checkpoint_dir: str) -> tuple:
+  """The newest checkpoint that reads back whole, and the damaged ones newer than it.
+
+  Returns:
+    ``(prefix or None, damaged)``, where ``damaged`` is a list of
+    ``(prefix, [files], what is wrong)`` for every damaged checkpoint seen
+    before the good one (newest first). Each is named in a warning.
+  """
+  damaged = []
+  for _, prefix, files in candidates(checkpoint_dir):
+    what = problem(prefix, files)
+    if what is None:
+      if damaged:
+        logging.warning("Using %s, the newest good checkpoint in %s.", prefix, checkpoint_dir)
+      return prefix, damaged
+    logging.warning("Skipping damaged checkpoint %s: %s (files: %s).", prefix, what,
+                    ", ".join(os.path.basename(f) for f in files))
+    damaged.append((prefix, files, what))
+  return None, damaged
+
+
+def real(damaged: list) -> list:
+  """The damaged entries that were checkpoints (not just an unfinished save's _temp folder)."""
+  return [d for d in damaged if d[2] != UNFINISHED]
+
+
+def set_aside(checkpoint_dir: str, damaged: list) -> list:
+  """Moves damaged checkpoints' files into ``checkpoint_dir/damaged/`` (never deletes).
+
+  Returns the new paths. A file of the same name already set aside gets a suffix.
+  """
+  target = os.path.join(checkpoint_dir, DAMAGED_DIR)
+  moved = []
+  for _, files, _ in damaged:
+    for path in files:
+      os.makedirs(target, exist_ok=True)
+      dest = os.path.join(target, os.path.basename(path))
+      n = 1
+      while os.path.exists(dest):
+        dest = os.path.join(target, f"{os.path.basename(path)}.{n}")
+        n += 1
+      os.replace(path, dest)
+      moved.append(dest)
+      logging.warning("Moved %s to %s.", path, dest)
+  return moved
+
+
+def rewrite_state(checkpoint_dir: str) -> None:
+  """Makes TensorFlow's ``checkpoint`` state file list exactly the checkpoints present."""
+  prefixes = [prefix for _, prefix, files in reversed(candidates(checkpoint_dir))
+              if any(f.endswith(".index") for f in files)]
+  if prefixes:
+    tf.compat.v1.train.update_checkpoint_state(
+        checkpoint_dir, prefixes[-1], all_model_checkpoint_paths=prefixes)
+  elif os.path.exists(os.path.join(checkpoint_dir, "checkpoint")):
+    os.remove(os.path.join(checkpoint_dir, "checkpoint"))
