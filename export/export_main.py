@@ -1,13 +1,17 @@
 r"""draw-export: SavedModel + TFLite (float32, float16, int8) of a trained decoder.
 
-    draw-export --workdir=DIR --output_dir=OUT
+    draw-export --workdir=DIR --output_dir=OUT [--web]
     python -m export.export_main --workdir=DIR --output_dir=OUT
 
 Writes OUT/saved_model/, OUT/draw_decoder{,_fp16,_int8}.tflite and, after every
 artifact has reproduced the Keras model on fixed noise, OUT/manifest.json. On a
 failed check it exits with status 1 and OUT is not created (or left as it was).
+With --web it also writes OUT/web/, a page that draws with the decoder in a
+browser (export/web_export.py; LiteRT.js from `npm ci`): serve it with
+`python -m http.server --directory OUT/web --bind 127.0.0.1`.
 """
 
+import os
 import sys
 
 from absl import app
@@ -16,6 +20,7 @@ from absl import logging
 
 from draw_tf import sampling
 from export import export_lib
+from export import web_export
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir holding the model to export.")
@@ -23,15 +28,25 @@ flags.DEFINE_string("output_dir", None, "Folder to write the export to (replaced
 flags.DEFINE_integer("steps_per_iteration", sampling.DEFAULT_STEPS_PER_ITERATION,
                      "Decoder steps unrolled per loop iteration in the exported graph.")
 flags.DEFINE_integer("verify_batch_size", 8, "Noise sequences used by the self-check.")
+flags.DEFINE_bool("web", False, "Also write OUT/web/: the page drawing with LiteRT.js in a browser.")
+flags.DEFINE_string("web_node_modules", None,
+                    "node_modules holding @litertjs/core (default: the repository's, from npm ci).")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
+    if FLAGS.web:  # before the export, so a missing runtime fails fast
+      web_export.runtime_dir(FLAGS.web_node_modules)
     manifest = export_lib.export_workdir(
         FLAGS.workdir, FLAGS.output_dir, steps_per_iteration=FLAGS.steps_per_iteration,
         verify_batch_size=FLAGS.verify_batch_size)
+    if FLAGS.web:
+      web_dir = os.path.join(FLAGS.output_dir, "web")
+      web = web_export.write_web_folder(
+          export_lib.load_model(FLAGS.workdir), web_dir, FLAGS.web_node_modules,
+          steps_per_iteration=FLAGS.steps_per_iteration, verify_batch_size=FLAGS.verify_batch_size)
   except (export_lib.ExportVerificationError, FileNotFoundError, ValueError, TypeError) as e:
     print(f"draw-export: error: {e}", file=sys.stderr)
     sys.exit(1)
@@ -39,6 +54,11 @@ def main(argv):
     logging.info("%s: %d bytes", name, entry["size_bytes"])
   print(f"Exported to {FLAGS.output_dir}; max abs diff vs Keras: "
         + ", ".join(f"{k} {v:.2g}" for k, v in manifest["verification"]["max_abs_diff"].items()))
+  if FLAGS.web:
+    diffs = {k: max(v.values()) for k, v in web["verification"]["max_abs_diff_per_output"].items()}
+    print(f"Wrote the web page to {web_dir} (max abs diff vs Keras: "
+          + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items())
+          + f"); serve it with: python -m http.server --directory {web_dir} --bind 127.0.0.1")
 
 
 def run():
