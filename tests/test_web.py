@@ -49,7 +49,7 @@ def _missing() -> list:
 
 
 @pytest.fixture(scope="module")
-def web_folder(tiny_export, tmp_path_factory):
+def web_folder(request, tmp_path_factory):
   missing = _missing()
   if missing:
     if os.environ.get("CI"):
@@ -57,6 +57,7 @@ def web_folder(tiny_export, tmp_path_factory):
     pytest.skip("no browser test here; missing: " + ", ".join(missing))
   if os.environ.get("DRAW_WEB_FOLDER"):
     return os.environ["DRAW_WEB_FOLDER"]
+  tiny_export = request.getfixturevalue("tiny_export")
   out = tmp_path_factory.mktemp("web_export") / "export"
   proc = run_module("export.export_main", f"--workdir={tiny_export.workdir}",
                     f"--output_dir={out}", "--web")
@@ -85,16 +86,17 @@ def server(web_folder):
 def _python_litert(path, noise, repeats=20):
   """The batch-1 model through ai_edge_litert (1 thread, as LiteRT.js's wasm):
   outputs stacked over the noise rows, and the median ms per image."""
-  sampler = sampler_lib.TFLiteSampler(path, num_threads=1)
-  rows = [sampler.generate(noise[i:i + 1]) for i in range(len(noise))]
+  with open(path, "rb") as f:
+    runner = sampler_lib.tflite_interpreter(f.read(), path, num_threads=1).get_signature_runner(
+        sampler_lib.GENERATE)
+  rows = [runner(noise=noise[i:i + 1]) for i in range(len(noise))]
   times = []
   for _ in range(repeats):
     for i in range(len(noise)):
       start = time.perf_counter()
-      sampler.generate(noise[i:i + 1])
+      runner(noise=noise[i:i + 1])
       times.append(1000 * (time.perf_counter() - start))
-  outs = sampler_lib.Samples(*(np.concatenate([getattr(r, k) for r in rows])
-                               for k in sampler_lib.OUTPUTS))
+  outs = sampler_lib.Samples(*(np.concatenate([r[k] for r in rows]) for k in sampler_lib.OUTPUTS))
   return outs, float(np.median(times))
 
 
