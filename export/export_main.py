@@ -1,6 +1,6 @@
 r"""draw-export: SavedModel + TFLite (float32, float16, int8) of a trained decoder.
 
-    draw-export --workdir=DIR --output_dir=OUT
+    draw-export --workdir=DIR --output_dir=OUT [--web]
     python -m export.export_main --workdir=DIR --output_dir=OUT
 
 Writes OUT/saved_model/, OUT/draw_decoder{,_fp16,_int8}.tflite and, after every
@@ -9,6 +9,10 @@ failed check it exits with status 1 and OUT is not created (or left as it was).
 OUT must be new, empty or a previous export (its manifest.json says so); anything
 else (a file, the workdir or a folder above it, a folder of other files) is
 refused before anything is written.
+
+With --web it also writes OUT/web/, a page that draws with the decoder in a
+browser (export/web_export.py; LiteRT.js from `npm ci`): serve it with
+`python -m http.server --directory OUT/web --bind 127.0.0.1`.
 """
 
 import os
@@ -22,6 +26,7 @@ from draw_tf import cli
 from draw_tf import sampling
 from draw_tf.errors import UsageError
 from export import export_lib
+from export import web_export
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir holding the model to export.")
@@ -31,6 +36,9 @@ flags.DEFINE_integer("steps_per_iteration", sampling.DEFAULT_STEPS_PER_ITERATION
 flags.DEFINE_integer("verify_batch_size", 8, "Noise sequences used by the self-check.")
 flags.DEFINE_integer("verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s "
                      "otherwise), 2 log lines, 0 none.", lower_bound=0, upper_bound=2)
+flags.DEFINE_bool("web", False, "Also write OUT/web/: the page drawing with LiteRT.js in a browser.")
+flags.DEFINE_string("web_node_modules", None,
+                    "node_modules holding @litertjs/core (default: the repository's, from npm ci).")
 
 
 def main(argv):
@@ -38,9 +46,16 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   progress.set_verbosity(FLAGS.verbose)
   try:
+    if FLAGS.web:  # before the export, so a missing runtime fails fast
+      web_export.runtime_dir(FLAGS.web_node_modules)
     manifest = export_lib.export_workdir(
         FLAGS.workdir, FLAGS.output_dir, steps_per_iteration=FLAGS.steps_per_iteration,
         verify_batch_size=FLAGS.verify_batch_size)
+    if FLAGS.web:
+      web_dir = os.path.join(FLAGS.output_dir, "web")
+      web = web_export.write_web_folder(
+          export_lib.load_model(FLAGS.workdir), web_dir, FLAGS.web_node_modules,
+          steps_per_iteration=FLAGS.steps_per_iteration, verify_batch_size=FLAGS.verify_batch_size)
   except (export_lib.ExportVerificationError, UsageError, ValueError, TypeError) as e:
     cli.fail("draw-export", str(e))
   except OSError as e:  # FileNotFoundError, a read-only parent folder, ...
@@ -50,13 +65,19 @@ def main(argv):
   print(f"Exported to {FLAGS.output_dir}; max abs diff vs Keras: "
         + ", ".join(f"{k} {v:.2g}" for k, v in manifest["verification"]["max_abs_diff"].items()), flush=True)
   out = os.path.abspath(FLAGS.output_dir)
-  progress.handoff(
-      "draw-export",
-      [f"{os.path.join(out, name)}" + ("/" if name == export_lib.SAVED_MODEL_DIR else "")
-       + f" ({entry['size_bytes']:,} bytes)" for name, entry in manifest["files"].items()]
-      + [f"{os.path.join(out, export_lib.MANIFEST)} (shapes, signatures, sha256, self-check)"],
-      [f"draw-sample --model={os.path.join(out, export_lib.TFLITE_FILES['float32'])} "
-       f"--out={os.path.join(out, 'samples.png')}"])
+  written = [f"{os.path.join(out, name)}" + ("/" if name == export_lib.SAVED_MODEL_DIR else "")
+             + f" ({entry['size_bytes']:,} bytes)" for name, entry in manifest["files"].items()]
+  written.append(f"{os.path.join(out, export_lib.MANIFEST)} (shapes, signatures, sha256, self-check)")
+  next_commands = [f"draw-sample --model={os.path.join(out, export_lib.TFLITE_FILES['float32'])} "
+                   f"--out={os.path.join(out, 'samples.png')}"]
+  if FLAGS.web:
+    diffs = {k: max(v.values()) for k, v in web["verification"]["max_abs_diff_per_output"].items()}
+    written.append(f"{web_dir}/ (the web page; max abs diff vs Keras: "
+                   + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()) + ")")
+    next_commands.append(f"python -m http.server --directory {web_dir} --bind 127.0.0.1")
+    print(f"Wrote the web page to {web_dir}; serve it with: "
+          f"python -m http.server --directory {web_dir} --bind 127.0.0.1", flush=True)
+  progress.handoff("draw-export", written, next_commands)
 
 
 def run():

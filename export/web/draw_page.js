@@ -1,0 +1,251 @@
+// The page of draw-export --web: runs the decoder's `generate` signature with
+// LiteRT.js on prior noise (a seeded generator, or an uploaded .npy of shape
+// [N, T, z]) and animates the drawing: sigmoid(c_t) of every image at each
+// step t, with that step's write window as a red box (as draw-sample --out=x.gif).
+//
+// For scripts (tests/test_web.py) the page exposes window.drawPage: `ready`
+// (a promise), `last` (the latest run: noise, images, canvases, write_windows
+// as Float32Arrays, msPerImage), `runs` (a counter), `error`, and
+// showStep(t) / play() to freeze or restart the animation.
+
+import {loadLiteRt, loadAndCompile, supportsFeature, Tensor} from './litert/litert.js';
+import {parseNpy} from './npy.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const page = {ready: null, last: null, runs: 0, error: null, showStep, play};
+window.drawPage = page;
+
+let manifest, runtimeName;
+const models = {};  // quantization -> CompiledModel
+let timer = null, frame = 0, held = false;
+
+// ---------------------------------------------------------------- noise
+// mulberry32: a small seeded uniform generator; Box-Muller turns it into N(0, 1).
+// (Not NumPy's or TensorFlow's stream: for the same noise as Python, upload a .npy.)
+function normalNoise(count, seed) {
+  let a = (seed >>> 0) ^ 0x9e3779b9;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i += 2) {
+    const u = 1 - uniform(), v = uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    out[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < count) out[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- model
+async function runGenerate(quantization, noise, n, source) {
+  const {num_steps: steps, latent_dim: z, image_shape: [h, w, c]} = manifest;
+  const runner = models[quantization].signatures[manifest.signature.name];
+  const per = {images: h * w * c, canvases: steps * h * w * c, write_windows: steps * 3};
+  const result = {};
+  for (const k in per) result[k] = new Float32Array(n * per[k]);
+  const msPerImage = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    const input = new Tensor(noise.slice(i * steps * z, (i + 1) * steps * z), [1, steps, z]);
+    const outputs = await runner.run({noise: input});
+    for (const k in per) result[k].set(outputs[k].toTypedArray(), i * per[k]);
+    msPerImage.push(performance.now() - start);
+    input.delete();
+    for (const t of Object.values(outputs)) t.delete();
+  }
+  page.last = {source, quantization, n, noise, msPerImage, ...result};
+  page.runs += 1;
+  return page.last;
+}
+
+// ---------------------------------------------------------------- drawing
+function layout(n) {
+  const [h, w] = manifest.image_shape;
+  const cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols), pad = 1;
+  const gridW = cols * (w + pad) + pad, gridH = rows * (h + pad) + pad;
+  const scale = Math.max(2, Math.floor(560 / Math.max(gridW, gridH)));
+  return {h, w, cols, rows, pad, gridW, gridH, scale};
+}
+
+// Step t of every image (t = steps: the finished picture, no boxes).
+function drawFrame(t) {
+  const run = page.last;
+  const {num_steps: steps, write_size: writeSize, image_shape: [, , c]} = manifest;
+  const L = layout(run.n);
+  const canvas = $('canvas');
+  canvas.width = L.gridW * L.scale;
+  canvas.height = L.gridH * L.scale;
+  const small = new ImageData(L.gridW, L.gridH);
+  small.data.fill(128);
+  const step = Math.min(t, steps - 1), size = L.h * L.w * c;
+  for (let i = 0; i < run.n; i++) {
+    const oy = L.pad + Math.floor(i / L.cols) * (L.h + L.pad);
+    const ox = L.pad + (i % L.cols) * (L.w + L.pad);
+    const base = (i * steps + step) * size;
+    for (let y = 0; y < L.h; y++) {
+      for (let x = 0; x < L.w; x++) {
+        const p = 4 * ((oy + y) * L.gridW + ox + x), q = base + (y * L.w + x) * c;
+        for (let k = 0; k < 3; k++) {
+          const v = run.canvases[q + (c === 3 ? k : 0)];
+          small.data[p + k] = Math.round(Math.min(Math.max(v, 0), 1) * 255);
+        }
+        small.data[p + 3] = 255;
+      }
+    }
+  }
+  const off = new OffscreenCanvas(L.gridW, L.gridH);
+  off.getContext('2d').putImageData(small, 0, 0);
+  const ctx = canvas.getContext('2d');
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
+  if (t < steps) {
+    // The box spans centre +- N / 2 * stride (0-based pixels; pixel k's centre
+    // is at (k + 0.5) * scale), clipped to the tile: draw_tf.visualize's rule.
+    ctx.strokeStyle = 'rgb(255, 40, 40)';
+    ctx.lineWidth = Math.max(1, Math.round(L.scale / 3));
+    for (let i = 0; i < run.n; i++) {
+      const oy = L.pad + Math.floor(i / L.cols) * (L.h + L.pad);
+      const ox = L.pad + (i % L.cols) * (L.w + L.pad);
+      const [cx, cy, stride] = run.write_windows.subarray((i * steps + t) * 3, (i * steps + t) * 3 + 3);
+      const half = writeSize / 2 * stride;
+      const px = (v, o, size) => (o + Math.min(Math.max(v + 0.5, 0), size)) * L.scale;
+      const left = px(cx - half, ox, L.w), top = px(cy - half, oy, L.h);
+      const right = Math.max(px(cx + half, ox, L.w), left), bottom = Math.max(px(cy + half, oy, L.h), top);
+      ctx.strokeRect(left, top, right - left, bottom - top);
+    }
+  }
+  frame = t;
+  showInfo();
+}
+
+function showInfo() {
+  const run = page.last;
+  const ms = run.msPerImage;
+  const mean = ms.reduce((a, b) => a + b, 0) / ms.length;
+  const sorted = [...ms].sort((a, b) => a - b);
+  const steps = manifest.num_steps;
+  $('info').textContent = [
+    frame < steps ? `step ${frame + 1} / ${steps}` : `finished (${steps} steps)`,
+    `${run.n} images, ${run.quantization} model, noise: ${run.source}`,
+    `inference: ${mean.toFixed(2)} ms per image`,
+    `  (mean of ${ms.length} calls; median ${sorted[sorted.length >> 1].toFixed(2)},`,
+    `   min ${sorted[0].toFixed(2)}, max ${sorted[sorted.length - 1].toFixed(2)} ms)`,
+    `runtime: LiteRT.js ${manifest.runtime.version}, ${runtimeName}`,
+    `model: T=${steps}, z=${manifest.latent_dim}, ` +
+        `${manifest.image_shape.join('x')}, write ${manifest.write_size}x${manifest.write_size}`,
+  ].join('\n');
+}
+
+function schedule() {
+  clearTimeout(timer);
+  if (held) return;
+  const speed = Number($('speed').value);
+  const wait = frame >= manifest.num_steps ? Math.max(1500, 4 * speed) : speed;
+  timer = setTimeout(() => {
+    drawFrame(frame >= manifest.num_steps ? 0 : frame + 1);
+    schedule();
+  }, wait);
+}
+
+/** Freezes the animation at step t (0-based; t = T shows the finished picture). */
+function showStep(t) {
+  held = true;
+  clearTimeout(timer);
+  drawFrame(t);
+}
+
+/** Restarts the animation from the first step. */
+function play() {
+  held = false;
+  drawFrame(0);
+  schedule();
+}
+
+// ---------------------------------------------------------------- controls
+function fail(message) {
+  page.error = String(message);
+  $('error').textContent = page.error;
+  console.error(page.error);
+}
+
+// Runs one after another (a click during a run waits for it).
+let queue = Promise.resolve();
+function draw(noise, n, source) {
+  queue = queue.then(async () => {
+    $('error').textContent = '';
+    page.error = null;
+    try {
+      await runGenerate($('model').value, noise, n, source);
+      play();
+    } catch (e) {
+      fail(`generate failed: ${e && e.message ? e.message : e}`);
+    }
+  });
+  return queue;
+}
+
+function drawSeed() {
+  const n = Number(params.get('num') || 16);
+  const seed = Math.trunc(Number($('seed').value));
+  return draw(normalNoise(n * manifest.num_steps * manifest.latent_dim, seed), n, `seed ${seed}`);
+}
+
+async function upload(file) {
+  try {
+    const {shape, data} = parseNpy(await file.arrayBuffer());
+    const {num_steps: steps, latent_dim: z} = manifest;
+    if (shape.length !== 3 || shape[1] !== steps || shape[2] !== z || shape[0] < 1) {
+      throw new Error(`noise has shape [${shape}], but this model needs [N, ${steps}, ${z}]`);
+    }
+    if (!data.every(Number.isFinite)) throw new Error('noise contains NaN or Inf values');
+    await draw(data, shape[0], file.name);
+  } catch (e) {
+    fail(`${file.name}: ${e.message}`);
+  }
+}
+
+async function main() {
+  manifest = await (await fetch('./manifest.json')).json();
+  await loadLiteRt('./litert/wasm/');
+  const relaxed = await supportsFeature('relaxedSimd');
+  runtimeName = `wasm CPU, XNNPACK, 1 thread, ${relaxed ? 'relaxed-SIMD' : 'compat'} build`;
+  for (const {file, quantization} of manifest.models) {
+    models[quantization] = await loadAndCompile(`./${file}`, {accelerator: 'wasm'});
+    $('model').add(new Option(`${quantization} (${file})`, quantization));
+    // One call before any timing: the first run sets up XNNPACK's kernels.
+    const {num_steps: steps, latent_dim: z} = manifest;
+    await runGenerate(quantization, new Float32Array(steps * z), 1, 'warm-up');
+  }
+  if (params.get('model')) $('model').value = params.get('model');
+  if (params.get('seed')) $('seed').value = params.get('seed');
+  if (params.get('speed')) $('speed').value = params.get('speed');
+  const showSpeed = () => { $('speed-value').textContent = `${$('speed').value} ms / step`; };
+  showSpeed();
+  $('speed').addEventListener('input', () => { showSpeed(); if (!held) schedule(); });
+  $('new-sample').addEventListener('click', () => {
+    $('seed').value = Math.trunc(Number($('seed').value)) + 1;
+    drawSeed();
+  });
+  $('draw-seed').addEventListener('click', drawSeed);
+  $('model').addEventListener('change', () => {
+    const run = page.last;
+    if (run && run.source !== 'warm-up') draw(run.noise, run.n, run.source);
+  });
+  $('noise-file').addEventListener('change', (e) => {
+    if (e.target.files.length) upload(e.target.files[0]);
+  });
+  $('new-sample').disabled = $('draw-seed').disabled = false;
+  page.runs = 0;
+  await drawSeed();
+}
+
+page.ready = main().catch((e) => {
+  fail(`could not start: ${e && e.message ? e.message : e}`);
+  throw e;
+});

@@ -1,0 +1,196 @@
+"""A ready-to-serve web page that draws with the exported decoder in the browser.
+
+``write_web_folder(model, web_dir)`` (``draw-export --web`` calls it, writing
+``OUT/web/``) writes::
+
+    web_dir/index.html, draw_page.js, npy.js   the page (export/web/)
+    web_dir/litert/                            LiteRT.js from node_modules (npm ci)
+    web_dir/draw_decoder_web.tflite            float32, batch 1, signature generate
+    web_dir/draw_decoder_web_int8.tflite       dynamic-range int8, batch 1
+    web_dir/manifest.json                      shapes, files, sha256, self-check
+
+Serve it with ``python -m http.server --directory web_dir --bind 127.0.0.1``.
+
+Why separate ``.tflite`` files: LiteRT.js (``@litertjs/core`` 2.5.3) loads and
+compiles ``draw_decoder.tflite`` (all its builtin ops run) but cannot call its
+signatures: ``generate`` takes ``noise`` of shape ``[-1, T, z]`` and the
+runtime refuses any input tensor for a dynamic dimension ("TensorBuffer ranked
+tensor type Float32[1, T, z] does not match expected ranked tensor type
+Float32[-1, T, z]"; it has no resize call), and ``sample`` (dynamic output
+shapes) aborts with "memory access out of bounds". The same decoder exported
+with a fixed batch of 1 (the same graph, ``decode_fused``, and the same
+``generate`` signature, one noise sequence per call) runs; the page calls it
+once per image. Both files are checked against the Keras model here, like
+every artifact of ``draw-export``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from draw_tf import fileio
+from draw_tf import sampling
+from export import export_lib
+from export import sampler as sampler_lib
+
+PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
+PAGE_FILES = ("index.html", "draw_page.js", "npy.js")
+# Where `npm ci` (repository root, package-lock.json) puts the runtime.
+DEFAULT_NODE_MODULES = os.path.join(os.path.dirname(PAGE_DIR), os.pardir, "node_modules")
+LITERT_PACKAGE = "@litertjs/core"
+# The non-threaded builds: relaxed SIMD (picked when the browser has it) and
+# the compatible one. The threaded build needs cross-origin isolation headers
+# that `python -m http.server` does not send; the JSPI build is for WebNN/WebGPU.
+RUNTIME_WASM = ("litert_wasm_internal.js", "litert_wasm_internal.wasm",
+                "litert_wasm_compat_internal.js", "litert_wasm_compat_internal.wasm")
+WEB_BATCH_SIZE = 1
+# Quantisation -> file name of the batch-1 models the page runs.
+WEB_TFLITE_FILES = {"float32": "draw_decoder_web.tflite", "int8": "draw_decoder_web_int8.tflite"}
+MANIFEST_FORMAT = 1
+
+
+def runtime_dir(node_modules: str | None = None) -> str:
+  """The installed ``@litertjs/core`` package folder, or ``FileNotFoundError`` saying how to get it."""
+  node_modules = os.path.abspath(node_modules or DEFAULT_NODE_MODULES)
+  core = os.path.join(node_modules, *LITERT_PACKAGE.split("/"))
+  needed = [os.path.join(core, "dist", "index.js"),
+            os.path.join(node_modules, "@litertjs", "wasm-utils", "dist", "index.js")]
+  needed += [os.path.join(core, "wasm", name) for name in RUNTIME_WASM]
+  missing = [p for p in needed if not os.path.isfile(p)]
+  if missing:
+    raise FileNotFoundError(
+        f"LiteRT.js is not installed in {node_modules} (missing {missing[0]}); run `npm ci` in "
+        "the repository root (it reads package-lock.json), or pass --web_node_modules=DIR.")
+  return core
+
+
+def _convert_batch1(model, saved_model_dir: str, quantization: str,
+                    steps_per_iteration: int) -> bytes:
+  """The ``generate`` signature with a fixed batch of 1, as TFLite builtin ops."""
+  generate, _ = export_lib.signature_functions(model, steps_per_iteration)
+  if not os.path.isdir(saved_model_dir):
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(sampler_lib.GENERATE, generate, input_signature=[tf.TensorSpec(
+        [WEB_BATCH_SIZE, model.num_steps, model.latent_dim], tf.float32,
+        name=sampler_lib.NOISE_INPUT)])
+    archive.write_out(saved_model_dir, verbose=False)
+  converter = tf.lite.TFLiteConverter.from_saved_model(
+      saved_model_dir, signature_keys=[sampler_lib.GENERATE])
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  if quantization == "int8":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  return converter.convert()
+
+
+def _run_batch1(path: str, noise: np.ndarray) -> sampler_lib.Samples:
+  """Runs a batch-1 ``.tflite`` once per noise sequence; stacks the outputs."""
+  with open(path, "rb") as f:
+    runner = sampler_lib.tflite_interpreter(f.read(), path).get_signature_runner(
+        sampler_lib.GENERATE)
+  outs = [runner(**{sampler_lib.NOISE_INPUT: noise[i:i + 1]}) for i in range(len(noise))]
+  return sampler_lib.Samples(*(np.concatenate([o[k] for o in outs]) for k in sampler_lib.OUTPUTS))
+
+
+def write_web_folder(model, web_dir: str, node_modules: str | None = None,
+                     steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION,
+                     verify_batch_size: int = 8, verify_seed: int = 0) -> dict:
+  """Writes the page, LiteRT.js, batch-1 models and ``manifest.json`` to ``web_dir``.
+
+  Args:
+    model: a :class:`draw_tf.DrawModel` (standard prior).
+    web_dir: created, or replaced, only when everything is written and checked.
+    node_modules: the ``node_modules`` folder holding ``@litertjs/core``
+      (default: the repository's, filled by ``npm ci``).
+    steps_per_iteration: decoder steps per loop iteration in the exported graph.
+    verify_batch_size: noise sequences of the self-check.
+    verify_seed: NumPy seed of the self-check noise.
+
+  Returns:
+    The manifest written to ``web_dir/manifest.json``.
+
+  Raises:
+    FileNotFoundError: LiteRT.js is not installed (run ``npm ci``).
+    ExportVerificationError: a batch-1 model does not reproduce the Keras model
+      (float32: max abs diff above 1e-4) or needs a non-builtin op.
+  """
+  sampling.check_standard_prior(model)
+  core = runtime_dir(node_modules)
+  with open(os.path.join(core, "package.json")) as f:
+    runtime_version = json.load(f)["version"]
+  config = sampler_lib.decoder_config(model)
+  noise = export_lib.verification_noise(model, verify_batch_size, verify_seed)
+  want = sampler_lib.KerasSampler(model).generate(noise)
+  files, checks = {}, {}
+  with fileio.atomic_path(web_dir, is_dir=True) as tmp, tempfile.TemporaryDirectory() as work:
+    for name in PAGE_FILES:
+      shutil.copyfile(os.path.join(PAGE_DIR, name), os.path.join(tmp, name))
+    litert = os.path.join(tmp, "litert")
+    os.makedirs(os.path.join(litert, "wasm"))
+    shutil.copyfile(os.path.join(core, "dist", "index.js"), os.path.join(litert, "litert.js"))
+    shutil.copyfile(os.path.join(os.path.dirname(core), "wasm-utils", "dist", "index.js"),
+                    os.path.join(litert, "wasm-utils.js"))
+    for name in RUNTIME_WASM:
+      shutil.copyfile(os.path.join(core, "wasm", name), os.path.join(litert, "wasm", name))
+    # Its package.json names the version and the licence (Apache-2.0).
+    shutil.copyfile(os.path.join(core, "package.json"), os.path.join(litert, "package.json"))
+    saved_model_dir = os.path.join(work, "saved_model_batch1")
+    for quantization, name in WEB_TFLITE_FILES.items():
+      path = os.path.join(tmp, name)
+      try:
+        data = _convert_batch1(model, saved_model_dir, quantization, steps_per_iteration)
+      except Exception as e:  # ConverterError, or an op outside the builtin set
+        raise export_lib.ExportVerificationError(
+            f"TFLite conversion of the batch-1 web model ({quantization}) failed; nothing was "
+            f"written to {web_dir}: {e}") from e
+      with open(path, "wb") as f:
+        f.write(data)
+      ops = export_lib.tflite_op_names(data)
+      non_builtin = [op for op in ops if op.startswith(("CUSTOM", "UNKNOWN"))]
+      diffs = export_lib.max_abs_diffs(_run_batch1(path, noise), want)
+      worst = max(diffs.values())
+      logging.info("web model %s: max abs diff vs Keras %s", name, diffs)
+      if non_builtin or not np.isfinite(worst) or (
+          quantization == "float32" and not worst <= export_lib.FLOAT32_TOLERANCE):
+        raise export_lib.ExportVerificationError(
+            f"{name} failed its self-check (max abs diff {diffs}, non-builtin ops "
+            f"{non_builtin}); nothing was written to {web_dir}.")
+      files[name] = {**export_lib._file_entry(path),  # pylint: disable=protected-access
+                     "quantization": quantization, "batch_size": WEB_BATCH_SIZE, "tflite_ops": ops}
+      checks[name] = diffs
+    manifest = {
+        "format_version": MANIFEST_FORMAT,
+        "model": config,
+        "image_shape": config["image_shape"],
+        "num_steps": config["num_steps"],
+        "latent_dim": config["latent_dim"],
+        "write_size": config["write_size"],
+        "signature": {
+            "name": sampler_lib.GENERATE,
+            "inputs": {sampler_lib.NOISE_INPUT: {
+                "dtype": "float32", "shape": [WEB_BATCH_SIZE, config["num_steps"],
+                                              config["latent_dim"]]}},
+            "outputs": list(sampler_lib.OUTPUTS)},
+        "models": [{"file": name, "quantization": q} for q, name in WEB_TFLITE_FILES.items()],
+        "files": files,
+        "runtime": {"package": LITERT_PACKAGE, "version": runtime_version,
+                    "files": ["litert/litert.js", "litert/wasm-utils.js"]
+                             + [f"litert/wasm/{n}" for n in RUNTIME_WASM]},
+        "verification": {
+            "reference": "keras DrawModel.generate (step-by-step decoder)",
+            "noise": {"batch_size": int(noise.shape[0]), "numpy_seed": int(verify_seed),
+                      "distribution": "numpy default_rng(seed).standard_normal"},
+            "max_abs_diff_per_output": checks,
+            "float32_tolerance": export_lib.FLOAT32_TOLERANCE,
+        },
+    }
+    fileio.write_json(os.path.join(tmp, "manifest.json"), manifest)
+  return manifest

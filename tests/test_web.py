@@ -1,0 +1,157 @@
+"""The exported decoder draws in a real browser: draw-export --web, served on
+127.0.0.1, run by LiteRT.js in Debian's headless Chromium, gives the same images
+and per-step canvases as the Python LiteRT interpreter on the same noise.
+
+Needs /usr/bin/chromium (``apt-get install chromium``) and ``npm ci`` (LiteRT.js,
+playwright-core); .ci/run installs both. Without them the test is skipped, except
+under CI (``CI`` set), where it fails.
+
+``DRAW_WEB_FOLDER=OUT/web`` runs the same check on another export's page
+(e.g. a trained MNIST model) and ``DRAW_WEB_SCREENSHOT=FILE.png`` keeps the
+screenshot (the README's ``docs/web_page.png`` was taken so).
+"""
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from export import sampler as sampler_lib
+from export import web_export
+from tests.conftest import run_module
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+NODE_MODULES = os.path.join(ROOT, "node_modules")
+NUM_IMAGES = 6
+
+
+def _missing() -> list:
+  missing = []
+  if not os.path.isfile(CHROMIUM):
+    missing.append(f"{CHROMIUM} (apt-get install chromium)")
+  if not shutil.which("node"):
+    missing.append("node (apt-get install nodejs)")
+  if not os.path.isdir(os.path.join(NODE_MODULES, "playwright-core")):
+    missing.append("node_modules/playwright-core (npm ci)")
+  try:
+    web_export.runtime_dir(NODE_MODULES)
+  except FileNotFoundError:
+    missing.append("node_modules/@litertjs/core (npm ci)")
+  return missing
+
+
+@pytest.fixture(scope="module")
+def web_folder(request, tmp_path_factory):
+  missing = _missing()
+  if missing:
+    if os.environ.get("CI"):
+      pytest.fail("the browser test must run under CI; missing: " + ", ".join(missing))
+    pytest.skip("no browser test here; missing: " + ", ".join(missing))
+  if os.environ.get("DRAW_WEB_FOLDER"):
+    return os.environ["DRAW_WEB_FOLDER"]
+  tiny_export = request.getfixturevalue("tiny_export")
+  out = tmp_path_factory.mktemp("web_export") / "export"
+  proc = run_module("export.export_main", f"--workdir={tiny_export.workdir}",
+                    f"--output_dir={out}", "--web")
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  assert "python -m http.server --directory" in proc.stdout
+  return str(out / "web")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+  def log_message(self, *args):
+    pass
+
+
+@pytest.fixture(scope="module")
+def server(web_folder):
+  """``http.server`` on 127.0.0.1 (a free port), serving the web folder."""
+  handler = functools.partial(_QuietHandler, directory=web_folder)
+  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+  thread.start()
+  yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+  httpd.shutdown()
+  httpd.server_close()
+
+
+def _python_litert(path, noise, repeats=20):
+  """The batch-1 model through ai_edge_litert (1 thread, as LiteRT.js's wasm):
+  outputs stacked over the noise rows, and the median ms per image."""
+  with open(path, "rb") as f:
+    runner = sampler_lib.tflite_interpreter(f.read(), path, num_threads=1).get_signature_runner(
+        sampler_lib.GENERATE)
+  rows = [runner(noise=noise[i:i + 1]) for i in range(len(noise))]
+  times = []
+  for _ in range(repeats):
+    for i in range(len(noise)):
+      start = time.perf_counter()
+      runner(noise=noise[i:i + 1])
+      times.append(1000 * (time.perf_counter() - start))
+  outs = sampler_lib.Samples(*(np.concatenate([r[k] for r in rows]) for k in sampler_lib.OUTPUTS))
+  return outs, float(np.median(times))
+
+
+def test_page_draws_the_same_pictures_as_python_litert(web_folder, server, tmp_path):
+  """Same noise (uploaded as .npy) -> same images, canvases and windows, float32
+  within 1e-4 of Python LiteRT; int8 runs too; a screenshot shows the drawing."""
+  with open(os.path.join(web_folder, "manifest.json")) as f:
+    manifest = json.load(f)
+  steps, latent_dim = manifest["num_steps"], manifest["latent_dim"]
+  noise = np.random.default_rng(16).standard_normal(
+      (NUM_IMAGES, steps, latent_dim)).astype(np.float32)
+  noise_path, result_path = tmp_path / "noise.npy", tmp_path / "result.json"
+  screenshot = os.environ.get("DRAW_WEB_SCREENSHOT") or str(tmp_path / "page.png")
+  np.save(noise_path, noise)
+  start = time.time()
+  proc = subprocess.run(
+      ["node", os.path.join(ROOT, "tests", "web_driver.mjs"), server + "index.html",
+       str(noise_path), str(result_path), screenshot],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  browser_seconds = time.time() - start
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(result_path) as f:
+    result = json.load(f)
+  assert result["errors"] == []
+  h, w, c = manifest["image_shape"]
+  shapes = {"images": (NUM_IMAGES, h, w, c), "canvases": (NUM_IMAGES, steps, h, w, c),
+            "write_windows": (NUM_IMAGES, steps, 3)}
+  report = [f"browser run {browser_seconds:.1f} s"]
+  for entry in manifest["models"]:
+    got = result[entry["quantization"]]
+    assert "error" not in got, got
+    assert got["n"] == NUM_IMAGES
+    browser = sampler_lib.Samples(*(np.asarray(got[k], np.float32).reshape(shapes[k])
+                                    for k in sampler_lib.OUTPUTS))
+    want, python_ms = _python_litert(os.path.join(web_folder, entry["file"]), noise)
+    diffs = {k: float(np.max(np.abs(a - b))) for k, a, b in zip(sampler_lib.OUTPUTS, browser, want)}
+    browser_ms = float(np.median(got["msPerImage"]))
+    report.append(f"{entry['quantization']}: max abs diff browser vs Python LiteRT {diffs}; "
+                  f"ms per image: browser {browser_ms:.2f}, Python LiteRT {python_ms:.2f}")
+    assert all(np.isfinite(v) for v in diffs.values()), diffs
+    if entry["quantization"] == "float32":
+      assert max(diffs.values()) <= 1e-4, diffs
+  # The page's float32 pictures are the decoder's: the same noise through the
+  # dynamic-batch export that phones embed (when it is beside the page).
+  phone = os.path.join(os.path.dirname(web_folder), "draw_decoder.tflite")
+  if os.path.isfile(phone):
+    want = sampler_lib.load_sampler(phone).generate(noise)
+    got = np.asarray(result["float32"]["canvases"], np.float32).reshape(shapes["canvases"])
+    diff = float(np.max(np.abs(got - want.canvases)))
+    report.append(f"float32 canvases vs draw_decoder.tflite (batch {NUM_IMAGES}): {diff:.3g}")
+    assert diff <= 1e-4
+  print("\n" + "\n".join(report))
+  # The screenshot is a picture of the page (not blank): grey board, white
+  # strokes, red window boxes.
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  pixels = np.asarray(Image.open(screenshot).convert("RGB")).astype(int)
+  red = (pixels[..., 0] > 200) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
+  assert red.sum() > 50, "no write window boxes in the screenshot"
