@@ -23,20 +23,22 @@ Example::
 
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 
 from draw_tf.errors import ConfigError
 
 
-class Rule:
+class Rule(abc.ABC):
   """A check of one value; ``problem(value)`` returns what is wrong, or None."""
 
   def __init__(self, description: str):
     self.description = description
 
+  @abc.abstractmethod
   def ok(self, value) -> bool:
-    raise NotImplementedError
+    """Whether ``value`` passes."""
 
   def problem(self, value):
     return None if self.ok(value) else f"must be {self.description}"
