@@ -14,7 +14,9 @@ and evaluation from configs: :mod:`draw_tf.data`, :mod:`draw_tf.train_lib`,
 
 from draw_tf.attention import AttentionGlimpse, AttentionRead, AttentionWrite, FullRead, FullWrite
 from draw_tf.classifier import DrawClassifier
-from draw_tf.model import DrawCell, DrawModel, GenerateOutput, LSTMCell
+from draw_tf.cell import DrawCell
+from draw_tf.layers import LSTMCell
+from draw_tf.model import DrawModel, GenerateOutput
 
 __version__ = "0.1.0"
 

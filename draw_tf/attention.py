@@ -108,21 +108,15 @@ class AttentionRead(keras.layers.Layer):
     gx, gy, sigma2, delta, gamma = fb.attention_params(
         self.params(h_dec), n, height, width)
     fx, fy = fb.filterbank(gx, gy, sigma2, delta, n, height, width)
-    if error_images is None:  # one input (error image only, or feature maps)
-      glimpse = fb.read_channels_first(fb.channels_first(images), fx, fy)  # [batch, C, n, n]
-      glimpse = glimpse * tf.reshape(gamma, [-1, 1, 1, 1])
-      if channels > 1:  # flatten as (j, i, c)
-        glimpse = tf.transpose(glimpse, [0, 2, 3, 1])
-      return tf.reshape(glimpse, [-1, n * n * channels])
-    # One read for both inputs, stacked channels-first: [batch, 2C, H, W].
-    both = tf.concat([fb.channels_first(images), fb.channels_first(error_images)], axis=1)
-    glimpse = fb.read_channels_first(both, fx, fy)  # [batch, 2C, n, n]
-    glimpse = glimpse * tf.reshape(gamma, [-1, 1, 1, 1])
+    # One read for all inputs, stacked channels-first: [batch, k * C, H, W].
+    sources = [images] if error_images is None else [images, error_images]
+    stacked = tf.concat([fb.channels_first(x) for x in sources], axis=1)
+    glimpse = fb.gamma_read_channels_first(stacked, fx, fy, gamma)  # [batch, k * C, n, n]
     # Order the output as [glimpse(x), glimpse(x_hat)], each flattened as (j, i, c).
-    glimpse = tf.reshape(glimpse, [-1, 2, channels, n, n])
+    glimpse = tf.reshape(glimpse, [-1, len(sources), channels, n, n])
     if channels > 1:
       glimpse = tf.transpose(glimpse, [0, 1, 3, 4, 2])
-    return tf.reshape(glimpse, [-1, 2 * n * n * channels])
+    return tf.reshape(glimpse, [-1, len(sources) * n * n * channels])
 
   def get_config(self):
     return {**super().get_config(), "read_size": self.read_size,

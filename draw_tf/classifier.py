@@ -32,7 +32,8 @@ import tensorflow as tf
 
 from draw_tf import attention
 from draw_tf import visualize
-from draw_tf.model import LSTMCell
+from draw_tf import inputs as input_checks
+from draw_tf.layers import LSTMCell
 
 _PACKAGE = "draw_tf"
 
@@ -96,15 +97,7 @@ class DrawClassifier(keras.Model):
     super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
   def _check_images(self, images):
-    images = tf.convert_to_tensor(images)
-    if images.shape.rank is not None and tuple(images.shape[1:]) != self.image_shape:
-      raise ValueError(
-          f"DrawClassifier expects images of shape [batch, {', '.join(map(str, self.image_shape))}], "
-          f"got {images.shape}.")
-    if not images.dtype.is_floating:
-      raise TypeError(f"DrawClassifier expects float images in [0, 1], got dtype {images.dtype.name}; "
-                      "convert with tf.cast(images, tf.float32) / 255.")
-    return tf.cast(images, tf.float32)
+    return tf.cast(input_checks.check_image_shape(images, self.image_shape, "DrawClassifier"), tf.float32)
 
   def read(self, images):
     """Runs the ``G`` glimpses.

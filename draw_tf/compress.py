@@ -45,7 +45,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from draw_tf import inputs as input_checks
 from draw_tf import progress
+from draw_tf import unroll
 from draw_tf.errors import ConfigError
 from draw_tf.fileio import atomic_path
 
@@ -93,13 +95,6 @@ def empirical_entropy_bits(codes: np.ndarray) -> float:
   return total
 
 
-def _prior_loc_scale(cell, h_dec):
-  prior_mu, prior_log_sd = cell.prior_params(h_dec)
-  if prior_mu is None:
-    return tf.zeros([tf.shape(h_dec)[0], cell.latent_dim]), tf.ones([tf.shape(h_dec)[0], cell.latent_dim])
-  return prior_mu, tf.exp(prior_log_sd)
-
-
 def _check_steps(model, num_steps: int) -> int:
   k = int(num_steps)
   if not 1 <= k <= model.num_steps:
@@ -129,26 +124,14 @@ def encode(model, images, num_steps: int, quant_step: float = 0.5, batch_size: i
   cell = model.cell
 
   def encode_batch(x):
-    def body(t, state, codes):
-      mu, _, _, _, h_enc, c_enc = cell.infer(x, state)
-      loc, scale = _prior_loc_scale(cell, state.h_dec)
-      k = tf.round((mu - loc) / scale / quant_step)
-      z = loc + scale * k * quant_step  # the decoder's latent, from the code alone
-      h_dec, c_dec, delta, _ = cell.decode(z, state.h_dec, state.c_dec)
-      state = state._replace(canvas=state.canvas + tf.cast(delta, tf.float32), h_enc=h_enc, c_enc=c_enc,
-                             h_dec=h_dec, c_dec=c_dec)
-      return t + 1, state, codes.write(t, k)
-
-    codes = tf.TensorArray(tf.float32, size=k_steps, element_shape=[None, cell.latent_dim])
-    _, _, codes = tf.while_loop(lambda t, *_: t < k_steps, body,
-                                (tf.constant(0), cell.initial_state(tf.shape(x)[0]), codes),
-                                maximum_iterations=k_steps)
-    codes = tf.transpose(codes.stack(), [1, 0, 2])
+    _, out = unroll.unroll(cell, k_steps, cell.initial_state(tf.shape(x)[0]),
+                           unroll.quantised_posterior(cell, x, quant_step), record=("codes",))
+    codes = out["codes"]
     return tf.cast(codes, tf.int32), tf.reduce_sum(code_bits(codes, quant_step), axis=[1, 2])
 
   if not run_eagerly:
     encode_batch = tf.function(encode_batch, reduce_retracing=True)
-  images = model._check_images(images)  # pylint: disable=protected-access
+  images = input_checks.check_images(images, model.image_shape)
   n = int(images.shape[0])
   out = []
   bar = progress.Progress(n, f"Encoding, K = {k_steps}", unit="images")
@@ -184,21 +167,10 @@ def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int
 
   def decode_batch(k, index):
     n = tf.shape(k)[0]
-    state = cell.initial_state(n)
     eps = tf.random.stateless_normal([steps, n, model.latent_dim], seed=tf.stack([tf.cast(seed, tf.int64), index]))
-    k_tm = tf.transpose(tf.cast(k, tf.float32), [1, 0, 2])  # [K, n, latent_dim]
-
-    def body(t, canvas, h_dec, c_dec):
-      loc, scale = _prior_loc_scale(cell, h_dec)
-      coded = loc + scale * k_tm[tf.minimum(t, k_steps - 1)] * quant_step  # steps 1..K
-      z = tf.where(t < k_steps, coded, cell.prior_sample(eps[t], h_dec))  # then the prior
-      h_dec, c_dec, delta, _ = cell.decode(z, h_dec, c_dec)
-      return t + 1, canvas + tf.cast(delta, tf.float32), h_dec, c_dec
-
-    _, canvas, _, _ = tf.while_loop(lambda t, *_: t < steps, body,
-                                    (tf.constant(0), state.canvas, state.h_dec, state.c_dec),
-                                    maximum_iterations=steps)
-    return tf.sigmoid(canvas)
+    state, _ = unroll.unroll(cell, steps, cell.initial_state(n),
+                             unroll.from_codes(cell, k, k_steps, quant_step, tf.transpose(eps, [1, 0, 2])))
+    return tf.sigmoid(state.canvas)
 
   if not run_eagerly:
     decode_batch = tf.function(decode_batch, reduce_retracing=True)

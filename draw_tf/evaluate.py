@@ -45,6 +45,7 @@ from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import losses
 from draw_tf import progress
+from draw_tf import unroll
 from draw_tf.errors import ConfigError, NoCheckpointError
 from draw_tf.fileio import write_json
 from draw_tf.classifier import DrawClassifier, save_glimpse_gif
@@ -255,13 +256,10 @@ def reconstruct(model: DrawModel, images, noise):
   """
   @tf.function
   def run(images, noise):
-    state = model.cell.initial_state(tf.shape(images)[0])
-    canvases, windows = [], []
-    for t in range(model.num_steps):
-      (_, _, window, _, _), state = model.cell(images, noise[:, t], state)
-      canvases.append(tf.sigmoid(state.canvas))
-      windows.append(tf.cast(window, tf.float32))
-    return tf.stack(canvases, 1), tf.stack(windows, 1)
+    cell = model.cell
+    _, out = unroll.unroll(cell, model.num_steps, cell.initial_state(tf.shape(images)[0]),
+                           unroll.posterior(cell, images, noise), record=("canvas", "window"))
+    return out["canvas"], out["window"]
 
   canvases, windows = run(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(noise, tf.float32))
   return canvases.numpy(), windows.numpy()

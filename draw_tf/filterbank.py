@@ -189,6 +189,22 @@ def read_channels_first(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor) -> tf.T
   return tf.matmul(fy[:, tf.newaxis], cols)  # [batch, channels, n, n]
 
 
+def gamma_read_channels_first(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor,
+                              gamma: tf.Tensor) -> tf.Tensor:
+  """The read of eq. 27, ``gamma * Fy x Fx^T``, on channels-first images.
+
+  Args:
+    images: ``[batch, channels, height, width]``.
+    fx: ``[batch, n, width]``.
+    fy: ``[batch, n, height]``.
+    gamma: ``[batch]`` or ``[batch, 1]`` intensity.
+
+  Returns:
+    ``[batch, channels, n, n]``.
+  """
+  return read_channels_first(images, fx, fy) * tf.reshape(gamma, [-1, 1, 1, 1])
+
+
 def read_glimpse(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tensor) -> tf.Tensor:
   """Extracts an ``n x n`` glimpse: ``gamma * Fy x Fx^T`` per channel (eq. 27).
 
@@ -202,8 +218,7 @@ def read_glimpse(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tens
     ``[batch, n, n, channels]``; element ``[b, j, i, c]`` is filter row ``j``
     (vertical) and column ``i`` (horizontal).
   """
-  glimpse = channels_last(read_channels_first(channels_first(images), fx, fy))
-  return glimpse * tf.reshape(gamma, [-1, 1, 1, 1])
+  return channels_last(gamma_read_channels_first(channels_first(images), fx, fy, gamma))
 
 
 def write_patch(patch: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tensor) -> tf.Tensor:

@@ -8,12 +8,14 @@ sampler
 1. runs the decoder LSTM over the noise sequence: the input projection
    ``z_t @ W`` of a block of steps is one matmul and each step only adds
    ``h_{t-1} @ U`` (:func:`decoder_hidden_states`);
-2. writes every step in one batched pass over ``[N * T, units]``
-   (:func:`batched_write`);
+2. writes every step in one batched pass over ``[N * T, units]`` (the model's
+   own write layer, called once on all rows);
 3. gets all canvases ``c_t = sum_{s <= t} write(h_s)`` as one cumulative sum.
 
-The result equals :meth:`draw_tf.DrawModel.decode` (the step-by-step unroll) up
-to float rounding; ``tests/test_sampling.py`` checks it.
+The result equals :meth:`draw_tf.DrawModel.decode` (the step-by-step unroll of
+:mod:`draw_tf.unroll`) up to float rounding; ``tests/test_sampling.py`` checks
+it. The gate maths is :func:`draw_tf.layers.lstm_update`, the same function the
+training cell calls.
 
 The recurrence runs in a ``tf.while_loop`` over blocks of
 ``steps_per_iteration`` steps (unrolled inside a block). That keeps one copy of
@@ -21,8 +23,10 @@ the recurrent weights in a TFLite model: an unrolled T-step graph makes the
 XNNPACK delegate pack a separate copy of ``U`` for every step (64 MB at the
 paper's size, 64 steps x 1 MB), which no longer fits in the CPU cache and is
 slower. The per-step hidden states leave the loop through
-``XlaDynamicUpdateSlice`` (TFLite builtin ``DYNAMIC_UPDATE_SLICE``); a
-``TensorArray`` does not convert to builtin ops with a dynamic batch size.
+``XlaDynamicUpdateSlice`` (TFLite builtin ``DYNAMIC_UPDATE_SLICE``,
+:func:`draw_tf.workarounds.dynamic_update_slice`); a ``TensorArray`` does not
+convert to builtin ops with a dynamic batch size, which is why this loop is not
+:func:`draw_tf.unroll.unroll`.
 
 Example::
 
@@ -37,12 +41,10 @@ Example::
 from __future__ import annotations
 
 import tensorflow as tf
-# XlaDynamicUpdateSlice: a plain TF op (CPU kernel, no XLA needed) that the
-# TFLite converter maps to the builtin DYNAMIC_UPDATE_SLICE.
-from tensorflow.compiler.tf2xla.python import xla
 
-from draw_tf import attention
-from draw_tf import filterbank as fb
+from draw_tf import inputs as input_checks
+from draw_tf import layers
+from draw_tf import workarounds
 from draw_tf.errors import ConfigError
 
 # Steps unrolled inside one iteration of the recurrence loop. Fewer iterations
@@ -93,12 +95,9 @@ def decoder_hidden_states(noise, input_kernel, recurrent_kernel, bias,
     x = tf.matmul(tf.gather(noise_blocks, i), input_kernel) + bias
     outputs = []
     for x_t in tf.unstack(tf.reshape(x, [block, batch, 4 * units]), num=block):
-      gates = x_t + tf.matmul(h, recurrent_kernel)  # the only recurrent work
-      in_gate, forget_gate, cell_gate, out_gate = tf.split(gates, 4, axis=-1)
-      c = tf.sigmoid(forget_gate) * c + tf.sigmoid(in_gate) * tf.tanh(cell_gate)
-      h = tf.sigmoid(out_gate) * tf.tanh(c)
+      h, c = layers.lstm_update(x_t + tf.matmul(h, recurrent_kernel), c)  # the only recurrent work
       outputs.append(h)
-    states = xla.dynamic_update_slice(
+    states = workarounds.dynamic_update_slice(
         states, tf.stack(outputs)[tf.newaxis], tf.stack([i, 0, 0, 0]))
     return i + 1, h, c, states
 
@@ -111,39 +110,6 @@ def decoder_hidden_states(noise, input_kernel, recurrent_kernel, bias,
   return tf.transpose(tf.reshape(states, [num_steps, batch, units]), [1, 0, 2])
 
 
-def batched_write(writer, hidden):
-  """Every step's write in one pass (eqs. 28-29 for all rows of ``hidden``).
-
-  The same maths as calling the writer layer, arranged for speed: plain batched
-  matmuls (``patch @ Fx``, then ``Fy^T @ rows``) and ``1 / gamma`` applied to the
-  small patch instead of the canvas. The einsum form of
-  :func:`draw_tf.filterbank.write_patch` adds two transposes of the
-  ``[rows, H, W]`` canvas in TFLite (14 -> 9 ms of a batch-64 sample).
-
-  Args:
-    writer: the model's :class:`draw_tf.AttentionWrite` or :class:`draw_tf.FullWrite`.
-    hidden: ``[m, units]`` decoder states (``m = batch * T``).
-
-  Returns:
-    ``(canvas_delta [m, H, W, C], window [m, 4])``.
-  """
-  if not isinstance(writer, attention.AttentionWrite):
-    return writer(hidden)
-  height, width, channels = writer.image_shape
-  n = writer.write_size
-  gx, gy, sigma2, delta, gamma = fb.attention_params(writer.params(hidden), n, height, width)
-  fx, fy = fb.filterbank(gx, gy, sigma2, delta, n, height, width)  # [m, n, W], [m, n, H]
-  patch = tf.reshape(writer.patch(hidden), [-1, n, n, channels])  # eq. 28
-  patch = patch / tf.reshape(gamma, [-1, 1, 1, 1])
-  if channels == 1:
-    rows = tf.matmul(tf.reshape(patch, [-1, n, n]), fx)  # [m, n, W]
-    canvas = tf.matmul(fy, rows, transpose_a=True)[..., tf.newaxis]  # [m, H, W, 1]
-  else:  # channels as a batch axis
-    rows = tf.matmul(tf.transpose(patch, [0, 3, 1, 2]), fx[:, tf.newaxis])  # [m, C, n, W]
-    canvas = tf.transpose(tf.matmul(fy[:, tf.newaxis], rows, transpose_a=True), [0, 2, 3, 1])
-  return canvas, attention.window_from_params(gx, gy, delta, sigma2)
-
-
 def check_standard_prior(model) -> None:
   """Refuses models whose prior is learned: their ``z_t`` depends on ``h_dec_{t-1}``.
 
@@ -151,12 +117,12 @@ def check_standard_prior(model) -> None:
   ``z_t`` known before the recurrence runs (``z_t = eps_t`` under ``N(0, I)``).
 
   Raises:
-    ConfigError: ``model.cell.prior`` is not ``standard``.
+    ConfigError: ``model.cell.variants.prior`` is not ``standard``.
   """
-  if getattr(model.cell, "prior", "standard") != "standard":
+  if model.cell.variants.prior != "standard":
     raise ConfigError(
         f"The fused sampler (and the SavedModel / TFLite export built on it) supports only the "
-        f"standard N(0, I) prior; this model has prior={model.cell.prior!r}, whose z_t depends on "
+        f"standard N(0, I) prior; this model has prior={model.cell.variants.prior!r}, whose z_t depends on "
         "the previous decoder state. Sample it with DrawModel.generate() or draw-sample on its "
         "training workdir instead.")
 
@@ -176,12 +142,9 @@ def decode_fused(model, noise, steps_per_iteration: int = DEFAULT_STEPS_PER_ITER
   """
   cell = model.cell
   check_standard_prior(model)
-  noise = tf.convert_to_tensor(noise, tf.float32)
-  expected = (model.num_steps, model.latent_dim)
-  if noise.shape.rank != 3 or tuple(noise.shape[1:]) != expected:
-    raise ValueError(
-        f"noise must have shape [batch, num_steps={expected[0]}, latent_dim={expected[1]}], "
-        f"got {noise.shape}.")
+  noise = input_checks.check_noise(noise, model.num_steps, model.latent_dim)
+  if noise.shape.rank is None:
+    raise ValueError("noise must have a known rank: [batch, num_steps, latent_dim].")
   kernel = tf.cast(cell.decoder.kernel, tf.float32)
   latent_dim = model.latent_dim
   hidden = decoder_hidden_states(
@@ -189,7 +152,7 @@ def decode_fused(model, noise, steps_per_iteration: int = DEFAULT_STEPS_PER_ITER
       steps_per_iteration)
   batch, num_steps = tf.shape(noise)[0], model.num_steps
   # Every step's write in one pass: [N * T, units] -> [N * T, H, W, C], [N * T, 4].
-  delta, window = batched_write(cell.writer, tf.reshape(hidden, [-1, cell.decoder_units]))
+  delta, window = cell.writer(tf.reshape(hidden, [-1, cell.decoder_units]))
   delta = tf.reshape(tf.cast(delta, tf.float32), [batch, num_steps, *model.image_shape])
   canvases = tf.sigmoid(tf.cumsum(delta, axis=1))  # c_t = sum_{s <= t} write(h_s)
   return {"images": canvases[:, -1], "canvases": canvases,

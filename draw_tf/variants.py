@@ -1,0 +1,120 @@
+"""The research-variant switches of DRAW: one table, read by everything that needs them.
+
+Each switch is one keyword argument of :class:`draw_tf.DrawModel` and
+:class:`draw_tf.DrawCell` (and one ``config.model`` field) whose default is the
+paper's computation (Gregor et al. 2015, eqs. 3-8). :data:`SWITCHES` is the
+only place that lists them; the model's constructors and ``get_config``,
+``configs/default.py``, the config checks, the resume-compatibility table of
+old workdirs, :mod:`draw_tf.flops` and ``tools/compare_variants.py`` all read it.
+
+==========================  ===================  ============================================
+switch                      default (paper)      other values
+==========================  ===================  ============================================
+``encoder_sees_decoder``    ``True``             ``False``: ``h_enc_t = LSTM_enc(h_enc, r_t)``
+``read_inputs``             ``image_and_error``  ``error_only`` (``x_hat_t``), ``image_only`` (``x``)
+``read_features``           ``pixels``           ``conv``: two 3x3 ReLU convolutions before the read
+``conv_concat_image``       ``True``             ``False``: read the feature maps alone
+``conv_filters``            ``8``                feature maps of each convolution
+``encoder``                 ``lstm``             ``conv``: a feed-forward conv net on the glimpse
+``prior``                   ``standard``         ``learned``: ``p(z_t | h_dec_{t-1})`` diagonal Gaussian
+``window_init``             ``tile``             ``zero``: the all-zero window bias
+==========================  ===================  ============================================
+
+Adding a switch: a row here, the component that implements it in
+:mod:`draw_tf.cell` (picked once in ``DrawCell.__init__``), and its FLOPs in
+:mod:`draw_tf.flops` if it changes the dense algebra. ``configs/default.py``,
+``get_config``, the config check and the resume table follow from the row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from draw_tf import filterbank
+from draw_tf.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Switch:
+  """One research switch.
+
+  Attributes:
+    name: keyword argument and ``config.model`` field.
+    default: the paper's value.
+    choices: allowed values (``None``: any positive integer).
+    before: the value a workdir written before the switch existed meant
+      (resuming such a workdir fills it in).
+    doc: one line for the config file.
+  """
+  name: str
+  default: Any
+  choices: tuple | None
+  before: Any
+  doc: str
+
+
+SWITCHES = (
+    Switch("encoder_sees_decoder", True, (True, False), True,
+           "Encoder input [r_t, h_dec_{t-1}] (paper); False: r_t alone."),
+    Switch("read_inputs", "image_and_error", ("image_and_error", "error_only", "image_only"),
+           "image_and_error", "What the read sees: [x, x_hat] (paper), x_hat alone or x alone."),
+    Switch("read_features", "pixels", ("pixels", "conv"), "pixels",
+           "pixels (paper) or conv: two 3x3 ReLU convolutions on the read inputs before the read."),
+    Switch("conv_concat_image", True, (True, False), True,
+           "With conv read features, also read the raw inputs (concatenated to the maps)."),
+    Switch("conv_filters", 8, None, 8,
+           "Feature maps of each convolution (conv read features, conv encoder)."),
+    Switch("encoder", "lstm", ("lstm", "conv"), "lstm",
+           "lstm (paper) or conv (feed-forward convolutional encoder on the glimpse)."),
+    Switch("prior", "standard", ("standard", "learned"), "standard",
+           "standard N(0, I) (paper) or learned p(z_t | h_dec_{t-1})."),
+    Switch("window_init", "tile", filterbank.WINDOW_INITS, "zero",
+           "Initial read/write windows: tile (the N x N filters tile the image) or zero "
+           "(all-zero bias; see docs/collapse.md)."),
+)
+BY_NAME = {s.name: s for s in SWITCHES}
+DEFAULTS = {s.name: s.default for s in SWITCHES}
+
+
+# The switch values of one model, a frozen dataclass with one field per row of SWITCHES.
+Variants = dataclasses.make_dataclass(
+    "Variants", [(s.name, type(s.default), dataclasses.field(default=s.default)) for s in SWITCHES],
+    frozen=True, namespace={"as_dict": dataclasses.asdict,
+                            "__doc__": "The switch values of one model (see :func:`resolve`)."})
+
+
+def check(name: str, value):
+  """Returns ``value`` if switch ``name`` allows it; raises :class:`ConfigError` otherwise."""
+  switch = BY_NAME[name]
+  if switch.choices is None:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+      raise ConfigError(f"{name} must be a positive integer, got {value!r} (set config.model.{name}).")
+    return int(value)
+  if isinstance(switch.default, bool):
+    return bool(value)
+  if value not in switch.choices:
+    raise ConfigError(f"Unknown {name} {value!r}; valid: {', '.join(map(str, switch.choices))} "
+                      f"(set config.model.{name}).")
+  return value
+
+
+def resolve(**kwargs) -> Variants:
+  """Validated switch values: ``kwargs`` over the paper's defaults.
+
+  Raises:
+    TypeError: a keyword that is not a switch (the message lists them).
+    ConfigError: a value the switch does not allow.
+  """
+  unknown = sorted(set(kwargs) - set(BY_NAME))
+  if unknown:
+    raise TypeError(f"Unknown keyword argument(s) {', '.join(unknown)}; the research switches "
+                    f"are {', '.join(BY_NAME)} (see draw_tf.variants).")
+  return Variants(**{name: check(name, kwargs.get(name, switch.default))
+                     for name, switch in BY_NAME.items()})
+
+
+def split(kwargs: dict) -> tuple[dict, dict]:
+  """``(switches, rest)``: the items of ``kwargs`` that are switches, and the others."""
+  return ({k: v for k, v in kwargs.items() if k in BY_NAME},
+          {k: v for k, v in kwargs.items() if k not in BY_NAME})
