@@ -10,6 +10,8 @@ Any field can be overridden on the command line, e.g.
 
 import ml_collections
 
+from draw_tf import variants
+
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the default config (groups ``model``, ``data``, ``train``, ``eval``)."""
@@ -38,26 +40,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.read_attention = True
   # Gaussian attention write; False writes the whole canvas.
   config.model.write_attention = True
-  # Read/write window at h_dec = 0: tile (filters tile the image) or zero (all-zero bias:
-  # a 2 x 2 read sees only the 4 corner pixels, no ink on MNIST: collapse-prone).
-  config.model.window_init = "tile"
   # p(x | c_T): bernoulli (the paper's) or discretized_logistic (8-bit colour; use binarization=none).
   config.model.likelihood = "bernoulli"
-  # Research variants (README "Research variants"); the defaults are the paper's DRAW.
-  # Encoder input [r_t, h_dec_{t-1}] (paper); False: r_t alone.
-  config.model.encoder_sees_decoder = True
-  # What the read sees: image_and_error (paper), error_only (x_hat_t alone) or image_only.
-  config.model.read_inputs = "image_and_error"
-  # Read features: pixels (paper) or conv (two 3x3 ReLU convolutions before the read).
-  config.model.read_features = "pixels"
-  # With conv read features, also read the raw inputs (concatenated to the feature maps).
-  config.model.conv_concat_image = True
-  # Feature maps of each convolution (conv read features, conv encoder).
-  config.model.conv_filters = 8
-  # Encoder: lstm (paper) or conv (feed-forward convolutional encoder on the glimpse).
-  config.model.encoder = "lstm"
-  # Prior of z_t: standard (N(0, I), paper) or learned (diagonal Gaussian from h_dec_{t-1}).
-  config.model.prior = "standard"
+  # The research switches (draw_tf/variants.py has the table: what each does, its
+  # values), at their defaults: the paper's DRAW, with the tiling window init.
+  for switch in variants.SWITCHES:
+    config.model[switch.name] = switch.default
   # Weight of the reconstruction term in the training loss beta * L_x + L_z (nll_bound stays unweighted).
   config.model.beta = 1.0
 

@@ -312,6 +312,10 @@ class DrawCell(keras.layers.Layer):
         h_dec=zeros(self.decoder_units), c_dec=zeros(self.decoder_units))
 
   # ------------------------------------------------------------------ the step
+  def read(self, images, x_hat, h_dec):
+    """The glimpse ``r_t`` ``[batch, read_dim]`` (eq. 4) from ``[batch, H, W, C]`` images and ``h_dec_{t-1}``."""
+    return self._read(images, x_hat, h_dec)
+
   def infer(self, images, state: DrawState) -> Inference:
     """Inference half of a step (eqs. 3-5): the posterior and prior of ``z_t``.
 
@@ -320,7 +324,7 @@ class DrawCell(keras.layers.Layer):
       state: :class:`DrawState` after step ``t - 1``.
     """
     x_hat = images - tf.sigmoid(state.canvas)  # eq. 3
-    r = self._read(images, x_hat, state.h_dec)  # eq. 4: reads with h_dec_{t-1}
+    r = self.read(images, x_hat, state.h_dec)  # eq. 4: reads with h_dec_{t-1}
     h_enc, (_, c_enc) = self.encoder(r, self._context(state.h_dec), (state.h_enc, state.c_enc))  # eq. 5
     mu, log_sd = tf.split(self.posterior_head(h_enc), 2, axis=-1)
     prior_mu, prior_log_sd = self.prior.params(state.h_dec)

@@ -8,15 +8,17 @@ in the backward pass).
 
 from __future__ import annotations
 
+from draw_tf import variants
+
 
 def forward_macs_per_step(image_shape, latent_dim=100, encoder_units=256, decoder_units=256,
                           read_size=2, write_size=5, read_attention=True, write_attention=True,
-                          encoder_sees_decoder=True, read_inputs="image_and_error",
-                          read_features="pixels", encoder="lstm", prior="standard",
-                          **unused) -> dict:
+                          **kwargs) -> dict:
   """Multiply-adds of one forward step for one image, by part.
 
-  Args: the :class:`draw_tf.DrawModel` keyword arguments (other keys ignored).
+  Args: the :class:`draw_tf.DrawModel` keyword arguments, the research
+  switches of :mod:`draw_tf.variants` at their defaults unless given (other
+  keys ignored).
 
   Returns:
     dict part -> MACs.
@@ -24,21 +26,22 @@ def forward_macs_per_step(image_shape, latent_dim=100, encoder_units=256, decode
   Raises:
     ValueError: convolutional read features or encoder (their FLOPs are not modelled).
   """
-  if read_features != "pixels" or encoder != "lstm":
+  v = variants.resolve(**variants.split(kwargs)[0])
+  if v.read_features != "pixels" or v.encoder != "lstm":
     raise ValueError(
         "FLOP counts cover the LSTM encoder and pixel reads only; for read_features='conv' or "
         "encoder='conv' time the model with tools/benchmark.py's images/s instead.")
   h, w, c = (int(d) for d in image_shape)
   ue, ud, z = int(encoder_units), int(decoder_units), int(latent_dim)
   n_r, n_w = int(read_size), int(write_size)
-  inputs = 2 if read_inputs == "image_and_error" else 1
+  inputs = 2 if v.read_inputs == "image_and_error" else 1
   read_dim = inputs * (n_r * n_r * c if read_attention else h * w * c)
   parts = {
-      "encoder_lstm": 4 * ue * (read_dim + (ud if encoder_sees_decoder else 0) + ue),
+      "encoder_lstm": 4 * ue * (read_dim + (ud if v.encoder_sees_decoder else 0) + ue),
       "decoder_lstm": 4 * ud * (z + ud),
       "posterior": ue * 2 * z,
   }
-  if prior == "learned":
+  if v.prior == "learned":
     parts["prior"] = ud * 2 * z
   if read_attention:
     parts["read_params"] = ud * 5

@@ -86,10 +86,10 @@ def test_each_step_uses_its_own_noise_and_the_previous_decoder_state():
 def test_random_noise_differs_between_calls_and_steps():
   model = draw_tf.DrawModel(**TINY)
   images = tf.constant(_binary_images(4, (12, 10, 1)))
-  r1, _ = model.per_example_losses(images, model._noise_for(images))
-  r2, _ = model.per_example_losses(images, model._noise_for(images))
+  r1, _ = model.per_example_losses(images, model._prepare(images)[1])
+  r2, _ = model.per_example_losses(images, model._prepare(images)[1])
   assert np.abs(r1 - r2).max() > 0
-  noise = model._noise_for(images).numpy()
+  noise = model._prepare(images)[1].numpy()
   assert np.abs(noise[:, 0] - noise[:, 1]).max() > 0
 
 
@@ -225,7 +225,7 @@ def test_xla_step_computes_the_same_losses_and_gradients():
   images = tf.constant(rng.uniform(size=(4, 12, 10, 1)), tf.float32)
   noise = tf.constant(rng.normal(size=(4, 3, 4)), tf.float32)
   r0, k0, g0 = model.losses_and_grads(images, noise)
-  r1, k1, g1 = model._maybe_jit("_grad_fn", model.losses_and_grads)(images, noise)
+  r1, k1, g1 = model.jit_functions(model.losses_and_grads)(images, noise)
   np.testing.assert_allclose(r1, r0, rtol=1e-5)
   np.testing.assert_allclose(k1, k0, rtol=1e-5, atol=1e-6)
   for a, b in zip(g0, g1):

@@ -18,7 +18,8 @@ import draw_tf
 from draw_tf import sampling
 from draw_tf import train_lib
 from draw_tf.errors import ConfigError, WorkdirConfigMismatchError
-from draw_tf.model import DrawState
+from draw_tf import variants
+from draw_tf.cell import DrawState
 from tests import numpy_reference as ref
 
 TINY = dict(image_shape=(12, 10, 1), num_steps=3, latent_dim=4, encoder_units=8,
@@ -37,17 +38,17 @@ def _weights(model):
   cell = model.cell
   w = {"dec_kernel": cell.decoder.kernel, "dec_bias": cell.decoder.bias,
        "post_kernel": cell.posterior_head.kernel, "post_bias": cell.posterior_head.bias}
-  if cell.encoder_kind == "lstm":
+  if cell.variants.encoder == "lstm":
     w.update(enc_kernel=cell.encoder.kernel, enc_bias=cell.encoder.bias)
   else:
     enc = cell.encoder
     w.update(encconv1_kernel=enc.conv1.kernel, encconv1_bias=enc.conv1.bias,
              encconv2_kernel=enc.conv2.kernel, encconv2_bias=enc.conv2.bias,
              encdense_kernel=enc.dense.kernel, encdense_bias=enc.dense.bias)
-  if cell.read_features == "conv":
+  if cell.variants.read_features == "conv":
     w.update(feat1_kernel=cell.features.conv1.kernel, feat1_bias=cell.features.conv1.bias,
              feat2_kernel=cell.features.conv2.kernel, feat2_bias=cell.features.conv2.bias)
-  if cell.prior == "learned":
+  if cell.variants.prior == "learned":
     w.update(prior_kernel=cell.prior_head.kernel, prior_bias=cell.prior_head.bias)
   if cell.read_attention:
     w.update(read_params_kernel=cell.reader.params.kernel, read_params_bias=cell.reader.params.bias)
@@ -242,15 +243,18 @@ def test_one_step_model_trains():
 
 
 def test_default_config_switches_are_the_model_defaults():
-  """configs/default.py spells out every switch at the DrawModel default (the paper's DRAW)."""
-  import inspect  # pylint: disable=g-import-not-at-top
+  """configs/default.py, a default DrawModel and the resume table all follow draw_tf.variants."""
   from configs import default  # pylint: disable=g-import-not-at-top
-  params = inspect.signature(draw_tf.DrawModel.__init__).parameters
   config = default.get_config().model
-  for key in (*SWITCH_DEFAULTS, "conv_filters", "beta"):
-    assert config[key] == params[key].default, key
-    # An old workdir without the key resumes as the paper's model.
-    assert train_lib.ADDED_FIELDS[f"model.{key}"] == params[key].default, key
+  model_config = draw_tf.DrawModel(image_shape=(12, 10, 1), num_steps=1, latent_dim=2, encoder_units=4,
+                                   decoder_units=4).get_config()
+  assert {**SWITCH_DEFAULTS, "conv_filters": 8, "window_init": "tile"} == variants.DEFAULTS
+  for key, value in variants.DEFAULTS.items():
+    assert config[key] == value == model_config[key], key
+    # An old workdir without the key resumes as the model it was trained as.
+    assert train_lib.ADDED_FIELDS[f"model.{key}"] == variants.BY_NAME[key].before, key
+  assert train_lib.ADDED_FIELDS["model.window_init"] == "zero"
+  assert config.beta == model_config["beta"] == 1.0
 
 
 @pytest.mark.parametrize("switches", [

