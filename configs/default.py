@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.window_init = "tile"
   # p(x | c_T): bernoulli (the paper's) or discretized_logistic (8-bit colour; use binarization=none).
   config.model.likelihood = "bernoulli"
-  # Research variants (README "Research variants"); the defaults are the paper's DRAW.
+  # Research variants (docs/variants.md); the defaults are the paper's DRAW.
   # Encoder input [r_t, h_dec_{t-1}] (paper); False: r_t alone.
   config.model.encoder_sees_decoder = True
   # What the read sees: image_and_error (paper), error_only (x_hat_t alone) or image_only.
