@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   # p(x | c_T): bernoulli (the paper's) or discretized_logistic (8-bit colour; use binarization=none).
   config.model.likelihood = "bernoulli"
   # The research switches (draw_tf/variants.py has the table: what each does, its
-  # values), at their defaults: the paper's DRAW, with the tiling window init.
+  # values; docs/variants.md what they do), at their defaults: the paper's DRAW, with the tiling window init.
   for switch in variants.SWITCHES:
     config.model[switch.name] = switch.default
   # Weight of the reconstruction term in the training loss beta * L_x + L_z (nll_bound stays unweighted).

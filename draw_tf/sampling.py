@@ -50,7 +50,7 @@ from draw_tf.errors import ConfigError
 # Steps unrolled inside one iteration of the recurrence loop. Fewer iterations
 # mean less loop overhead (TFLite copies the loop state between iterations);
 # more unrolled steps mean more copies of the packed recurrent weights in the
-# XNNPACK delegate. See tools/bench_sample.py and README.md for measurements.
+# XNNPACK delegate. See tools/bench_sample.py and docs/performance.md ("Sampling speed").
 DEFAULT_STEPS_PER_ITERATION = 4
 
 

@@ -2,7 +2,7 @@
 
 All backends take the same prior noise ``[N, T, latent_dim]`` and return the
 same :class:`Samples`; ``draw-sample --noise`` relies on that. Loading checks
-that the artifact has the decoder's signature contract (``README.md``, "Use it
+that the artifact has the decoder's signature contract (``docs/export.md``, "Use it
 on a phone") and fails with a message that names the problem otherwise.
 
 Example::

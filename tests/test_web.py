@@ -8,7 +8,7 @@ under CI (``CI`` set), where it fails.
 
 ``DRAW_WEB_FOLDER=OUT/web`` runs the same check on another export's page
 (e.g. a trained MNIST model) and ``DRAW_WEB_SCREENSHOT=FILE.png`` keeps the
-screenshot (the README's ``docs/web_page.png`` was taken so).
+screenshot (``docs/web_page.png``, shown in docs/export.md, was taken so).
 """
 
 import functools
