@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from configs import default
 from draw_tf import data
+from draw_tf.data import sources
 from draw_tf.errors import ConfigError, DataUnavailableError
 
 
@@ -209,7 +210,7 @@ class _PreparedTfdsBuilder:
 def test_a_prepared_tfds_dataset_is_used_with_its_standard_splits(monkeypatch, name, shape, max_value):
   rng = np.random.default_rng(0)
   builder = _PreparedTfdsBuilder(rng.integers(0, max_value + 1, size=(6, *shape)).astype(np.uint8))
-  monkeypatch.setattr(data, "_tfds_builder", lambda name, data_dir: builder)
+  monkeypatch.setattr(sources, "_tfds_builder", lambda name, data_dir: builder)
   train, test, info = data.load_splits(_data_config(name=name, binarization="none"))
   assert info.source == "tfds" and info.image_shape == shape
   assert builder.splits == [data.DATASETS[name][0], "test"]
