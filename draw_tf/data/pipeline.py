@@ -31,7 +31,7 @@ def load_splits(data_config):
   Args:
     data_config: the ``config.data`` group (``name``, ``source``,
       ``binarization``, ``tfds_data_dir``, ``tfds_download``, ``cache_dir``,
-      ``train_split``, ``seed``, ``max_train_examples``).
+      ``train_split``, ``seed``, ``max_train_examples``, ``max_test_examples``).
 
   Returns:
     ``(train, test, info)``: :class:`Split` s (fixed binarisation applied,
@@ -56,13 +56,15 @@ def load_splits(data_config):
     train, test, used, where = load_derived(name, data_config)
   else:
     train, test, used, where = load_source(name, data_config)
-  logging.info("Dataset %s from source %s (%s): %d train, %d test images", name, used, where,
-               train.num_examples, test.num_examples)
-
+  full = (train.num_examples, test.num_examples)
   if data_config.get("max_train_examples"):
     train = train.head(data_config.max_train_examples)
   if data_config.get("max_test_examples"):
     test = test.head(data_config.max_test_examples)
+  used_counts = (train.num_examples, test.num_examples)
+  cut = "" if used_counts == full else " (cut from %d, %d by data.max_*_examples)" % full
+  logging.info("Dataset %s from source %s (%s): %d train, %d test images%s", name, used, where,
+               *used_counts, cut)
   seed = int(data_config.seed)
   binarization = data_config.binarization
   if binarization == "fixed":
