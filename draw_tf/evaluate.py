@@ -45,6 +45,7 @@ from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import losses
 from draw_tf import progress
+from draw_tf import seeds
 from draw_tf import unroll
 from draw_tf.errors import ConfigError, NoCheckpointError
 from draw_tf.fileio import write_json
@@ -184,7 +185,7 @@ def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, bat
     b = tf.shape(images)[0]
     tiled = tf.repeat(images, k, axis=0)  # [b * K, H, W, C], rollouts of one image adjacent
     noise = tf.random.stateless_normal(
-        tf.concat([[b * k], noise_shape], 0), seed=tf.stack([tf.cast(seed, tf.int64) + 15485863, index]))
+        tf.concat([[b * k], noise_shape], 0), seed=seeds.stateless(seed, seeds.EVAL_NOISE, index))
     log_w, recon, kl, mu = _iw_terms(model, tiled, noise)
     log_w = tf.reshape(log_w, [b, k])
     iw = -(tf.reduce_logsumexp(log_w, axis=1) - math.log(k))
@@ -327,7 +328,8 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
   model = load_model_from_workdir(workdir, checkpoint)
   train, test, info = data.load_splits(config.data)
   chosen = test if split == "test" else (
-      data.binarize_once(train, seed=config.data.seed + 2) if config.data.binarization == "dynamic" else train)
+      data.binarize_once(train, seed=seeds.numpy_seed(config.data.seed, seeds.TRAIN_BINARIZATION))
+      if config.data.binarization == "dynamic" else train)
   if is_classifier(config):
     result = classification_error(model, chosen, batch_size or config.eval.batch_size)
     if split == "train":

