@@ -47,6 +47,7 @@ from PIL import Image
 
 from draw_tf import inputs as input_checks
 from draw_tf import progress
+from draw_tf import seeds
 from draw_tf import unroll
 from draw_tf.errors import ConfigError
 from draw_tf.fileio import atomic_path
@@ -167,7 +168,7 @@ def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int
 
   def decode_batch(k, index):
     n = tf.shape(k)[0]
-    eps = tf.random.stateless_normal([steps, n, model.latent_dim], seed=tf.stack([tf.cast(seed, tf.int64), index]))
+    eps = tf.random.stateless_normal([steps, n, model.latent_dim], seed=seeds.stateless(seed, seeds.DECOMPRESS_NOISE, index))
     state, _ = unroll.unroll(cell, steps, cell.initial_state(n),
                              unroll.from_codes(cell, k, k_steps, quant_step, tf.transpose(eps, [1, 0, 2])))
     return tf.sigmoid(state.canvas)

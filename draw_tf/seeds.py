@@ -22,6 +22,8 @@ stream                      what it draws                                   offs
 ``TRAIN_NOISE``             a training batch's ``eps`` (fixed-noise runs)   104729
 ``EVAL_NOISE``              an evaluation batch's posterior ``eps``         15485863
 ``PRIOR_NOISE``             generation's prior ``eps`` (``generate``)       0 (second word 0)
+``DECOMPRESS_NOISE``        ``draw-compress``'s prior ``eps`` after step K  0 (batch counter)
+``RECONSTRUCTION_NOISE``    the posterior ``eps`` of the tools' pictures    0 (second word 1)
 ==========================  ==============================================  =========
 
 The offset-0 streams are the oldest: ``FIXED_BINARIZATION`` is a NumPy seed,
@@ -42,6 +44,8 @@ TRAIN_BINARIZATION = 2
 DYNAMIC_BINARIZATION = 7919
 TRAIN_NOISE = 104729
 EVAL_NOISE = 15485863
+DECOMPRESS_NOISE = 0
+RECONSTRUCTION_NOISE = 0
 
 
 def numpy_seed(seed: int, stream: int) -> int:
@@ -72,3 +76,8 @@ def prior_normal(shape, seed: int) -> tf.Tensor:
   samplers' ``prior_noise`` all draw it here, so one seed gives one picture.
   """
   return tf.random.stateless_normal(shape, seed=prior_seed(seed))
+
+
+def reconstruction_normal(shape, seed: int) -> tf.Tensor:
+  """The posterior noise of the tools' reconstruction pictures: ``[seed, 1]`` (``RECONSTRUCTION_NOISE``)."""
+  return tf.random.stateless_normal(shape, seed=[int(seed) + RECONSTRUCTION_NOISE, 1])
