@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import draw_tf
+from export import contract
 from export import export_lib
 from export import sampler as sampler_lib
 
@@ -45,10 +46,10 @@ def test_export_writes_every_artifact_and_a_true_manifest(tiny_export):
   # sha256 and sizes describe the files on disk.
   for name in (FP32, FP16, INT8):
     entry = manifest["files"][name]
-    assert entry == {**export_lib._file_entry(os.path.join(out, name)),
+    assert entry == {**export_lib.file_entry(os.path.join(out, name)),
                      "tflite_ops": entry["tflite_ops"]}
     assert entry["size_bytes"] > 1000
-  assert manifest["files"]["saved_model"] == export_lib._folder_entry(
+  assert manifest["files"]["saved_model"] == export_lib.folder_entry(
       os.path.join(out, "saved_model"))
   # Builtin ops only; the fused loop and the in-model noise are there.
   assert manifest["tflite_op_set"] == "TFLITE_BUILTINS"
@@ -123,7 +124,7 @@ def test_tflite_files_describe_the_model(tiny_export):
   for name in (FP32, FP16, INT8):
     with open(os.path.join(tiny_export.out, name), "rb") as f:
       config = sampler_lib.read_tflite_config(f.read())
-    assert config == sampler_lib.decoder_config(tiny_export.model)
+    assert config == contract.decoder_config(tiny_export.model)
   lite = sampler_lib.load_sampler(os.path.join(tiny_export.out, INT8))
   assert lite.config["write_size"] == 3 and lite.image_shape == (12, 10, 1)
 
