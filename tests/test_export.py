@@ -17,6 +17,8 @@ import draw_tf
 from export import contract
 from export import export_lib
 from export import sampler as sampler_lib
+from tests import helpers
+from tests.conftest import TINY_EXPORT_MODEL
 
 FP32 = "draw_decoder.tflite"
 FP16 = "draw_decoder_fp16.tflite"
@@ -198,8 +200,7 @@ def _broken_signature_functions(offset):
 @pytest.mark.parametrize("failure", ["saved_model_off_by_1e-3", "tflite_all_nan"])
 def test_failed_self_check_publishes_nothing(tmp_path, monkeypatch, failure):
   """A wrong artifact makes export raise; no manifest, no new folder, old export kept."""
-  model = draw_tf.DrawModel(**{**dict(image_shape=(12, 10, 1), num_steps=4, latent_dim=4,
-                                      encoder_units=8, decoder_units=16, write_size=3)})
+  model = helpers.tiny_model(**TINY_EXPORT_MODEL)
   out = tmp_path / "export"
   if failure == "saved_model_off_by_1e-3":
     monkeypatch.setattr(export_lib, "signature_functions", _broken_signature_functions(1e-3))
