@@ -49,10 +49,9 @@ from draw_tf import fileio
 from draw_tf import progress
 from draw_tf import sampling
 from draw_tf.errors import UsageError
+from export import contract
 from export import sampler as sampler_lib
 
-SAVED_MODEL_DIR = "saved_model"
-MANIFEST = "manifest.json"
 # Quantisation -> file name. float16 stores weights as float16 (dequantised at
 # load); int8 is dynamic range (int8 weights, float activations).
 TFLITE_FILES = {
@@ -78,7 +77,7 @@ class UnsafeOutputDirError(UsageError, ValueError):
 def is_previous_export(folder: str) -> bool:
   """Whether ``folder`` holds an export written by :func:`export_model` (its manifest says so)."""
   try:
-    with open(os.path.join(folder, MANIFEST)) as f:
+    with open(os.path.join(folder, contract.MANIFEST)) as f:
       manifest = json.load(f)
   except (OSError, ValueError):
     return False
@@ -111,39 +110,15 @@ def check_output_dir(output_dir, workdir: str | None = None) -> str:
     raise UnsafeOutputDirError(f"--output_dir={output_dir} is a file, not a folder; choose a new folder.")
   if os.path.isdir(path) and os.listdir(path) and not is_previous_export(path):
     raise UnsafeOutputDirError(
-        f"--output_dir={output_dir} holds files and is not a previous export (no valid {MANIFEST}); "
-        "an export replaces only its own earlier exports or an empty folder. Choose a new folder.")
+        f"--output_dir={output_dir} holds files and is not a previous export (no valid "
+        f"{contract.MANIFEST}); an export replaces only its own earlier exports or an empty "
+        "folder. Choose a new folder.")
   return path
 
 
 # --------------------------------------------------------------------------- model
-def load_model(workdir: str):
-  """Restores the :class:`draw_tf.DrawModel` of a training workdir.
-
-  Uses ``draw_tf.evaluate.load_model_from_workdir`` (the latest checkpoint of a
-  ``draw-train`` workdir); a folder holding a ``model.keras`` file (a model saved
-  with ``model.save``) also works. Export never imports the training loop.
-
-  Raises:
-    FileNotFoundError: no such folder, or nothing to restore in it.
-    TypeError: the restored object is not a ``DrawModel``.
-  """
-  if not os.path.isdir(workdir):
-    raise FileNotFoundError(f"--workdir={workdir}: no such folder.")
-  keras_file = os.path.join(workdir, "model.keras")
-  from draw_tf.evaluate import load_model_from_workdir  # pylint: disable=g-import-not-at-top
-  model = None
-  if os.path.isdir(os.path.join(workdir, "checkpoints")):
-    model = load_model_from_workdir(workdir)
-  if model is None:
-    if not os.path.isfile(keras_file):
-      raise FileNotFoundError(
-          f"{workdir} has no model to export: train one with draw-train (checkpoints/) "
-          "or save a DrawModel there as model.keras.")
-    model = keras.models.load_model(keras_file, compile=False)
-  if not isinstance(model, draw_tf.DrawModel):
-    raise TypeError(f"{workdir} holds a {type(model).__name__}, not a draw_tf.DrawModel.")
-  return model
+# Restores the DrawModel of a training workdir (checkpoints/ or model.keras).
+load_model = sampler_lib.load_model
 
 
 def signature_functions(model, steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION):
@@ -169,9 +144,9 @@ def signature_functions(model, steps_per_iteration: int = sampling.DEFAULT_STEPS
 
 def input_signatures(model) -> dict:
   return {
-      sampler_lib.GENERATE: [tf.TensorSpec(
-          [None, model.num_steps, model.latent_dim], tf.float32, name=sampler_lib.NOISE_INPUT)],
-      sampler_lib.SAMPLE: [tf.TensorSpec([], tf.int32, name=sampler_lib.NUM_SAMPLES_INPUT)],
+      contract.GENERATE: [tf.TensorSpec(
+          [None, model.num_steps, model.latent_dim], tf.float32, name=contract.NOISE_INPUT)],
+      contract.SAMPLE: [tf.TensorSpec([], tf.int32, name=contract.NUM_SAMPLES_INPUT)],
   }
 
 
@@ -182,11 +157,11 @@ def save_saved_model(model, path: str,
   specs = input_signatures(model)
   archive = keras.export.ExportArchive()
   archive.track(model)
-  archive.add_endpoint(sampler_lib.GENERATE, generate, input_signature=specs[sampler_lib.GENERATE])
-  archive.add_endpoint(sampler_lib.SAMPLE, sample, input_signature=specs[sampler_lib.SAMPLE])
+  archive.add_endpoint(contract.GENERATE, generate, input_signature=specs[contract.GENERATE])
+  archive.add_endpoint(contract.SAMPLE, sample, input_signature=specs[contract.SAMPLE])
   archive.write_out(path, verbose=False)
-  fileio.write_json(os.path.join(path, sampler_lib.SAVED_MODEL_CONFIG),
-                    sampler_lib.decoder_config(model))
+  fileio.write_json(os.path.join(path, contract.SAVED_MODEL_CONFIG),
+                    contract.decoder_config(model))
 
 
 def convert_to_tflite(saved_model_dir: str, quantization: str = "float32") -> bytes:
@@ -200,7 +175,7 @@ def convert_to_tflite(saved_model_dir: str, quantization: str = "float32") -> by
   if quantization not in TFLITE_FILES:
     raise ValueError(f"quantization must be one of {sorted(TFLITE_FILES)}, got {quantization!r}.")
   converter = tf.lite.TFLiteConverter.from_saved_model(
-      saved_model_dir, signature_keys=[sampler_lib.GENERATE, sampler_lib.SAMPLE])
+      saved_model_dir, signature_keys=[contract.GENERATE, contract.SAMPLE])
   # Builtin ops only: the stock runtime on Android and iOS has no Flex ops.
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   if quantization != "float32":
@@ -251,17 +226,17 @@ def _sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def _file_entry(path: str) -> dict:
+def file_entry(path: str) -> dict:
   return {"sha256": _sha256(path), "size_bytes": os.path.getsize(path)}
 
 
-def _folder_entry(path: str) -> dict:
+def folder_entry(path: str) -> dict:
   """sha256 of a folder: over its sorted ``relative/path\\0sha256\\n`` lines."""
   files = {}
   for root, _, names in os.walk(path):
     for name in names:
       full = os.path.join(root, name)
-      files[os.path.relpath(full, path).replace(os.sep, "/")] = _file_entry(full)
+      files[os.path.relpath(full, path).replace(os.sep, "/")] = file_entry(full)
   digest = hashlib.sha256()
   for rel in sorted(files):
     digest.update(f"{rel}\0{files[rel]['sha256']}\n".encode())
@@ -275,7 +250,7 @@ def max_abs_diffs(got: sampler_lib.Samples, want: sampler_lib.Samples) -> dict:
   ``images`` and ``canvases`` are in [0, 1]; ``write_windows`` in pixels.
   """
   diffs = {}
-  for name, a, b in zip(sampler_lib.OUTPUTS, got, want):
+  for name, a, b in zip(contract.OUTPUTS, got, want):
     if a.shape != b.shape:
       diffs[name] = float("inf")
       continue
@@ -289,9 +264,9 @@ def _check_sample_signature(run_sample, config: dict, name: str) -> list:
   problems = []
   for n in (2, 1):
     out = run_sample(n)
-    shapes = sampler_lib._expected_shapes(config)  # pylint: disable=protected-access
-    for key in sampler_lib.OUTPUTS:
-      want = [n] + shapes[key][1:]
+    shapes = contract.output_shapes(config, n)
+    for key in contract.OUTPUTS:
+      want = shapes[key]
       if list(out[key].shape) != want:
         problems.append(f"{name}: sample({n}) gave {key} of shape {list(out[key].shape)}, "
                         f"expected {want}")
@@ -316,7 +291,7 @@ def verify_export(model, folder: str, noise: np.ndarray) -> dict:
     dict with ``max_abs_diff`` (artifact -> output -> float), ``tflite_ops``
     (file -> op names) and ``problems`` (list of strings; empty when all is well).
   """
-  config = sampler_lib.decoder_config(model)
+  config = contract.decoder_config(model)
   want = sampler_lib.KerasSampler(model).generate(noise)
   diffs, ops, problems = {}, {}, []
 
@@ -328,12 +303,12 @@ def verify_export(model, folder: str, noise: np.ndarray) -> dict:
     elif not np.isfinite(worst):
       problems.append(f"{name}: NaN/Inf or wrong shapes on the verification noise")
 
-  saved = sampler_lib.SavedModelSampler(os.path.join(folder, SAVED_MODEL_DIR))
-  compare(SAVED_MODEL_DIR, saved.generate(noise), FLOAT32_TOLERANCE)
-  sample_fn = saved._loaded.signatures[sampler_lib.SAMPLE]  # pylint: disable=protected-access
+  saved = sampler_lib.SavedModelSampler(os.path.join(folder, contract.SAVED_MODEL_DIR))
+  compare(contract.SAVED_MODEL_DIR, saved.generate(noise), FLOAT32_TOLERANCE)
+  sample_fn = saved.loaded.signatures[contract.SAMPLE]
   problems += _check_sample_signature(
       lambda n: {k: v.numpy() for k, v in sample_fn(num_samples=tf.constant(n, tf.int32)).items()},
-      config, SAVED_MODEL_DIR)
+      config, contract.SAVED_MODEL_DIR)
   for quantization, name in TFLITE_FILES.items():
     path = os.path.join(folder, name)
     with open(path, "rb") as f:
@@ -343,27 +318,13 @@ def verify_export(model, folder: str, noise: np.ndarray) -> dict:
       problems.append(f"{name}: non-builtin ops {non_builtin} (the stock runtime cannot run them)")
     lite = sampler_lib.TFLiteSampler(path)
     compare(name, lite.generate(noise), FLOAT32_TOLERANCE if quantization == "float32" else None)
-    runner = lite.interpreter.get_signature_runner(sampler_lib.SAMPLE)
+    runner = lite.interpreter.get_signature_runner(contract.SAMPLE)
     problems += _check_sample_signature(
-        lambda n: runner(**{sampler_lib.NUM_SAMPLES_INPUT: np.array(n, np.int32)}), config, name)
+        lambda n: runner(**{contract.NUM_SAMPLES_INPUT: np.array(n, np.int32)}), config, name)
   return {"max_abs_diff": diffs, "tflite_ops": ops, "problems": problems}
 
 
 # --------------------------------------------------------------------------- export
-def _signature_manifest(config: dict) -> dict:
-  shapes = sampler_lib._expected_shapes(config)  # pylint: disable=protected-access
-  outputs = {k: {"dtype": "float32", "shape": shapes[k]} for k in sampler_lib.OUTPUTS}
-  return {
-      sampler_lib.GENERATE: {
-          "inputs": {sampler_lib.NOISE_INPUT: {
-              "dtype": "float32", "shape": [-1, config["num_steps"], config["latent_dim"]]}},
-          "outputs": outputs},
-      sampler_lib.SAMPLE: {
-          "inputs": {sampler_lib.NUM_SAMPLES_INPUT: {"dtype": "int32", "shape": []}},
-          "outputs": outputs},
-  }
-
-
 def export_model(model, output_dir: str,
                  steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION,
                  verify_batch_size: int = 8, verify_seed: int = 0) -> dict:
@@ -389,17 +350,17 @@ def export_model(model, output_dir: str,
   """
   output_dir = check_output_dir(output_dir)
   sampling.check_standard_prior(model)
-  config = sampler_lib.decoder_config(model)
+  config = contract.decoder_config(model)
   noise = verification_noise(model, verify_batch_size, verify_seed)
   start = time.time()
   # Stages: the SavedModel, one conversion per TFLite file, the self-check.
   bar = progress.Progress(len(TFLITE_FILES) + 2, "Exporting", unit="stages", show_rate=False, heartbeat=True)
   with bar, fileio.atomic_path(output_dir, is_dir=True) as tmp:
-    saved_model_dir = os.path.join(tmp, SAVED_MODEL_DIR)
+    saved_model_dir = os.path.join(tmp, contract.SAVED_MODEL_DIR)
     bar.update(0, stage="writing the SavedModel")
     save_saved_model(model, saved_model_dir, steps_per_iteration)
     logging.info("Wrote %s; converting to TFLite.", saved_model_dir)
-    payload = json.dumps(config, sort_keys=True).encode()
+    payload = contract.encode_config(config)
     for quantization, name in TFLITE_FILES.items():
       bar.add(1, stage=f"converting to {name} ({quantization})")
       try:
@@ -408,7 +369,7 @@ def export_model(model, output_dir: str,
         raise ExportVerificationError(
             f"TFLite conversion ({quantization}, builtin ops only) failed; nothing was "
             f"written to {output_dir}: {e}") from e
-      tflite = add_tflite_metadata(tflite, sampler_lib.CONFIG_NAME, payload)
+      tflite = add_tflite_metadata(tflite, contract.CONFIG_NAME, payload)
       with open(os.path.join(tmp, name), "wb") as f:
         f.write(tflite)
     bar.add(1, stage="self-check of every artifact against the Keras model")
@@ -420,9 +381,9 @@ def export_model(model, output_dir: str,
       raise ExportVerificationError(
           "Export failed its self-check; nothing was written to "
           f"{output_dir}:\n  " + "\n  ".join(report["problems"]))
-    files = {SAVED_MODEL_DIR: _folder_entry(saved_model_dir)}
+    files = {contract.SAVED_MODEL_DIR: folder_entry(saved_model_dir)}
     for name in TFLITE_FILES.values():
-      files[name] = {**_file_entry(os.path.join(tmp, name)), "tflite_ops": report["tflite_ops"][name]}
+      files[name] = {**file_entry(os.path.join(tmp, name)), "tflite_ops": report["tflite_ops"][name]}
     manifest = {
         "format_version": MANIFEST_FORMAT,
         "draw_tf_version": draw_tf.__version__,
@@ -431,7 +392,7 @@ def export_model(model, output_dir: str,
         "image_shape": config["image_shape"],
         "num_steps": config["num_steps"],
         "latent_dim": config["latent_dim"],
-        "signatures": _signature_manifest(config),
+        "signatures": contract.signatures(config),
         "tflite_op_set": "TFLITE_BUILTINS",
         "tflite_ops": sorted({op for name in TFLITE_FILES.values()
                               for op in report["tflite_ops"][name]}),
@@ -444,12 +405,12 @@ def export_model(model, output_dir: str,
             "max_abs_diff": {k: max(v.values()) for k, v in report["max_abs_diff"].items()},
             "max_abs_diff_per_output": report["max_abs_diff"],
             "float32_tolerance": FLOAT32_TOLERANCE,
-            "outputs_compared": list(sampler_lib.OUTPUTS),
+            "outputs_compared": list(contract.OUTPUTS),
         },
         "export_seconds": round(time.time() - start, 1),
         "steps_per_iteration": int(steps_per_iteration),
     }
-    fileio.write_json(os.path.join(tmp, MANIFEST), manifest)
+    fileio.write_json(os.path.join(tmp, contract.MANIFEST), manifest)
   return manifest
 
 

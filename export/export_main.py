@@ -25,6 +25,7 @@ from draw_tf import progress
 from draw_tf import cli
 from draw_tf import sampling
 from draw_tf.errors import UsageError
+from export import contract
 from export import export_lib
 from export import web_export
 
@@ -65,9 +66,9 @@ def main(argv):
   print(f"Exported to {FLAGS.output_dir}; max abs diff vs Keras: "
         + ", ".join(f"{k} {v:.2g}" for k, v in manifest["verification"]["max_abs_diff"].items()), flush=True)
   out = os.path.abspath(FLAGS.output_dir)
-  written = [f"{os.path.join(out, name)}" + ("/" if name == export_lib.SAVED_MODEL_DIR else "")
+  written = [f"{os.path.join(out, name)}" + ("/" if name == contract.SAVED_MODEL_DIR else "")
              + f" ({entry['size_bytes']:,} bytes)" for name, entry in manifest["files"].items()]
-  written.append(f"{os.path.join(out, export_lib.MANIFEST)} (shapes, signatures, sha256, self-check)")
+  written.append(f"{os.path.join(out, contract.MANIFEST)} (shapes, signatures, sha256, self-check)")
   next_commands = [f"draw-sample --model={os.path.join(out, export_lib.TFLITE_FILES['float32'])} "
                    f"--out={os.path.join(out, 'samples.png')}"]
   if FLAGS.web:

@@ -2,8 +2,9 @@
 
 All backends take the same prior noise ``[N, T, latent_dim]`` and return the
 same :class:`Samples`; ``draw-sample --noise`` relies on that. Loading checks
-that the artifact has the decoder's signature contract (``docs/export.md``, "Use it
-on a phone") and fails with a message that names the problem otherwise.
+that the artifact has the decoder's signature contract (:mod:`export.contract`;
+``docs/export.md``, "Use it on a phone") and fails with a message that names the
+problem otherwise.
 
 Example::
 
@@ -21,15 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-GENERATE = "generate"
-SAMPLE = "sample"
-NOISE_INPUT = "noise"
-NUM_SAMPLES_INPUT = "num_samples"
-OUTPUTS = ("images", "canvases", "write_windows")
-# Name of the JSON model description inside a .tflite file (flatbuffer
-# metadata) and inside a SavedModel folder (assets.extra/).
-CONFIG_NAME = "draw_tf_decoder_config"
-SAVED_MODEL_CONFIG = os.path.join("assets.extra", "draw_tf_decoder_config.json")
+from export import contract
 
 
 class Samples(NamedTuple):
@@ -63,14 +56,6 @@ def check_noise(noise, num_steps: int, latent_dim: int) -> np.ndarray:
   if not np.all(np.isfinite(noise)):
     raise ValueError("noise contains NaN or Inf values.")
   return noise
-
-
-def decoder_config(model) -> dict:
-  """The facts about a :class:`draw_tf.DrawModel` that a sampler needs."""
-  cell = model.cell
-  return {"image_shape": list(model.image_shape), "num_steps": model.num_steps,
-          "latent_dim": model.latent_dim, "decoder_units": cell.decoder_units,
-          "write_size": cell.write_size, "write_attention": cell.write_attention}
 
 
 class Sampler(abc.ABC):
@@ -115,7 +100,7 @@ class KerasSampler(Sampler):
   backend = "keras"
 
   def __init__(self, model):
-    super().__init__(decoder_config(model))
+    super().__init__(contract.decoder_config(model))
     self.model = model
 
   def _generate(self, noise):
@@ -125,27 +110,6 @@ class KerasSampler(Sampler):
 
 def _shape_list(shape) -> list:
   return [-1 if d is None else int(d) for d in shape]
-
-
-def _expected_shapes(config: dict) -> dict:
-  h, w, c = config["image_shape"]
-  t = config["num_steps"]
-  return {"images": [-1, h, w, c], "canvases": [-1, t, h, w, c], "write_windows": [-1, t, 3]}
-
-
-def _check_outputs(path: str, outputs: dict, config: dict):
-  """Checks output names/shapes (``{name: (dtype_name, shape list)}``) against ``config``."""
-  missing = [k for k in OUTPUTS if k not in outputs]
-  if missing:
-    raise ValueError(
-        f"{path}: signature '{GENERATE}' has outputs {sorted(outputs)}, missing {missing}; "
-        f"a DRAW decoder exported by draw-export returns {list(OUTPUTS)}.")
-  for name, want in _expected_shapes(config).items():
-    dtype, shape = outputs[name]
-    if dtype != "float32" or shape != want:
-      raise ValueError(
-          f"{path}: output '{name}' of signature '{GENERATE}' is {dtype} {shape}, "
-          f"expected float32 {want}.")
 
 
 class SavedModelSampler(Sampler):
@@ -161,34 +125,37 @@ class SavedModelSampler(Sampler):
       loaded = tf.saved_model.load(path)
     except Exception as e:  # TF raises many types for a damaged SavedModel.
       raise ValueError(f"{path}: cannot load the SavedModel ({type(e).__name__}: {e}).") from e
-    if GENERATE not in loaded.signatures:
+    if contract.GENERATE not in loaded.signatures:
       raise ValueError(
           f"{path}: the SavedModel has signatures {sorted(loaded.signatures)}, not "
-          f"'{GENERATE}'; export the decoder with draw-export.")
+          f"'{contract.GENERATE}'; export the decoder with draw-export.")
     self._loaded = loaded  # keeps the variables alive
-    self._fn = loaded.signatures[GENERATE]
+    self._fn = loaded.signatures[contract.GENERATE]
     inputs = self._fn.structured_input_signature[1]
-    if list(inputs) != [NOISE_INPUT]:
+    if list(inputs) != [contract.NOISE_INPUT]:
       raise ValueError(
-          f"{path}: signature '{GENERATE}' takes {sorted(inputs)}, expected only '{NOISE_INPUT}'.")
-    spec = inputs[NOISE_INPUT]
+          f"{path}: signature '{contract.GENERATE}' takes {sorted(inputs)}, expected only "
+          f"'{contract.NOISE_INPUT}'.")
+    spec = inputs[contract.NOISE_INPUT]
     shape = _shape_list(spec.shape)
-    if spec.dtype != tf.float32 or len(shape) != 3 or shape[0] != -1:
-      raise ValueError(
-          f"{path}: input '{NOISE_INPUT}' is {spec.dtype.name} {shape}, expected float32 "
-          "[-1, T, latent_dim] with a dynamic batch size.")
-    config = _read_json(os.path.join(path, SAVED_MODEL_CONFIG)) or {}
+    contract.check_noise_input(path, spec.dtype.name, shape)
+    config = _read_json(os.path.join(path, contract.SAVED_MODEL_CONFIG)) or {}
     h, w, c = _shape_list(self._fn.structured_outputs["images"].shape)[1:] if (
         "images" in self._fn.structured_outputs) else (0, 0, 0)
     config.update(num_steps=shape[1], latent_dim=shape[2], image_shape=[h, w, c])
     config.setdefault("write_size", 1)
     super().__init__(config)
-    _check_outputs(path, {k: (v.dtype.name, _shape_list(v.shape))
-                          for k, v in self._fn.structured_outputs.items()}, self.config)
+    contract.check_outputs(path, {k: (v.dtype.name, _shape_list(v.shape))
+                                  for k, v in self._fn.structured_outputs.items()}, self.config)
+
+  @property
+  def loaded(self):
+    """What ``tf.saved_model.load`` returned; ``.signatures`` has ``generate`` and ``sample``."""
+    return self._loaded
 
   def _generate(self, noise):
-    out = self._fn(**{NOISE_INPUT: noise})
-    return tuple(out[k].numpy() for k in OUTPUTS)
+    out = self._fn(**{contract.NOISE_INPUT: noise})
+    return tuple(out[k].numpy() for k in contract.OUTPUTS)
 
 
 def read_tflite_config(model_bytes: bytes) -> dict | None:
@@ -197,13 +164,13 @@ def read_tflite_config(model_bytes: bytes) -> dict | None:
   model = schema.Model.GetRootAs(model_bytes, 0)
   for i in range(model.MetadataLength()):
     entry = model.Metadata(i)
-    if entry.Name() and entry.Name().decode() == CONFIG_NAME:
+    if entry.Name() and entry.Name().decode() == contract.CONFIG_NAME:
       buf = model.Buffers(entry.Buffer())
       if buf.Offset():  # data stored after the flatbuffer
         raw = model_bytes[buf.Offset():buf.Offset() + buf.Size()]
       else:
         raw = buf.DataAsNumpy().tobytes()
-      return json.loads(bytes(raw).decode("utf-8"))
+      return contract.decode_config(raw)
   return None
 
 
@@ -237,21 +204,18 @@ class TFLiteSampler(Sampler):
       data = f.read()
     self.interpreter = tflite_interpreter(data, path, num_threads)
     signatures = self.interpreter.get_signature_list()
-    if GENERATE not in signatures:
+    if contract.GENERATE not in signatures:
       raise ValueError(
-          f"{path}: the model has signatures {sorted(signatures)}, not '{GENERATE}'; "
+          f"{path}: the model has signatures {sorted(signatures)}, not '{contract.GENERATE}'; "
           "it is not a DRAW decoder exported by draw-export.")
-    if signatures[GENERATE]["inputs"] != [NOISE_INPUT]:
+    if signatures[contract.GENERATE]["inputs"] != [contract.NOISE_INPUT]:
       raise ValueError(
-          f"{path}: signature '{GENERATE}' takes {signatures[GENERATE]['inputs']}, "
-          f"expected only '{NOISE_INPUT}'.")
-    self.runner = self.interpreter.get_signature_runner(GENERATE)
-    spec = self.runner.get_input_details()[NOISE_INPUT]
+          f"{path}: signature '{contract.GENERATE}' takes "
+          f"{signatures[contract.GENERATE]['inputs']}, expected only '{contract.NOISE_INPUT}'.")
+    self.runner = self.interpreter.get_signature_runner(contract.GENERATE)
+    spec = self.runner.get_input_details()[contract.NOISE_INPUT]
     shape = [int(d) for d in spec["shape_signature"]]
-    if spec["dtype"] != np.float32 or len(shape) != 3 or shape[0] != -1:
-      raise ValueError(
-          f"{path}: input '{NOISE_INPUT}' is {np.dtype(spec['dtype']).name} {shape}, expected "
-          "float32 [-1, T, latent_dim] with a dynamic batch size.")
+    contract.check_noise_input(path, np.dtype(spec["dtype"]).name, shape)
     outputs = {k: (np.dtype(v["dtype"]).name, [int(d) for d in v["shape_signature"]])
                for k, v in self.runner.get_output_details().items()}
     config = read_tflite_config(data) or {}
@@ -259,11 +223,11 @@ class TFLiteSampler(Sampler):
     config.update(num_steps=shape[1], latent_dim=shape[2], image_shape=image_shape)
     config.setdefault("write_size", 1)
     super().__init__(config)
-    _check_outputs(path, outputs, self.config)
+    contract.check_outputs(path, outputs, self.config)
 
   def _generate(self, noise):
-    out = self.runner(**{NOISE_INPUT: noise})
-    return tuple(out[k] for k in OUTPUTS)
+    out = self.runner(**{contract.NOISE_INPUT: noise})
+    return tuple(out[k] for k in contract.OUTPUTS)
 
 
 def _read_json(path: str):
@@ -271,6 +235,37 @@ def _read_json(path: str):
     return None
   with open(path) as f:
     return json.load(f)
+
+
+def load_model(workdir: str):
+  """Restores the :class:`draw_tf.DrawModel` of a training workdir.
+
+  Uses ``draw_tf.evaluate.load_model_from_workdir`` (the latest checkpoint of a
+  ``draw-train`` workdir); a folder holding a ``model.keras`` file (a model saved
+  with ``model.save``) also works. Export never imports the training loop.
+
+  Raises:
+    FileNotFoundError: no such folder, or nothing to restore in it.
+    TypeError: the restored object is not a ``DrawModel``.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  import draw_tf  # pylint: disable=g-import-not-at-top
+  from draw_tf.evaluate import load_model_from_workdir  # pylint: disable=g-import-not-at-top
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"--workdir={workdir}: no such folder.")
+  keras_file = os.path.join(workdir, "model.keras")
+  model = None
+  if os.path.isdir(os.path.join(workdir, "checkpoints")):
+    model = load_model_from_workdir(workdir)
+  if model is None:
+    if not os.path.isfile(keras_file):
+      raise FileNotFoundError(
+          f"{workdir} has no model to export: train one with draw-train (checkpoints/) "
+          "or save a DrawModel there as model.keras.")
+    model = keras.models.load_model(keras_file, compile=False)
+  if not isinstance(model, draw_tf.DrawModel):
+    raise TypeError(f"{workdir} holds a {type(model).__name__}, not a draw_tf.DrawModel.")
+  return model
 
 
 def load_sampler(path: str, num_threads: int | None = None, load_workdir=None) -> Sampler:
@@ -281,8 +276,7 @@ def load_sampler(path: str, num_threads: int | None = None, load_workdir=None) -
       export folder written by ``draw-export`` (its ``saved_model/`` is used);
       or a training workdir (the model is restored with ``load_workdir``).
     num_threads: TFLite interpreter threads.
-    load_workdir: ``fn(workdir) -> DrawModel``; defaults to
-      :func:`export.export_lib.load_model`.
+    load_workdir: ``fn(workdir) -> DrawModel``; defaults to :func:`load_model`.
 
   Raises:
     FileNotFoundError: ``path`` does not exist.
@@ -298,10 +292,7 @@ def load_sampler(path: str, num_threads: int | None = None, load_workdir=None) -
     return TFLiteSampler(path, num_threads)
   if os.path.isfile(os.path.join(path, "saved_model.pb")):
     return SavedModelSampler(path)
-  if os.path.isfile(os.path.join(path, "manifest.json")) and os.path.isdir(
-      os.path.join(path, "saved_model")):
-    return SavedModelSampler(os.path.join(path, "saved_model"))
-  if load_workdir is None:
-    from export import export_lib  # pylint: disable=g-import-not-at-top
-    load_workdir = export_lib.load_model
-  return KerasSampler(load_workdir(path))
+  if os.path.isfile(os.path.join(path, contract.MANIFEST)) and os.path.isdir(
+      os.path.join(path, contract.SAVED_MODEL_DIR)):
+    return SavedModelSampler(os.path.join(path, contract.SAVED_MODEL_DIR))
+  return KerasSampler((load_workdir or load_model)(path))

@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from draw_tf import fileio
 from draw_tf import sampling
+from export import contract
 from export import export_lib
 from export import sampler as sampler_lib
 
@@ -79,12 +80,12 @@ def _convert_batch1(model, saved_model_dir: str, quantization: str,
   if not os.path.isdir(saved_model_dir):
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(sampler_lib.GENERATE, generate, input_signature=[tf.TensorSpec(
+    archive.add_endpoint(contract.GENERATE, generate, input_signature=[tf.TensorSpec(
         [WEB_BATCH_SIZE, model.num_steps, model.latent_dim], tf.float32,
-        name=sampler_lib.NOISE_INPUT)])
+        name=contract.NOISE_INPUT)])
     archive.write_out(saved_model_dir, verbose=False)
   converter = tf.lite.TFLiteConverter.from_saved_model(
-      saved_model_dir, signature_keys=[sampler_lib.GENERATE])
+      saved_model_dir, signature_keys=[contract.GENERATE])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   if quantization == "int8":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -95,9 +96,9 @@ def _run_batch1(path: str, noise: np.ndarray) -> sampler_lib.Samples:
   """Runs a batch-1 ``.tflite`` once per noise sequence; stacks the outputs."""
   with open(path, "rb") as f:
     runner = sampler_lib.tflite_interpreter(f.read(), path).get_signature_runner(
-        sampler_lib.GENERATE)
-  outs = [runner(**{sampler_lib.NOISE_INPUT: noise[i:i + 1]}) for i in range(len(noise))]
-  return sampler_lib.Samples(*(np.concatenate([o[k] for o in outs]) for k in sampler_lib.OUTPUTS))
+        contract.GENERATE)
+  outs = [runner(**{contract.NOISE_INPUT: noise[i:i + 1]}) for i in range(len(noise))]
+  return sampler_lib.Samples(*(np.concatenate([o[k] for o in outs]) for k in contract.OUTPUTS))
 
 
 def write_web_folder(model, web_dir: str, node_modules: str | None = None,
@@ -126,7 +127,7 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
   core = runtime_dir(node_modules)
   with open(os.path.join(core, "package.json")) as f:
     runtime_version = json.load(f)["version"]
-  config = sampler_lib.decoder_config(model)
+  config = contract.decoder_config(model)
   noise = export_lib.verification_noise(model, verify_batch_size, verify_seed)
   want = sampler_lib.KerasSampler(model).generate(noise)
   files, checks = {}, {}
@@ -163,7 +164,7 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
         raise export_lib.ExportVerificationError(
             f"{name} failed its self-check (max abs diff {diffs}, non-builtin ops "
             f"{non_builtin}); nothing was written to {web_dir}.")
-      files[name] = {**export_lib._file_entry(path),  # pylint: disable=protected-access
+      files[name] = {**export_lib.file_entry(path),
                      "quantization": quantization, "batch_size": WEB_BATCH_SIZE, "tflite_ops": ops}
       checks[name] = diffs
     manifest = {
@@ -174,11 +175,9 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
         "latent_dim": config["latent_dim"],
         "write_size": config["write_size"],
         "signature": {
-            "name": sampler_lib.GENERATE,
-            "inputs": {sampler_lib.NOISE_INPUT: {
-                "dtype": "float32", "shape": [WEB_BATCH_SIZE, config["num_steps"],
-                                              config["latent_dim"]]}},
-            "outputs": list(sampler_lib.OUTPUTS)},
+            "name": contract.GENERATE,
+            "inputs": contract.generate_inputs(config, WEB_BATCH_SIZE),
+            "outputs": list(contract.OUTPUTS)},
         "models": [{"file": name, "quantization": q} for q, name in WEB_TFLITE_FILES.items()],
         "files": files,
         "runtime": {"package": LITERT_PACKAGE, "version": runtime_version,

@@ -15,8 +15,8 @@ def _seed():
   yield
 
 
-TINY_EXPORT_MODEL = dict(image_shape=(12, 10, 1), num_steps=4, latent_dim=4, encoder_units=8,
-                         decoder_units=16, read_size=2, write_size=3)
+# The tiny model of tests/helpers.py with T = 4 and 16 decoder units.
+TINY_EXPORT_MODEL = dict(num_steps=4, decoder_units=16)
 
 
 def run_module(module, *args, timeout=600):
@@ -40,10 +40,10 @@ def tiny_export(tmp_path_factory):
   import json  # pylint: disable=g-import-not-at-top
   import types  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import draw_tf  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
 
   keras.utils.set_random_seed(0)
-  model = draw_tf.DrawModel(**TINY_EXPORT_MODEL)
+  model = helpers.tiny_model(**TINY_EXPORT_MODEL)
   model.compile(optimizer=keras.optimizers.Adam(1e-2))
   images = (np.random.default_rng(0).uniform(size=(16, 12, 10, 1)) > 0.5).astype(np.float32)
   model.fit(images, batch_size=8, epochs=1, verbose=0)  # two steps

@@ -18,15 +18,12 @@ tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfigu
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import draw_tf  # noqa: E402
-
-TINY = dict(image_shape=(12, 10, 1), num_steps=3, latent_dim=4, encoder_units=8,
-            decoder_units=8, read_size=2, write_size=3)
+from tests import helpers  # noqa: E402
 
 
 def run(strategy, optimizer_name, init_weights, data):
   with strategy.scope():
-    model = draw_tf.DrawModel(**TINY)
+    model = helpers.tiny_model()
     opt = (keras.optimizers.SGD(0.05) if optimizer_name == "sgd"
            else keras.optimizers.Adam(1e-2))
     model.compile(optimizer=opt)
@@ -41,7 +38,7 @@ def main():
   rng = np.random.default_rng(0)
   data = {"images": (rng.uniform(size=(24, 12, 10, 1)) > 0.6).astype(np.float32),
           "noise": rng.normal(size=(24, 3, 4)).astype(np.float32)}
-  init = draw_tf.DrawModel(**TINY).get_weights()
+  init = helpers.tiny_model().get_weights()
   mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
   result = {"replicas": mirrored.num_replicas_in_sync}
   for opt in sys.argv[1:] or ["sgd", "adam"]:

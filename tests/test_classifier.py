@@ -14,6 +14,7 @@ from draw_tf import evaluate
 from draw_tf import train_lib
 from draw_tf.classifier import DrawClassifier
 from export import sample_main
+from tests import helpers
 from tests import numpy_reference as ref
 
 
@@ -50,9 +51,7 @@ def test_first_window_is_centred_spanning_and_smooth_then_depends_on_what_was_se
 def test_config_round_trip_and_clear_input_errors():
   model = DrawClassifier(image_shape=(20, 20, 1), num_glimpses=2, glimpse_size=3, units=8, num_classes=4)
   images = np.random.default_rng(2).uniform(size=(5, 20, 20, 1)).astype(np.float32)
-  clone = DrawClassifier.from_config(model.get_config())
-  clone.set_weights(model.get_weights())
-  np.testing.assert_allclose(model(images), clone(images), atol=1e-6)
+  helpers.assert_layer_round_trip(model, images)
   assert model(images).shape == (5, 4)
   with np.testing.assert_raises_regex(ValueError, r"shape \[batch, 20, 20, 1\]"):
     model(images[..., 0])

@@ -11,10 +11,11 @@ import tensorflow_datasets as tfds
 
 from configs import cifar10, svhn
 from draw_tf import data
+from draw_tf import DrawModel
 from draw_tf import evaluate
 from draw_tf import losses
 from draw_tf import train_lib
-from draw_tf.model import DrawModel
+from tests import helpers
 
 
 def _shrink(config):
@@ -78,7 +79,7 @@ def test_discretized_logistic_draw_learns_generated_colour_images():
   logits = tf.function(model.unroll)(images, noise)["logits"]
   want = -losses.discretized_logistic_log_prob(images, tf.sigmoid(logits), model.pixel_log_scale)
   np.testing.assert_allclose(recon, np.sum(want, axis=(1, 2, 3)), rtol=1e-5)
-  clone = DrawModel.from_config(model.get_config())
+  clone = helpers.assert_layer_round_trip(model)
   assert clone.likelihood == "discretized_logistic" and clone.pixel_log_scale.shape == (16, 16, 3)
 
 

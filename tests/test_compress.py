@@ -12,18 +12,13 @@ import draw_tf
 from draw_tf import compress
 from draw_tf import train_lib
 from draw_tf.errors import ConfigError
+from tests import helpers
 from tests.conftest import run_module, tiny_config
 
-TINY = dict(image_shape=(12, 10, 1), num_steps=4, latent_dim=3, encoder_units=8,
-            decoder_units=8, read_size=2, write_size=3)
 
 
 def _perturbed_model(**kwargs):
-  model = draw_tf.DrawModel(**TINY, **kwargs)
-  rng = np.random.default_rng(0)
-  for v in model.trainable_variables:
-    v.assign(v.numpy() + rng.normal(scale=0.3, size=v.shape).astype(np.float32))
-  return model
+  return helpers.perturb_weights(helpers.tiny_model(num_steps=4, latent_dim=3, **kwargs))
 
 
 def _images(n=3):

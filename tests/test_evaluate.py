@@ -10,6 +10,7 @@ import tensorflow as tf
 from draw_tf import data
 from draw_tf import evaluate
 from draw_tf.errors import NoCheckpointError
+from tests import helpers
 
 
 def test_eval_json_has_the_bound_over_every_test_example(trained_tiny):
@@ -54,9 +55,7 @@ def test_no_checkpoint_is_a_clear_error(tmp_path):
 
 def test_reconstruct_steps_the_inference_network_to_its_final_canvas():
   """reconstruct()'s last canvas is sigmoid(c_T) of unroll() on the same noise; canvases accumulate."""
-  import draw_tf  # pylint: disable=g-import-not-at-top
-  model = draw_tf.DrawModel(image_shape=(10, 12, 1), num_steps=3, latent_dim=2, encoder_units=8,
-                            decoder_units=8, read_size=2, write_size=3)
+  model = helpers.tiny_model(image_shape=(10, 12, 1), latent_dim=2)
   rng = np.random.default_rng(0)
   images = (rng.uniform(size=(2, 10, 12, 1)) > 0.5).astype(np.float32)
   noise = rng.normal(size=(2, 3, 2)).astype(np.float32)

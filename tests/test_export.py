@@ -14,8 +14,11 @@ import pytest
 import tensorflow as tf
 
 import draw_tf
+from export import contract
 from export import export_lib
 from export import sampler as sampler_lib
+from tests import helpers
+from tests.conftest import TINY_EXPORT_MODEL
 
 FP32 = "draw_decoder.tflite"
 FP16 = "draw_decoder_fp16.tflite"
@@ -45,10 +48,10 @@ def test_export_writes_every_artifact_and_a_true_manifest(tiny_export):
   # sha256 and sizes describe the files on disk.
   for name in (FP32, FP16, INT8):
     entry = manifest["files"][name]
-    assert entry == {**export_lib._file_entry(os.path.join(out, name)),
+    assert entry == {**export_lib.file_entry(os.path.join(out, name)),
                      "tflite_ops": entry["tflite_ops"]}
     assert entry["size_bytes"] > 1000
-  assert manifest["files"]["saved_model"] == export_lib._folder_entry(
+  assert manifest["files"]["saved_model"] == export_lib.folder_entry(
       os.path.join(out, "saved_model"))
   # Builtin ops only; the fused loop and the in-model noise are there.
   assert manifest["tflite_op_set"] == "TFLITE_BUILTINS"
@@ -123,7 +126,7 @@ def test_tflite_files_describe_the_model(tiny_export):
   for name in (FP32, FP16, INT8):
     with open(os.path.join(tiny_export.out, name), "rb") as f:
       config = sampler_lib.read_tflite_config(f.read())
-    assert config == sampler_lib.decoder_config(tiny_export.model)
+    assert config == contract.decoder_config(tiny_export.model)
   lite = sampler_lib.load_sampler(os.path.join(tiny_export.out, INT8))
   assert lite.config["write_size"] == 3 and lite.image_shape == (12, 10, 1)
 
@@ -197,8 +200,7 @@ def _broken_signature_functions(offset):
 @pytest.mark.parametrize("failure", ["saved_model_off_by_1e-3", "tflite_all_nan"])
 def test_failed_self_check_publishes_nothing(tmp_path, monkeypatch, failure):
   """A wrong artifact makes export raise; no manifest, no new folder, old export kept."""
-  model = draw_tf.DrawModel(**{**dict(image_shape=(12, 10, 1), num_steps=4, latent_dim=4,
-                                      encoder_units=8, decoder_units=16, write_size=3)})
+  model = helpers.tiny_model(**TINY_EXPORT_MODEL)
   out = tmp_path / "export"
   if failure == "saved_model_off_by_1e-3":
     monkeypatch.setattr(export_lib, "signature_functions", _broken_signature_functions(1e-3))

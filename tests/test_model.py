@@ -7,11 +7,8 @@ import pytest
 import tensorflow as tf
 
 import draw_tf
+from tests import helpers
 from tests import numpy_reference as ref
-
-TINY = dict(image_shape=(12, 10, 1), num_steps=3, latent_dim=4, encoder_units=8,
-            decoder_units=8, read_size=2, write_size=3)
-
 
 def _weights(model):
   """Model weights by the names the NumPy reference uses."""
@@ -31,13 +28,6 @@ def _weights(model):
   return {k: np.asarray(v.numpy(), np.float64) for k, v in w.items()}
 
 
-def _perturb_weights(model, scale=0.3, seed=0):
-  """Random non-zero biases etc., so the test exercises every term."""
-  rng = np.random.default_rng(seed)
-  for v in model.trainable_variables:
-    v.assign(v.numpy() + rng.normal(scale=scale, size=v.shape).astype(np.float32))
-
-
 def _binary_images(n, shape, seed=0):
   """Binary images of random filled rectangles (structured, learnable)."""
   rng = np.random.default_rng(seed)
@@ -53,9 +43,8 @@ def _binary_images(n, shape, seed=0):
     (True, True), (False, False), (True, False), (False, True)])
 def test_negative_elbo_matches_numpy_draw(read_attention, write_attention):
   """recon and kl equal a NumPy transcription of DESIGN.md section 1 on fixed noise."""
-  model = draw_tf.DrawModel(**TINY, read_attention=read_attention,
-                            write_attention=write_attention)
-  _perturb_weights(model)
+  model = helpers.tiny_model(read_attention=read_attention, write_attention=write_attention)
+  helpers.perturb_weights(model)
   rng = np.random.default_rng(3)
   images = rng.uniform(size=(3, 12, 10, 1)).astype(np.float32)
   noise = rng.normal(size=(3, 3, 4)).astype(np.float32)
@@ -69,8 +58,8 @@ def test_negative_elbo_matches_numpy_draw(read_attention, write_attention):
 
 def test_each_step_uses_its_own_noise_and_the_previous_decoder_state():
   """Changing eps_t changes q at steps > t only: a fresh eps per step, read from h_dec_{t-1}."""
-  model = draw_tf.DrawModel(**{**TINY, "num_steps": 5})
-  _perturb_weights(model)
+  model = helpers.tiny_model(num_steps=5)
+  helpers.perturb_weights(model)
   images = tf.constant(_binary_images(2, (12, 10, 1)))
   noise = np.random.default_rng(0).normal(size=(2, 5, 4)).astype(np.float32)
   base = model({"images": images, "noise": noise})
@@ -84,7 +73,7 @@ def test_each_step_uses_its_own_noise_and_the_previous_decoder_state():
 
 
 def test_random_noise_differs_between_calls_and_steps():
-  model = draw_tf.DrawModel(**TINY)
+  model = helpers.tiny_model()
   images = tf.constant(_binary_images(4, (12, 10, 1)))
   r1, _ = model.per_example_losses(images, model._prepare(images)[1])
   r2, _ = model.per_example_losses(images, model._prepare(images)[1])
@@ -95,8 +84,8 @@ def test_random_noise_differs_between_calls_and_steps():
 
 def test_generate_uses_only_the_decoder():
   """Samples come from the prior through the decoder, never from the encoder."""
-  model = draw_tf.DrawModel(**TINY)
-  _perturb_weights(model)
+  model = helpers.tiny_model()
+  helpers.perturb_weights(model)
   noise = np.random.default_rng(1).normal(size=(5, 3, 4)).astype(np.float32)
   before = model.generate(noise=noise)
   for v in model.cell.encoder.weights + model.cell.posterior_head.weights + model.cell.reader.weights:
@@ -112,8 +101,8 @@ def test_generate_uses_only_the_decoder():
 
 def test_generate_equals_decoder_recursion_by_hand():
   """images = sigmoid(sum_t write(h_dec_t)) with h_dec_t = LSTM(h_dec_{t-1}, z_t)."""
-  model = draw_tf.DrawModel(**TINY)
-  _perturb_weights(model)
+  model = helpers.tiny_model()
+  helpers.perturb_weights(model)
   w = _weights(model)
   noise = np.random.default_rng(2).normal(size=(2, 3, 4))
   out = model.generate(noise=noise.astype(np.float32))
@@ -131,7 +120,7 @@ def test_generate_equals_decoder_recursion_by_hand():
 
 
 def test_generate_seed_is_reproducible():
-  model = draw_tf.DrawModel(**TINY)
+  model = helpers.tiny_model()
   a, b = model.generate(4, seed=3), model.generate(4, seed=3)
   np.testing.assert_array_equal(a.images, b.images)
   assert np.abs(model.generate(4, seed=4).images - a.images).max() > 0
@@ -142,9 +131,8 @@ def test_training_lowers_the_bound_by_30_percent(attention):
   """On 64 fixed binary images a tiny model learns: nll_bound drops >= 30%."""
   keras.utils.set_random_seed(0)
   images = _binary_images(64, (12, 10, 1))
-  model = draw_tf.DrawModel(**{**TINY, "num_steps": 4, "encoder_units": 32,
-                               "decoder_units": 32, "latent_dim": 8},
-                            read_attention=attention, write_attention=attention)
+  model = helpers.tiny_model(num_steps=4, encoder_units=32, decoder_units=32, latent_dim=8,
+                             read_attention=attention, write_attention=attention)
   model.compile(optimizer=keras.optimizers.Adam(3e-3))
   first = model.evaluate(images, batch_size=64, verbose=0, return_dict=True)["nll_bound"]
   model.fit(images, batch_size=32, epochs=150, verbose=0)
@@ -155,7 +143,7 @@ def test_training_lowers_the_bound_by_30_percent(attention):
 
 def test_metrics_are_the_negative_elbo_terms():
   """evaluate() on fixed noise reports the per-image means of recon, kl and their sum."""
-  model = draw_tf.DrawModel(**TINY)
+  model = helpers.tiny_model()
   model.compile(optimizer="adam")
   images = _binary_images(8, (12, 10, 1))
   noise = np.random.default_rng(0).normal(size=(8, 3, 4)).astype(np.float32)
@@ -169,7 +157,7 @@ def test_metrics_are_the_negative_elbo_terms():
 
 
 def test_fit_accepts_image_label_tuples():
-  model = draw_tf.DrawModel(**TINY)
+  model = helpers.tiny_model()
   model.compile(optimizer="adam")
   ds = tf.data.Dataset.from_tensor_slices(
       (_binary_images(8, (12, 10, 1)), np.arange(8))).batch(4)
@@ -178,8 +166,8 @@ def test_fit_accepts_image_label_tuples():
 
 
 def test_save_load_and_config_roundtrip_give_identical_generation(tmp_path):
-  model = draw_tf.DrawModel(**TINY, read_attention=False)
-  _perturb_weights(model)
+  model = helpers.tiny_model(read_attention=False)
+  helpers.perturb_weights(model)
   noise = np.random.default_rng(0).normal(size=(3, 3, 4)).astype(np.float32)
   want = model.generate(noise=noise).images
   path = str(tmp_path / "m.keras")
@@ -187,14 +175,12 @@ def test_save_load_and_config_roundtrip_give_identical_generation(tmp_path):
   loaded = keras.models.load_model(path)
   assert isinstance(loaded, draw_tf.DrawModel)
   np.testing.assert_array_equal(loaded.generate(noise=noise).images, want)
-  clone = draw_tf.DrawModel.from_config(model.get_config())
-  assert clone.get_config() == model.get_config()
-  clone.set_weights(model.get_weights())
+  clone = helpers.assert_layer_round_trip(model, noise, call=lambda m, n: m.generate(noise=n).images)
   np.testing.assert_array_equal(clone.generate(noise=noise).images, want)
 
 
 def test_bad_inputs_give_clear_errors():
-  model = draw_tf.DrawModel(**TINY)
+  model = helpers.tiny_model()
   model.compile(optimizer="adam")
   good = _binary_images(4, (12, 10, 1))
   with pytest.raises(ValueError, match=r"images\[\.\.\., None\]"):
@@ -217,8 +203,8 @@ def test_bad_inputs_give_clear_errors():
 
 def test_xla_step_computes_the_same_losses_and_gradients():
   """compile(jit_compile=True) wraps forward+gradient in XLA without changing them."""
-  model = draw_tf.DrawModel(**TINY)
-  _perturb_weights(model)
+  model = helpers.tiny_model()
+  helpers.perturb_weights(model)
   model.compile(optimizer="adam", jit_compile=True)
   assert model.jit_step
   rng = np.random.default_rng(5)
@@ -251,9 +237,9 @@ def test_xla_step_computes_the_same_losses_and_gradients():
 def test_mixed_precision_computes_the_same_losses_and_gradients(policy, low, recon_rtol, kl_rtol,
                                                                 grad_rtol):
   """dtype=mixed_* runs the LSTM matmuls in low precision and keeps losses float32."""
-  kwargs = dict(TINY, num_steps=8, encoder_units=32, decoder_units=32)
+  kwargs = helpers.tiny_model_kwargs(num_steps=8, encoder_units=32, decoder_units=32)
   full = draw_tf.DrawModel(**kwargs)
-  _perturb_weights(full, scale=0.1)
+  helpers.perturb_weights(full, scale=0.1)
   mixed = draw_tf.DrawModel(**kwargs, dtype=policy)
   mixed.set_weights(full.get_weights())
   assert mixed.cell.encoder.compute_dtype == low and mixed.cell.decoder.compute_dtype == low

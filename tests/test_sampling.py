@@ -4,20 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import draw_tf
 from draw_tf import sampling
+from tests import helpers
 
-TINY = dict(image_shape=(12, 10, 1), num_steps=6, latent_dim=4, encoder_units=8,
-            decoder_units=8, read_size=2, write_size=3)
 
 
 def _perturbed_model(seed=0, **kwargs):
-  """A tiny model with random non-zero weights, so every term matters."""
-  model = draw_tf.DrawModel(**{**TINY, **kwargs})
-  rng = np.random.default_rng(seed)
-  for v in model.trainable_variables:
-    v.assign(v.numpy() + rng.normal(scale=0.3, size=v.shape).astype(np.float32))
-  return model
+  """A tiny model (T = 6) with random non-zero weights, so every term matters."""
+  return helpers.perturb_weights(helpers.tiny_model(**{"num_steps": 6, **kwargs}), seed=seed)
 
 
 @pytest.mark.parametrize("write_attention,channels", [(True, 1), (False, 1), (True, 3)])

@@ -20,10 +20,9 @@ from draw_tf import train_lib
 from draw_tf.errors import ConfigError, WorkdirConfigMismatchError
 from draw_tf import variants
 from draw_tf.cell import DrawState
+from tests import helpers
 from tests import numpy_reference as ref
 
-TINY = dict(image_shape=(12, 10, 1), num_steps=3, latent_dim=4, encoder_units=8,
-            decoder_units=8, read_size=2, write_size=3, conv_filters=3)
 SWITCH_DEFAULTS = dict(encoder_sees_decoder=True, read_inputs="image_and_error",
                        read_features="pixels", conv_concat_image=True, encoder="lstm",
                        prior="standard")
@@ -60,10 +59,9 @@ def _weights(model):
   return {k: _np(v) for k, v in w.items()}
 
 
-def _perturb(model, scale=0.3, seed=0):
-  rng = np.random.default_rng(seed)
-  for v in model.trainable_variables:
-    v.assign(v.numpy() + rng.normal(scale=scale, size=v.shape).astype(np.float32))
+def _model(**switches):
+  """The tiny model of tests/helpers.py with 3 conv filters and ``switches``."""
+  return helpers.tiny_model(conv_filters=3, **switches)
 
 
 def _data(batch=2, steps=3, seed=3):
@@ -85,8 +83,8 @@ def _data(batch=2, steps=3, seed=3):
 ], ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
 def test_variant_losses_match_numpy(switches):
   """recon and KL equal the NumPy transcription of the variant on fixed noise."""
-  model = draw_tf.DrawModel(**{**TINY, **switches})
-  _perturb(model)
+  model = _model(**switches)
+  helpers.perturb_weights(model)
   steps = switches.get("num_steps", 3)
   images, noise = _data(steps=steps)
   recon, kl = model.per_example_losses(tf.constant(images), tf.constant(noise))
@@ -115,8 +113,8 @@ def test_encoder_without_decoder_feedback_is_independent_of_h_dec(encoder):
   """
   images, _ = _data()
   for sees in (False, True):
-    model = draw_tf.DrawModel(**TINY, read_attention=False, encoder=encoder, encoder_sees_decoder=sees)
-    _perturb(model)
+    model = _model(read_attention=False, encoder=encoder, encoder_sees_decoder=sees)
+    helpers.perturb_weights(model)
     a = _state(model.cell, 2, seed=0)
     b = a._replace(h_dec=a.h_dec + 1.0)
     mu_a, log_sd_a = model.cell.infer(images, a)[:2]
@@ -134,9 +132,9 @@ def test_read_inputs_error_only_and_image_only(read_attention):
   rng = np.random.default_rng(0)
   x1, x2, x_hat = (tf.constant(rng.uniform(size=(2, 12, 10, 1)).astype(np.float32)) for _ in range(3))
   h = tf.constant(rng.normal(size=(2, 8)).astype(np.float32))
-  error_only = draw_tf.DrawModel(**TINY, read_inputs="error_only", read_attention=read_attention).cell
-  image_only = draw_tf.DrawModel(**TINY, read_inputs="image_only", read_attention=read_attention).cell
-  paper = draw_tf.DrawModel(**TINY, read_attention=read_attention).cell
+  error_only = _model(read_inputs="error_only", read_attention=read_attention).cell
+  image_only = _model(read_inputs="image_only", read_attention=read_attention).cell
+  paper = _model(read_attention=read_attention).cell
   np.testing.assert_array_equal(error_only.read(x1, x_hat, h), error_only.read(x2, x_hat, h))
   np.testing.assert_array_equal(image_only.read(x1, x_hat, h), image_only.read(x1, x2, h))
   # Each reads exactly its input as the paper's read does: half of the paper's glimpse.
@@ -152,8 +150,8 @@ def test_read_inputs_error_only_and_image_only(read_attention):
 @pytest.mark.parametrize("concat", [True, False])
 def test_conv_read_features_read_the_feature_maps(concat):
   """read_features=conv reads two ReLU 3x3 convolutions of [x, x_hat] (and the raw inputs if concat)."""
-  model = draw_tf.DrawModel(**TINY, read_features="conv", conv_concat_image=concat, read_attention=False)
-  _perturb(model)
+  model = _model(read_features="conv", conv_concat_image=concat, read_attention=False)
+  helpers.perturb_weights(model)
   w = _weights(model)
   rng = np.random.default_rng(1)
   x, x_hat = rng.uniform(size=(2, 12, 10, 1))
@@ -168,8 +166,8 @@ def test_conv_read_features_read_the_feature_maps(concat):
 
 def test_conv_encoder_replaces_the_encoder_lstm():
   """encoder=conv: no encoder LSTM weights, and q(z_t) does not depend on h_enc_{t-1}."""
-  model = draw_tf.DrawModel(**TINY, encoder="conv")
-  _perturb(model)
+  model = _model(encoder="conv")
+  helpers.perturb_weights(model)
   assert not any(isinstance(layer, draw_tf.LSTMCell) and layer.name == "encoder"
                  for layer in model.cell._flatten_layers())
   images, _ = _data()
@@ -181,13 +179,13 @@ def test_conv_encoder_replaces_the_encoder_lstm():
 def test_learned_prior_kl_and_generation_follow_the_prior():
   """prior=learned: the KL is the closed-form Gaussian KL against p(z_t | h_dec_{t-1}),
   it starts as N(0, I), and generation samples z_t = mu^p + sd^p * eps from it."""
-  model = draw_tf.DrawModel(**TINY, prior="learned")
+  model = _model(prior="learned")
   images, noise = _data()
   # At initialisation the learned prior is N(0, I) whatever h_dec is.
   out = model.unroll(tf.constant(images), tf.constant(noise))
   np.testing.assert_array_equal(out["prior_mu"], 0.0)
   np.testing.assert_array_equal(out["prior_log_sd"], 0.0)
-  _perturb(model)
+  helpers.perturb_weights(model)
   out = model.unroll(tf.constant(images), tf.constant(noise))
   _, kl = model.per_example_losses(tf.constant(images), tf.constant(noise))
   mu, log_sd = (np.asarray(out[k], np.float64) for k in ("mu", "log_sd"))
@@ -215,8 +213,8 @@ def test_learned_prior_kl_and_generation_follow_the_prior():
 def test_beta_weights_only_the_reconstruction_and_nll_bound_stays_unweighted():
   """beta=2: loss = 2 L_x + L_z, nll_bound = L_x + L_z, and the gradient is that of the loss."""
   images, noise = _data(batch=4)
-  model = draw_tf.DrawModel(**TINY, beta=2.0)
-  _perturb(model)
+  model = _model(beta=2.0)
+  helpers.perturb_weights(model)
   model.compile(optimizer=keras.optimizers.SGD(0.0))
   logs = model.evaluate({"images": images, "noise": noise}, batch_size=4, verbose=0, return_dict=True)
   recon, kl = (np.asarray(v, np.float64) for v in model.per_example_losses(images, noise))
@@ -233,7 +231,7 @@ def test_beta_weights_only_the_reconstruction_and_nll_bound_stays_unweighted():
 def test_one_step_model_trains():
   """T = 1 (a one-shot VAE): a training step lowers the bound on its batch, and it generates."""
   images, noise = _data(batch=4, steps=1)
-  model = draw_tf.DrawModel(**{**TINY, "num_steps": 1})
+  model = _model(num_steps=1)
   model.compile(optimizer=keras.optimizers.Adam(1e-2))
   before = np.mean(model.per_example_losses(images, noise)[0])
   for _ in range(3):
@@ -263,8 +261,8 @@ def test_default_config_switches_are_the_model_defaults():
     dict(encoder="conv", read_inputs="image_only"),
 ])
 def test_switches_survive_keras_save_and_load(tmp_path, switches):
-  model = draw_tf.DrawModel(**TINY, **switches)
-  _perturb(model)
+  model = _model(**switches)
+  helpers.perturb_weights(model)
   images, noise = _data()
   path = str(tmp_path / "model.keras")
   model.save(path)
@@ -278,7 +276,7 @@ def test_switches_survive_keras_save_and_load(tmp_path, switches):
 
 def test_fused_sampler_and_export_refuse_the_learned_prior(tmp_path):
   from export import export_lib  # pylint: disable=g-import-not-at-top
-  model = draw_tf.DrawModel(**TINY, prior="learned")
+  model = _model(prior="learned")
   noise = np.zeros((1, 3, 4), np.float32)
   with pytest.raises(ConfigError, match="generate"):
     sampling.decode_fused(model, noise)
@@ -291,7 +289,7 @@ def test_fused_sampler_and_export_refuse_the_learned_prior(tmp_path):
                                        ("encoder", "gru"), ("prior", "vamp"), ("beta", 0.0)])
 def test_bad_switch_values_fail_clearly(key, value):
   with pytest.raises(ConfigError, match=key):
-    draw_tf.DrawModel(**TINY, **{key: value})
+    _model(**{key: value})
 
 
 def test_resuming_a_run_from_before_the_switches(tmp_path):
@@ -312,8 +310,8 @@ def test_resuming_a_run_from_before_the_switches(tmp_path):
 def test_importance_weights_use_the_learned_prior():
   """log w = log p(x|z) + log p(z | h_dec) - log q(z | x), with p the learned prior (NumPy densities)."""
   from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
-  model = draw_tf.DrawModel(**TINY, prior="learned")
-  _perturb(model)
+  model = _model(prior="learned")
+  helpers.perturb_weights(model)
   images, noise = _data()
   log_w, recon, _ = evaluate.iw_log_weights(model, tf.constant(images), tf.constant(noise))
   out = model.unroll(tf.constant(images), tf.constant(noise))

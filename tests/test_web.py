@@ -23,6 +23,7 @@ import time
 import numpy as np
 import pytest
 
+from export import contract
 from export import sampler as sampler_lib
 from export import web_export
 from tests.conftest import run_module
@@ -88,7 +89,7 @@ def _python_litert(path, noise, repeats=20):
   outputs stacked over the noise rows, and the median ms per image."""
   with open(path, "rb") as f:
     runner = sampler_lib.tflite_interpreter(f.read(), path, num_threads=1).get_signature_runner(
-        sampler_lib.GENERATE)
+        contract.GENERATE)
   rows = [runner(noise=noise[i:i + 1]) for i in range(len(noise))]
   times = []
   for _ in range(repeats):
@@ -96,7 +97,7 @@ def _python_litert(path, noise, repeats=20):
       start = time.perf_counter()
       runner(noise=noise[i:i + 1])
       times.append(1000 * (time.perf_counter() - start))
-  outs = sampler_lib.Samples(*(np.concatenate([r[k] for r in rows]) for k in sampler_lib.OUTPUTS))
+  outs = sampler_lib.Samples(*(np.concatenate([r[k] for r in rows]) for k in contract.OUTPUTS))
   return outs, float(np.median(times))
 
 
@@ -130,9 +131,9 @@ def test_page_draws_the_same_pictures_as_python_litert(web_folder, server, tmp_p
     assert "error" not in got, got
     assert got["n"] == NUM_IMAGES
     browser = sampler_lib.Samples(*(np.asarray(got[k], np.float32).reshape(shapes[k])
-                                    for k in sampler_lib.OUTPUTS))
+                                    for k in contract.OUTPUTS))
     want, python_ms = _python_litert(os.path.join(web_folder, entry["file"]), noise)
-    diffs = {k: float(np.max(np.abs(a - b))) for k, a, b in zip(sampler_lib.OUTPUTS, browser, want)}
+    diffs = {k: float(np.max(np.abs(a - b))) for k, a, b in zip(contract.OUTPUTS, browser, want)}
     browser_ms = float(np.median(got["msPerImage"]))
     report.append(f"{entry['quantization']}: max abs diff browser vs Python LiteRT {diffs}; "
                   f"ms per image: browser {browser_ms:.2f}, Python LiteRT {python_ms:.2f}")

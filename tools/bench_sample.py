@@ -21,17 +21,12 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
 import numpy as np
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir; default: a random paper-size model.")

@@ -29,9 +29,9 @@ from absl import flags
 
 from draw_tf import data
 from draw_tf import diagnostics
+from draw_tf import DrawModel
 from draw_tf import evaluate
 from draw_tf import filterbank as fb
-from draw_tf.model import DrawModel
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir.")

@@ -28,14 +28,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

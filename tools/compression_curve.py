@@ -1,6 +1,6 @@
 """The conceptual-compression curve of a trained DRAW beside JPEG (Pillow) at matched sizes.
 
-  PYTHONPATH=. python tools/compression_curve.py --workdir=DIR --steps=1,2,4,8,16,32,64 \
+  python tools/compression_curve.py --workdir=DIR --steps=1,2,4,8,16,32,64 \
       --out=runs/compression [--num_images=0] [--quant_step=0.5]
 
 For each K: the mean bits per test image (ideal code length of the quantised
@@ -13,13 +13,10 @@ See :mod:`draw_tf.compress`.
 
 import json
 import os
-import sys
 import time
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from draw_tf import compress  # noqa: E402
 from draw_tf import evaluate  # noqa: E402
