@@ -48,6 +48,7 @@ import draw_tf
 from draw_tf import fileio
 from draw_tf import progress
 from draw_tf import sampling
+from draw_tf import workdir as workdir_lib
 from draw_tf.errors import UsageError
 from export import sampler as sampler_lib
 
@@ -120,7 +121,7 @@ def check_output_dir(output_dir, workdir: str | None = None) -> str:
 def load_model(workdir: str):
   """Restores the :class:`draw_tf.DrawModel` of a training workdir.
 
-  Uses ``draw_tf.evaluate.load_model_from_workdir`` (the latest checkpoint of a
+  Uses ``draw_tf.workdir.load_model_from_workdir`` (the latest checkpoint of a
   ``draw-train`` workdir); a folder holding a ``model.keras`` file (a model saved
   with ``model.save``) also works. Export never imports the training loop.
 
@@ -131,10 +132,9 @@ def load_model(workdir: str):
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"--workdir={workdir}: no such folder.")
   keras_file = os.path.join(workdir, "model.keras")
-  from draw_tf.evaluate import load_model_from_workdir  # pylint: disable=g-import-not-at-top
   model = None
   if os.path.isdir(os.path.join(workdir, "checkpoints")):
-    model = load_model_from_workdir(workdir)
+    model = workdir_lib.load_model_from_workdir(workdir)
   if model is None:
     if not os.path.isfile(keras_file):
       raise FileNotFoundError(

@@ -22,8 +22,8 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from draw_tf import compress  # noqa: E402
-from draw_tf import evaluate  # noqa: E402
 from draw_tf import progress  # noqa: E402
+from draw_tf import workdir as workdir_lib  # noqa: E402
 from draw_tf.fileio import write_json  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -43,7 +43,7 @@ def main(argv):
   progress.set_verbosity(FLAGS.verbose)
   start = time.time()
   load = os.getloadavg()
-  model = evaluate.load_model_from_workdir(FLAGS.workdir)
+  model = workdir_lib.load_model_from_workdir(FLAGS.workdir)
   images = compress.test_images(FLAGS.workdir, FLAGS.num_images)
   steps = [int(s) for s in FLAGS.steps if int(s) <= model.num_steps]
   rows = compress.compression_curve(model, images, steps, FLAGS.quant_step, FLAGS.seed)

@@ -38,6 +38,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from draw_tf import workdir as workdir_lib  # noqa: E402
+
 MOMENTS = ("random", "writing", "after_save")
 
 
@@ -89,8 +91,7 @@ def _run_and_kill(cmd, env, moment, rng, expected_seconds):
 
 
 def _weights(workdir):
-  from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
-  return evaluate.load_model_from_workdir(workdir).get_weights()
+  return workdir_lib.load_model_from_workdir(workdir).get_weights()
 
 
 def main(argv):
