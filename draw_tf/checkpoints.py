@@ -90,6 +90,11 @@ def real(damaged: list) -> list:
   return [d for d in damaged if d[2] != UNFINISHED]
 
 
+def describe(damaged: list) -> str:
+  """``"ckpt-12: no .index file; ckpt-10: unreadable (...)"``: the damaged checkpoints, for a message."""
+  return "; ".join(f"{os.path.basename(prefix)}: {what}" for prefix, _, what in damaged)
+
+
 def set_aside(checkpoint_dir: str, damaged: list) -> list:
   """Moves damaged checkpoints' files into ``checkpoint_dir/damaged/`` (never deletes).
 

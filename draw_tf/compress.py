@@ -29,7 +29,7 @@ Decoding (:func:`decode`): the same ``z_1..z_K`` from the codes, then
 
 Example::
 
-    model = evaluate.load_model_from_workdir("/tmp/draw")
+    model = workdir.load_model_from_workdir("/tmp/draw")
     codes = compress.encode(model, images, num_steps=8, quant_step=0.5)
     recon = compress.decode(model, codes["codes"], quant_step=0.5, seed=0)
 """
@@ -45,10 +45,13 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from draw_tf import data
 from draw_tf import inputs as input_checks
 from draw_tf import progress
 from draw_tf import seeds
 from draw_tf import unroll
+from draw_tf import visualize
+from draw_tf import workdir as workdir_lib
 from draw_tf.errors import ConfigError
 from draw_tf.fileio import atomic_path
 
@@ -248,8 +251,7 @@ def jpeg_sizes_and_errors(images: np.ndarray, quality: int) -> tuple:
 
 def test_images(workdir: str, num_images: int = 0) -> np.ndarray:
   """The first ``num_images`` (0 = all) test images of a workdir's dataset, binarised as in its evaluation."""
-  from draw_tf import data, evaluate  # pylint: disable=g-import-not-at-top
-  config = evaluate.load_config(workdir)
+  config = workdir_lib.load_config(workdir)
   _, test, _ = data.load_splits(config.data)
   images = test.images[:num_images] if num_images else test.images
   return images.astype(np.float32) / float(test.max_value)
@@ -262,9 +264,8 @@ def compress_workdir(workdir: str, num_steps: int, out: str, quant_step: float =
   Returns:
     dict with ``num_images``, ``steps``, ``quant_step`` and ``bits_per_image`` (mean).
   """
-  from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
   _check_out(out)
-  model = evaluate.load_model_from_workdir(workdir)
+  model = workdir_lib.load_model_from_workdir(workdir)
   codes = encode(model, test_images(workdir, num_images), num_steps, quant_step)
   save_codes(out, codes, num_steps, quant_step, workdir, model_fingerprint(model))
   return {"num_images": int(codes["codes"].shape[0]), "steps": int(num_steps), "quant_step": quant_step,
@@ -278,12 +279,11 @@ def decompress_file(workdir: str, codes_path: str, out: str, seed: int = 0) -> d
     dict with ``num_images``, ``steps`` and ``mse`` against the coded test
     images (per pixel, mean over images).
   """
-  from draw_tf import evaluate, visualize  # pylint: disable=g-import-not-at-top
   if not out.endswith((".npy", ".png")):
     raise ConfigError(f"--out must end in .npy or .png, got {out!r}.")
   _check_out(out)
   codes = load_codes(codes_path)
-  model = evaluate.load_model_from_workdir(workdir)
+  model = workdir_lib.load_model_from_workdir(workdir)
   fingerprint = model_fingerprint(model)
   if codes["model_sha256"] != fingerprint:
     raise ConfigError(

@@ -4,7 +4,7 @@
 
 Prints one JSON line and writes ``WORKDIR/eval.json``. Also runnable as
 ``python -m draw_tf.eval_main``; the work is in
-:func:`draw_tf.evaluate.evaluate_workdir`.
+:func:`draw_tf.eval_lib.evaluate_workdir`.
 """
 
 import json
@@ -14,8 +14,10 @@ from absl import app
 from absl import flags
 
 from draw_tf import cli
-from draw_tf import evaluate
+from draw_tf import eval_lib
 from draw_tf import progress
+from draw_tf import tasks
+from draw_tf import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (with checkpoints/).")
 _IW_SAMPLES = flags.DEFINE_integer(
@@ -36,26 +38,16 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   progress.set_verbosity(_VERBOSE.value)
   with cli.user_errors("draw-eval"):
-    result = evaluate.evaluate_workdir(_WORKDIR.value, _IW_SAMPLES.value, _SPLIT.value,
+    result = eval_lib.evaluate_workdir(_WORKDIR.value, _IW_SAMPLES.value, _SPLIT.value,
                                        _BATCH_SIZE.value or None, _SEED.value, write=False)
     # The result first: a workdir that cannot take eval.json (read-only) still shows it.
     print(json.dumps(result, sort_keys=True), flush=True)
-    evaluate.write_eval_json(os.path.abspath(_WORKDIR.value), result)
+    eval_lib.write_eval_json(os.path.abspath(_WORKDIR.value), result)
   workdir = os.path.abspath(_WORKDIR.value)
-  if "nll_bound" in result:
-    summary = f"nll_bound {result['nll_bound']:.2f} nats per image"
-    if "iw_bound" in result:
-      summary += f", iw_bound {result['iw_bound']:.2f} with K = {result['iw_samples']}"
-    picture = "samples.png"
-  else:
-    summary = f"{result['split']} error {100.0 - 100.0 * result['accuracy']:.2f}%"
-    picture = "glimpses.gif"
-  progress.handoff("draw-eval", [f"{os.path.join(workdir, evaluate.EVAL_FILE)} ({summary}, "
+  task = tasks.get(workdir_lib.load_config(workdir))
+  progress.handoff("draw-eval", [f"{os.path.join(workdir, eval_lib.EVAL_FILE)} ({task.eval_summary(result)}, "
                                  f"{result['num_examples']:,} {result['split']} examples, step {result['step']})"],
-                   [f"draw-sample --model={workdir} --out={os.path.join(workdir, picture)}"]
-                   + ([f"draw-export --workdir={workdir} --output_dir={workdir}/export"]
-                      if "nll_bound" in result else []))
-
+                   task.next_commands(workdir))
 
 def run():
   """Console-script entry point."""

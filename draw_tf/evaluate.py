@@ -1,8 +1,8 @@
-"""Evaluation: the test-set NLL bound and the importance-weighted bound.
+"""Evaluation of a model over a split: the NLL bound, the importance-weighted bound, test error.
 
-``evaluate_workdir(workdir, iw_samples=K)`` restores the latest checkpoint of a
-training workdir, runs over every example of a split and writes
-``workdir/eval.json``:
+:func:`evaluate_split` runs a :class:`DrawModel` over every example of a split
+(``draw-eval``'s numbers; :func:`draw_tf.eval_lib.evaluate_workdir` calls it on
+a workdir's latest checkpoint and writes ``workdir/eval.json``):
 
 * ``nll_bound``: mean over examples of the negative ELBO
   ``L = L_x + L_z`` (analytic KL), in nats per image; ``recon`` and ``kl`` are
@@ -20,109 +20,31 @@ With ``config.model.likelihood = "discretized_logistic"`` (8-bit images) the
 bounds are also given in bits per dimension (``bits_per_dim``,
 ``iw_bits_per_dim``): nats / (H * W * C * ln 2).
 
-A classifier workdir (``config.task = "classify"``) gets ``test_error_percent``,
-``accuracy`` and ``loss`` (mean cross-entropy, nats) instead.
+A classifier (:class:`DrawClassifier`, ``config.task = "classify"``) gets
+``test_error_percent``, ``accuracy`` and ``loss`` (mean cross-entropy, nats)
+from :func:`classification_error` instead.
 
 Example::
 
-    result = evaluate.evaluate_workdir("/tmp/quick", iw_samples=10)
+    result = evaluate.evaluate_split(model, test_split, iw_samples=10)
     print(result["nll_bound"], result["iw_bound"])
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import time
 
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from draw_tf import checkpoints
 from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import losses
 from draw_tf import progress
 from draw_tf import seeds
 from draw_tf import unroll
-from draw_tf.errors import ConfigError, NoCheckpointError
-from draw_tf.fileio import write_json
-from draw_tf.classifier import DrawClassifier, save_glimpse_gif
+from draw_tf.classifier import DrawClassifier
 from draw_tf.model import DrawModel
-
-
-EVAL_FILE = "eval.json"
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The resolved config a training run wrote to ``workdir/config.json``.
-
-  Raises:
-    NoCheckpointError: ``workdir`` holds no training run.
-  """
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise NoCheckpointError(
-        f"{workdir} is not a training workdir (no config.json). Train one first: "
-        f"draw-train --config=configs/mnist_quick.py --workdir={workdir}")
-  try:
-    with open(path) as f:
-      return ml_collections.ConfigDict(json.load(f))
-  except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError; not a JSON object
-    raise ConfigError(
-        f"{path} is damaged ({type(e).__name__}: {e}); it should hold the run's resolved config. "
-        "Restore it from a copy, or train in a new --workdir.") from None
-
-
-def latest_checkpoint(workdir: str) -> str:
-  """Path prefix of the newest good checkpoint in ``workdir/checkpoints``.
-
-  Damaged checkpoints (unreadable, half-written) are skipped and named in the log
-  (:mod:`draw_tf.checkpoints`).
-
-  Raises:
-    NoCheckpointError: there is none, or every one is damaged.
-  """
-  checkpoint_dir = os.path.join(workdir, "checkpoints")
-  path, damaged = checkpoints.newest_good_checkpoint(checkpoint_dir)
-  if path is None and checkpoints.real(damaged):
-    raise NoCheckpointError(
-        f"Every checkpoint in {checkpoint_dir} is damaged: "
-        + "; ".join(f"{os.path.basename(p)}: {what}" for p, _, what in damaged) + ".")
-  if path is None:
-    raise NoCheckpointError(
-        f"No checkpoint in {os.path.join(workdir, 'checkpoints')}. Train first "
-        f"(draw-train --config=CONFIG --workdir={workdir}); a run saves every "
-        "train.checkpoint_every_steps steps and at each epoch end.")
-  return path
-
-
-def is_classifier(config) -> bool:
-  """Whether a resolved config trains a :class:`DrawClassifier` (``task = "classify"``)."""
-  return config.get("task", "generate") == "classify"
-
-
-def load_model_from_workdir(workdir: str, checkpoint: str | None = None):
-  """Builds the model of a training workdir and restores its latest checkpoint.
-
-  Returns:
-    The :class:`DrawModel` (or, for ``task = "classify"``, the
-    :class:`DrawClassifier`) with the latest checkpoint's weights (not compiled).
-
-  Args:
-    workdir: a folder written by ``draw-train``.
-    checkpoint: the checkpoint to restore (default: :func:`latest_checkpoint`).
-
-  Raises:
-    NoCheckpointError: no ``config.json`` or no good checkpoint in ``workdir``.
-  """
-  config = load_config(workdir)
-  path = checkpoint or latest_checkpoint(workdir)
-  model = (DrawClassifier if is_classifier(config) else DrawModel)(**config.model)
-  tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
-  return model
 
 
 def iw_log_weights(model: DrawModel, images, noise):
@@ -264,82 +186,3 @@ def reconstruct(model: DrawModel, images, noise):
 
   canvases, windows = run(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(noise, tf.float32))
   return canvases.numpy(), windows.numpy()
-
-
-def write_glimpse_gif(workdir: str, out: str, num: int = 16, split: str = "test") -> dict:
-  """Writes a GIF of a classifier workdir's glimpses over the first ``num`` images of a split.
-
-  Each frame shows the images with that glimpse's ``N x N`` window drawn as
-  a box (centre +- N / 2 * stride); the last frame shows the images alone.
-
-  Returns:
-    dict with ``labels``, ``predictions`` (lists of ints) and ``windows``
-    (``[num, G, 4]`` NumPy array).
-
-  Raises:
-    NoCheckpointError: not a training workdir, or no checkpoint.
-    ValueError: the workdir holds a DRAW generator, not a classifier.
-  """
-  config = load_config(workdir)
-  if not is_classifier(config):
-    raise ValueError(f"{workdir} holds a DRAW generator; glimpse pictures need a classifier workdir "
-                     "(config.task = 'classify').")
-  model = load_model_from_workdir(workdir)
-  train, test, _ = data.load_splits(config.data)
-  chosen = (test if split == "test" else train).head(num)
-  logits, windows = save_glimpse_gif(model, chosen.images / chosen.max_value, out)
-  return {"labels": [int(v) for v in chosen.labels], "predictions": [int(v) for v in logits.argmax(-1)],
-          "windows": windows}
-
-
-def write_eval_json(workdir: str, result: dict) -> str:
-  """Writes ``result`` to ``workdir/eval.json`` atomically; returns the path."""
-  path = os.path.join(workdir, EVAL_FILE)
-  write_json(path, result)
-  return path
-
-
-def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", batch_size: int | None = None,
-                     seed: int = 0, write: bool = True) -> dict:
-  """Evaluates a training workdir's latest checkpoint; writes ``workdir/eval.json``.
-
-  Args:
-    workdir: a training workdir.
-    iw_samples: ``K`` for the importance-weighted bound (1: ELBO only).
-    split: ``test`` or ``train``.
-    batch_size: rollouts per forward pass (default ``config.eval.batch_size``).
-    seed: noise seed.
-    write: write ``eval.json`` (``draw-eval`` prints the result first, then writes).
-
-  Returns:
-    The dict written to ``eval.json`` (nll_bound, recon, kl, num_examples,
-    iw_bound and iw_samples when K > 1, plus step, split, dataset, data
-    source, checkpoint, seconds).
-
-  Raises:
-    NoCheckpointError: the workdir has no checkpoint.
-  """
-  if split not in ("test", "train"):
-    raise ValueError(f"split must be 'test' or 'train', got {split!r}.")
-  start = time.time()
-  workdir = os.path.abspath(workdir)
-  config = load_config(workdir)
-  checkpoint = latest_checkpoint(workdir)
-  model = load_model_from_workdir(workdir, checkpoint)
-  train, test, info = data.load_splits(config.data)
-  chosen = test if split == "test" else (
-      data.binarize_once(train, seed=seeds.numpy_seed(config.data.seed, seeds.TRAIN_BINARIZATION))
-      if config.data.binarization == "dynamic" else train)
-  if is_classifier(config):
-    result = classification_error(model, chosen, batch_size or config.eval.batch_size)
-    if split == "train":
-      result["train_error_percent"] = result.pop("test_error_percent")
-  else:
-    result = evaluate_split(model, chosen, iw_samples, batch_size or config.eval.batch_size, seed,
-                            jit_compile=config.train.jit_compile)
-  step = int(os.path.basename(checkpoint).rsplit("-", 1)[-1])
-  result.update(split=split, step=step, checkpoint=checkpoint, dataset=info.name, data_source=info.source,
-                binarization=info.binarization, seed=seed, seconds=round(time.time() - start, 1))
-  if write:
-    write_eval_json(workdir, result)
-  return result

@@ -32,7 +32,6 @@ import time
 
 import keras
 import ml_collections
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -40,31 +39,12 @@ from draw_tf import checkpoints
 from draw_tf import config_check
 from draw_tf import data
 from draw_tf import diagnostics
-from draw_tf import visualize
-from draw_tf.classifier import DrawClassifier, save_glimpse_gif
-from draw_tf.errors import (ConfigError, NoCheckpointError, TrainingDivergedError, UsageError,
-                            WorkdirConfigMismatchError)
-from draw_tf.evaluate import load_model_from_workdir  # noqa: F401  (re-exported)
-from draw_tf.fileio import atomic_path, write_json
-from draw_tf.model import DrawModel
+from draw_tf import tasks
+from draw_tf import workdir as workdir_lib
+from draw_tf.errors import ConfigError, NoCheckpointError, TrainingDivergedError, UsageError
+from draw_tf.fileio import atomic_path
 
-CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
-# Config fields that only steer this invocation; they may change on resume.
-RUN_CONTROL_FIELDS = config_check.RUN_CONTROL_FIELDS
-# Training-only fields that may change on resume (logged, recorded in metrics.jsonl).
-RESUMABLE_CHANGES = config_check.RESUMABLE_CHANGES
-# Fields added to the configs after workdirs were first written, with the value
-# that computes what older runs computed: a workdir without the field matches it.
-ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli",
-                # The research-variant switches, at the paper's values.
-                "model.encoder_sees_decoder": True, "model.read_inputs": "image_and_error",
-                "model.read_features": "pixels", "model.conv_concat_image": True,
-                "model.conv_filters": 8, "model.encoder": "lstm", "model.prior": "standard",
-                "model.beta": 1.0,
-                # Runs before the window-init field started from the all-zero bias.
-                "model.window_init": "zero", "train.kl_warmup_steps": 0}
-TASKS = ("generate", "classify")
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -72,72 +52,6 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # ----------------------------------------------------------------------------
 # Config and workdir
-
-
-def _flatten(tree, prefix=""):
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value
-  return flat
-
-
-def config_to_dict(config: ml_collections.ConfigDict) -> dict:
-  """The config as plain JSON types (tuples become lists)."""
-  return json.loads(config.to_json())
-
-
-def read_config_json(path: str) -> dict:
-  """The config a workdir holds; a damaged ``config.json`` is a one-line ConfigError."""
-  try:
-    with open(path) as f:
-      old = json.load(f)
-  except ValueError as e:  # json.JSONDecodeError
-    raise ConfigError(
-        f"{path} is damaged ({e}); it should hold the run's resolved config. Restore it from a "
-        "copy, or train in a new --workdir.") from None
-  if not isinstance(old, dict):
-    raise ConfigError(f"{path} holds no config (a JSON {type(old).__name__}); restore it or use a new --workdir.")
-  return old
-
-
-def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> dict:
-  """Writes ``workdir/config.json``, or checks it equals ``config`` on resume.
-
-  Fields in :data:`RUN_CONTROL_FIELDS` may differ silently and those in
-  :data:`RESUMABLE_CHANGES` (training-only: learning rate, clip norm, epochs...)
-  may differ too; the new values are written.
-
-  Returns:
-    ``{field: [old, new]}`` of the resumable fields that changed (empty for a new run).
-
-  Raises:
-    WorkdirConfigMismatchError: the workdir holds a run with another config.
-    ConfigError: ``config.json`` is damaged.
-  """
-  path = os.path.join(workdir, CONFIG_FILE)
-  new = config_to_dict(config)
-  changes = {}
-  if os.path.exists(path):
-    old = read_config_json(path)
-    old_flat, new_flat = _flatten(old), _flatten(new)
-    old_flat = {**{k: v for k, v in ADDED_FIELDS.items() if k in new_flat}, **old_flat}
-    diffs = [k for k in sorted(set(old_flat) | set(new_flat))
-             if k not in RUN_CONTROL_FIELDS and old_flat.get(k, "<missing>") != new_flat.get(k, "<missing>")]
-    refused = [k for k in diffs if k not in RESUMABLE_CHANGES]
-    if refused:
-      lines = "\n".join(f"  {k}: {old_flat.get(k, '<missing>')!r} in the workdir, "
-                        f"{new_flat.get(k, '<missing>')!r} now" for k in refused)
-      raise WorkdirConfigMismatchError(
-          f"{workdir} holds a run with a different config ({path}):\n{lines}\n"
-          "Resume it with the same config and overrides, or train in a new --workdir. "
-          f"Only these fields may change on resume: {', '.join(RESUMABLE_CHANGES + RUN_CONTROL_FIELDS)}.")
-    changes = {k: [old_flat.get(k), new_flat.get(k)] for k in diffs}
-  if write:
-    write_json(path, new)
-  return changes
 
 
 def _check_config(config) -> None:
@@ -247,45 +161,6 @@ def make_optimizer(train_config, total_steps: int) -> keras.optimizers.Optimizer
   return keras.optimizers.Adam(
       learning_rate=schedule, beta_1=train_config.adam_beta1, beta_2=train_config.adam_beta2,
       global_clipnorm=train_config.grad_clip_norm or None)
-
-
-# ----------------------------------------------------------------------------
-# Pictures
-
-
-def write_samples(model: DrawModel, samples_dir: str, num_samples: int = 64,
-                  num_gif_samples: int = 16, seed: int = 0, tag: str | None = None) -> dict:
-  """Writes a PNG grid of prior samples and a GIF of the drawing sequence.
-
-  Args:
-    model: a (trained) DRAW.
-    samples_dir: output folder.
-    num_samples: images in the PNG grid.
-    num_gif_samples: images drawn in the GIF (the first of the grid's).
-    seed: prior-noise seed.
-    tag: optional suffix; also writes ``samples_{tag}.png``.
-
-  Returns:
-    ``{"png": path, "gif": path, "output": GenerateOutput}``.
-  """
-  out = model.generate(max(num_samples, num_gif_samples), seed=seed)
-  png = visualize.save_image_grid(out.images[:num_samples], os.path.join(samples_dir, "samples.png"))
-  if tag:
-    visualize.save_image_grid(out.images[:num_samples], os.path.join(samples_dir, f"samples_{tag}.png"))
-  windows = out.windows[:num_gif_samples] if model.cell.write_attention else None
-  gif = visualize.save_drawing_gif(out.canvases[:num_gif_samples], os.path.join(samples_dir, "drawing.gif"),
-                                   windows, write_size=model.cell.write_size)
-  return {"png": png, "gif": gif, "output": out}
-
-
-def _drawing_strip(canvases: np.ndarray, max_rows: int = 8, max_cols: int = 16) -> np.ndarray:
-  """``[1, rows * H, cols * W, 3]`` uint8: a few samples (rows) over evenly spaced steps."""
-  canvases = canvases[:max_rows]
-  steps = canvases.shape[1]
-  cols = np.unique(np.linspace(0, steps - 1, min(steps, max_cols)).round().astype(int))
-  frames = canvases[:, cols]  # [rows, cols, H, W, C]
-  rows = frames.reshape(-1, *frames.shape[2:])
-  return visualize.image_grid(rows, cols=len(cols))[None]
 
 
 # ----------------------------------------------------------------------------
@@ -455,13 +330,12 @@ class LatentUsageReader(keras.callbacks.Callback):
   chief-only :class:`Reporter` uses this Python copy instead.
   """
 
+  def __init__(self, task: tasks.Task):
+    super().__init__()
+    self.task = task
+
   def on_test_end(self, logs=None):
-    read_latent_usage(self.model)
-
-
-def read_latent_usage(model) -> None:
-  if isinstance(model, DrawModel):
-    model.latent_usage_last = model.latent_usage.summary()
+    self.task.read_latent_usage(self.model)
 
 
 class Reporter(keras.callbacks.Callback):
@@ -471,11 +345,12 @@ class Reporter(keras.callbacks.Callback):
   scalars come from the epoch's evaluation on the test split.
   """
 
-  def __init__(self, workdir: str, config, checkpointer: Checkpointer, test_split=None):
+  def __init__(self, workdir: str, config, checkpointer: Checkpointer, task: tasks.Task, test_split=None):
     super().__init__()
     self.workdir = workdir
     self.config = config
     self.checkpointer = checkpointer
+    self.task = task
     self.test_split = test_split  # classifier: images for the glimpse GIF
     tb = os.path.join(workdir, "tensorboard")
     self.train_writer = tf.summary.create_file_writer(os.path.join(tb, "train"))
@@ -525,21 +400,13 @@ class Reporter(keras.callbacks.Callback):
     step = self.step
     test = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
     train = {k: v for k, v in logs.items() if not k.startswith("val_")}
-    if "accuracy" in test:
-      test["error_percent"] = 100.0 * (1.0 - test["accuracy"])
+    test = self.task.test_metrics(test)
     if test:
       with self.test_writer.as_default(step=step):
         for key, value in test.items():
           tf.summary.scalar(key, value)
         tf.summary.scalar("epoch", epoch)
-      if "error_percent" in test:
-        logging.info("Step %d (epoch %d): test error %.2f %% (loss %.4f)", step, epoch,
-                     test["error_percent"], test.get("loss", float("nan")))
-      else:
-        logging.info("Step %d (epoch %d): test nll_bound %.2f nats (recon %.2f, kl %.2f, "
-                     "active units %d)", step, epoch, test.get("nll_bound", float("nan")),
-                     test.get("recon", float("nan")), test.get("kl", float("nan")),
-                     test.get("active_units", -1))
+      self.task.log_test(step, epoch, test)
     usage = {}
     if test and getattr(self.model, "latent_usage_last", None):
       usage = dict(self.model.latent_usage_last)
@@ -562,18 +429,8 @@ class Reporter(keras.callbacks.Callback):
 
   def pictures(self, step):
     self.last_picture_step = step
-    ev = self.config.eval
-    if isinstance(self.model, DrawClassifier):
-      split = self.test_split.head(ev.num_gif_samples)
-      save_glimpse_gif(self.model, split.images / split.max_value,
-                  os.path.join(self.workdir, "samples", "glimpses.gif"))
-      return
-    written = write_samples(self.model, os.path.join(self.workdir, "samples"), ev.num_samples,
-                            ev.num_gif_samples, ev.sample_seed, tag=f"step{step:07d}")
-    out = written["output"]
-    with self.train_writer.as_default(step=step):
-      tf.summary.image("samples", visualize.image_grid(out.images[:ev.num_samples])[None])
-      tf.summary.image("drawing", _drawing_strip(out.canvases))
+    self.task.pictures(self.model, self.config.eval, os.path.join(self.workdir, tasks.SAMPLES_DIR), step,
+                       self.test_split, self.train_writer)
     self.train_writer.flush()
     self.test_writer.flush()
 
@@ -612,7 +469,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   workdir = _check_workdir(workdir)
   strategy = make_strategy(config.train.strategy)
   chief = _is_chief(strategy)
-  changes = check_or_write_config(config, workdir, write=False)
+  changes = workdir_lib.check_or_write_config(config, workdir, write=False)
   logging.info("Workdir %s; strategy %s with %d replica(s)", workdir, type(strategy).__name__,
                strategy.num_replicas_in_sync)
 
@@ -621,7 +478,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     raise ConfigError(
         f"Dataset {info.name!r} has images of shape {info.image_shape}, but config.model.image_shape is "
         f"{tuple(config.model.image_shape)}; pass --config.model.image_shape=\"{tuple(info.image_shape)}\".")
-  classify = config.get("task", "generate") == "classify"
+  task = tasks.get(config)
   train_cfg = config.train
   if train_cfg.batch_size > train_split.num_examples:
     raise ConfigError(f"train.batch_size = {train_cfg.batch_size} is larger than the "
@@ -631,29 +488,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
 
   keras.utils.set_random_seed(train_cfg.seed)
   with strategy.scope():
-    if classify:
-      model = DrawClassifier(**config.model)
-    else:
-      model = DrawModel(**config.model, dtype=train_cfg.mixed_precision)
+    model = task.build_model(config)
     optimizer = make_optimizer(train_cfg, total_steps)
-    if classify:
-      model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile)
-    else:
-      model.compile(optimizer=optimizer, jit_compile=train_cfg.jit_compile,
-                    kl_warmup_steps=train_cfg.kl_warmup_steps)
-    if classify:
-      optimizer.build(model.trainable_variables)
+    task.compile(model, optimizer, train_cfg)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-  checkpoint_dir = os.path.join(workdir, "checkpoints")
+  checkpoint_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
   # The newest checkpoint that reads back whole; damaged newer ones are named and set aside.
   latest, damaged = checkpoints.newest_good_checkpoint(checkpoint_dir)
   metrics_path = os.path.join(workdir, METRICS_FILE)
   if latest is None and checkpoints.real(damaged):
     raise NoCheckpointError(
-        f"Every checkpoint in {checkpoint_dir} is damaged ("
-        + "; ".join(f"{os.path.basename(p)}: {what}" for p, _, what in damaged)
-        + "). Refusing to restart this run from step 0; move the folder away to start over, "
-        "or train in a new --workdir.")
+        f"Every checkpoint in {checkpoint_dir} is damaged ({checkpoints.describe(damaged)}). Refusing to "
+        "restart this run from step 0; move the folder away to start over, or train in a new --workdir.")
   if latest is None and read_metrics(metrics_path):
     raise NoCheckpointError(
         f"{metrics_path} records a run but {checkpoint_dir} holds no checkpoint. Refusing to "
@@ -681,21 +527,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
       logging.warning("Resuming with changed training fields: %s",
                       ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
       record_config_changes(metrics_path, step, changes)
-    check_or_write_config(config, workdir, write=True)
+    workdir_lib.check_or_write_config(config, workdir, write=True)
   scratch = None if chief else tempfile.mkdtemp(prefix="draw_tf_worker_ckpt_")
   manager = tf.train.CheckpointManager(checkpoint, scratch or checkpoint_dir, train_cfg.max_checkpoints)
   logging.info("Model: %s; %d parameters; %d steps per epoch, %d epochs (%d steps)",
-               json.dumps(config_to_dict(config.model)), model.count_params(), steps_per_epoch,
+               json.dumps(workdir_lib.config_to_dict(config.model)), model.count_params(), steps_per_epoch,
                train_cfg.num_epochs, total_steps)
 
-  noise_shape = None
-  if train_cfg.deterministic_noise and not classify:
-    noise_shape = (model.num_steps, model.latent_dim)
-  test_ds = data.eval_dataset(test_split, config.eval.batch_size, noise_shape, config.data.seed,
-                              with_labels=classify)
+  noise_shape = task.noise_shape(config, model)
+  test_ds = task.eval_dataset(config, test_split, noise_shape)
   checkpointer = Checkpointer(manager, train_cfg.checkpoint_every_steps, train_cfg.max_minutes)
-  reporter = Reporter(workdir, config, checkpointer, test_split) if chief else None
-  all_callbacks = [Throughput(train_cfg.batch_size), checkpointer, LatentUsageReader(),
+  reporter = Reporter(workdir, config, checkpointer, task, test_split) if chief else None
+  all_callbacks = [Throughput(train_cfg.batch_size), checkpointer, LatentUsageReader(task),
                    *([reporter] if reporter else []), *callbacks]
   for callback in all_callbacks[:4]:
     callback.set_model(model)  # also used outside fit (final checkpoint, pictures)
@@ -728,10 +571,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   history = {}
   try:
     for initial_epoch, epochs, steps, start_step in phases:
-      train_ds = data.train_dataset(
-          train_split, train_cfg.batch_size, config.data.seed,
-          dynamic_binarization=config.data.binarization == "dynamic",
-          start_step=start_step, noise_shape=noise_shape, with_labels=classify)
+      train_ds = task.train_dataset(config, train_split, start_step, noise_shape)
       result = model.fit(
           train_ds, initial_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps,
           validation_data=test_ds, validation_freq=config.eval.every_epochs,
@@ -756,7 +596,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     if phases and checkpointer.last_test_step != final_step:
       # The last epoch was not evaluated (eval.every_epochs): evaluate now (on every worker).
       logs = model.evaluate(test_ds, verbose=0, return_dict=True)
-      read_latent_usage(model)
+      task.read_latent_usage(model)
       if reporter is not None:
         reporter.record(-(-final_step // steps_per_epoch), {f"val_{k}": v for k, v in logs.items()},
                         pictures=False)

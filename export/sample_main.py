@@ -23,9 +23,10 @@ from absl import logging
 import numpy as np
 
 from draw_tf import cli
-from draw_tf import evaluate
 from draw_tf import fileio
 from draw_tf import progress
+from draw_tf import tasks
+from draw_tf import workdir as workdir_lib
 from draw_tf.errors import UsageError
 from draw_tf import visualize
 from export import sampler as sampler_lib
@@ -66,14 +67,9 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
   if ext not in OUTPUT_TYPES:
     raise ValueError(f"--out={out}: unknown output type {ext or '(none)'!r}; use one of "
                      f"{', '.join(OUTPUT_TYPES)}.")
-  if os.path.isfile(os.path.join(model, "config.json")) and evaluate.is_classifier(
-      evaluate.load_config(model)):
-    if ext != ".gif":
-      raise ValueError(f"--out={out}: {model} holds a classifier; it gives a .gif of its glimpses.")
-    result = evaluate.write_glimpse_gif(model, out, num)
-    logging.info("Wrote the glimpses over %d test images to %s (labels %s, predicted %s)", num, out,
-                 result["labels"], result["predictions"])
-    return None
+  if os.path.isfile(os.path.join(model, workdir_lib.CONFIG_FILE)) and tasks.get(
+      workdir_lib.load_config(model)).write_workdir_pictures(model, out, num):
+    return None  # the task's own pictures (a classifier's glimpses), not DRAW samples
   if noise is not None:
     if not os.path.isfile(noise):
       raise FileNotFoundError(f"--noise={noise}: no such file.")

@@ -240,7 +240,7 @@ def _read_json(path: str):
 def load_model(workdir: str):
   """Restores the :class:`draw_tf.DrawModel` of a training workdir.
 
-  Uses ``draw_tf.evaluate.load_model_from_workdir`` (the latest checkpoint of a
+  Uses :func:`draw_tf.workdir.load_model_from_workdir` (the latest checkpoint of a
   ``draw-train`` workdir); a folder holding a ``model.keras`` file (a model saved
   with ``model.save``) also works. Export never imports the training loop.
 
@@ -248,9 +248,11 @@ def load_model(workdir: str):
     FileNotFoundError: no such folder, or nothing to restore in it.
     TypeError: the restored object is not a ``DrawModel``.
   """
+  # Imported here, not at the top: a TFLite or SavedModel sampler needs neither
+  # Keras nor the model code (nothing in draw_tf imports export, so no cycle).
   import keras  # pylint: disable=g-import-not-at-top
   import draw_tf  # pylint: disable=g-import-not-at-top
-  from draw_tf.evaluate import load_model_from_workdir  # pylint: disable=g-import-not-at-top
+  from draw_tf.workdir import load_model_from_workdir  # pylint: disable=g-import-not-at-top
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"--workdir={workdir}: no such folder.")
   keras_file = os.path.join(workdir, "model.keras")

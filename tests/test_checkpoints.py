@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from draw_tf import checkpoints
-from draw_tf import evaluate
 from draw_tf import train_lib
+from draw_tf import workdir as workdir_lib
 from draw_tf.errors import NoCheckpointError
 from tests.kill_worker import kill_config
 
@@ -52,7 +52,7 @@ def _metrics(workdir):
 
 
 def _assert_same_weights(workdir, weights):
-  restored = evaluate.load_model_from_workdir(workdir).get_weights()
+  restored = workdir_lib.load_model_from_workdir(workdir).get_weights()
   for a, b in zip(weights, restored):
     np.testing.assert_array_equal(a, b)
 
@@ -93,7 +93,7 @@ def test_a_deleted_newest_checkpoint_leaves_the_older_ones_in_use(reference, tmp
   shutil.copytree(reference[0], workdir)
   for path in glob.glob(os.path.join(workdir, "checkpoints", "ckpt-16.*")):
     os.remove(path)
-  assert os.path.basename(evaluate.latest_checkpoint(workdir)) == "ckpt-12"
+  assert os.path.basename(workdir_lib.latest_checkpoint(workdir)) == "ckpt-12"
 
 
 def test_a_workdir_whose_checkpoints_are_all_damaged_is_never_restarted_from_zero(reference, fake_cache,
@@ -106,7 +106,7 @@ def test_a_workdir_whose_checkpoints_are_all_damaged_is_never_restarted_from_zer
   with pytest.raises(NoCheckpointError, match="Every checkpoint .* is damaged.*ckpt-16.*ckpt-8"):
     train_lib.train_and_evaluate(kill_config(fake_cache), workdir)
   with pytest.raises(NoCheckpointError, match="Every checkpoint"):
-    evaluate.latest_checkpoint(workdir)
+    workdir_lib.latest_checkpoint(workdir)
   after = {p: os.path.getsize(p) for p in glob.glob(os.path.join(workdir, "**"), recursive=True)}
   assert after == before  # nothing touched
   shutil.rmtree(os.path.join(workdir, "checkpoints"))
@@ -161,7 +161,7 @@ def test_a_save_killed_before_its_first_file_is_not_a_checkpoint(fake_cache, tmp
   (workdir / "checkpoints" / "ckpt-4_temp").mkdir(parents=True)
   (workdir / "checkpoints" / "ckpt-4_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
   with pytest.raises(NoCheckpointError, match="No checkpoint in"):
-    evaluate.latest_checkpoint(str(workdir))
+    workdir_lib.latest_checkpoint(str(workdir))
   config = kill_config(fake_cache)
   config.train.num_epochs, config.train.steps_per_epoch = 1, 2
   model, _ = train_lib.train_and_evaluate(config, str(workdir))

@@ -10,7 +10,7 @@ import tensorflow as tf
 from configs import cluttered_mnist_classify
 from draw_tf import attention
 from draw_tf import data
-from draw_tf import evaluate
+from draw_tf import eval_lib
 from draw_tf import train_lib
 from draw_tf.classifier import DrawClassifier
 from export import sample_main
@@ -98,7 +98,7 @@ def test_classify_task_trains_evaluates_and_draws_its_glimpses(fake_cache, tmp_p
   np.testing.assert_allclose(last["test_error_percent"], 100 * (1 - history["val_accuracy"][-1]), rtol=1e-5)
   assert os.path.getsize(os.path.join(workdir, "samples", "glimpses.gif")) > 100
 
-  result = evaluate.evaluate_workdir(workdir)
+  result = eval_lib.evaluate_workdir(workdir)
   assert result["num_examples"] == 40 and result["step"] == 4
   np.testing.assert_allclose(result["test_error_percent"], last["test_error_percent"], atol=1e-6)
 

@@ -12,9 +12,10 @@ import tensorflow_datasets as tfds
 from configs import cifar10, svhn
 from draw_tf import data
 from draw_tf import DrawModel
-from draw_tf import evaluate
+from draw_tf import eval_lib
 from draw_tf import losses
 from draw_tf import train_lib
+from draw_tf import workdir as workdir_lib
 from tests import helpers
 
 
@@ -34,7 +35,7 @@ def test_cifar10_config_trains_and_evaluates_on_mocked_tfds(tmp_path):
   workdir = str(tmp_path / "run")
   with tfds.testing.mock_data(num_examples=40):
     model, history = train_lib.train_and_evaluate(config, workdir)
-    result = evaluate.evaluate_workdir(workdir)
+    result = eval_lib.evaluate_workdir(workdir)
   assert model.image_shape == (32, 32, 3) and model.likelihood == "discretized_logistic"
   assert np.all(np.isfinite(history["loss"]))
   assert result["num_examples"] == 16 and np.isfinite(result["nll_bound"])
@@ -92,13 +93,13 @@ def test_a_workdir_written_before_task_and_likelihood_existed_still_resumes(tmp_
   """config.json without the new fields means task=generate, likelihood=bernoulli; nothing else."""
   from configs import tiny  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
-  old = train_lib.config_to_dict(config)
+  old = workdir_lib.config_to_dict(config)
   del old["task"], old["model"]["likelihood"], old["train"]["mixed_precision"]
   with open(tmp_path / "config.json", "w") as f:
     json.dump(old, f)
-  train_lib.check_or_write_config(config, str(tmp_path))  # accepted
+  workdir_lib.check_or_write_config(config, str(tmp_path))  # accepted
   config.model.likelihood = "discretized_logistic"
   with open(tmp_path / "config.json", "w") as f:
     json.dump(old, f)
   with pytest.raises(ValueError, match="model.likelihood: 'bernoulli' in the workdir"):
-    train_lib.check_or_write_config(config, str(tmp_path))
+    workdir_lib.check_or_write_config(config, str(tmp_path))

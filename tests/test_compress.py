@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import draw_tf
 from draw_tf import compress
-from draw_tf import train_lib
+from draw_tf import workdir as workdir_lib
 from draw_tf.errors import ConfigError
 from tests import helpers
 from tests.conftest import run_module, tiny_config
@@ -85,7 +85,7 @@ def tiny_workdir(tmp_path_factory, fake_cache):
   workdir = str(tmp_path_factory.mktemp("compress") / "workdir")
   config = tiny_config(fake_cache)
   os.makedirs(workdir)
-  train_lib.check_or_write_config(config, workdir)
+  workdir_lib.check_or_write_config(config, workdir)
   model = draw_tf.DrawModel(**config.model)
   tf.train.Checkpoint(model=model).save(os.path.join(workdir, "checkpoints", "ckpt"))
   return workdir

@@ -15,6 +15,7 @@ from draw_tf import data
 from draw_tf import filterbank
 from draw_tf import losses
 from draw_tf import model as model_lib
+from draw_tf import tasks
 from draw_tf import train_lib
 from draw_tf.errors import ConfigError, UsageError, WorkdirConfigMismatchError
 from tests.conftest import tiny_config
@@ -45,6 +46,7 @@ def test_the_choices_are_the_modules_own_lists():
   assert config_check.READ_FEATURES == model_lib.READ_FEATURES
   assert config_check.ENCODERS == model_lib.ENCODERS and config_check.PRIORS == model_lib.PRIORS
   assert config_check.STRATEGIES == train_lib.STRATEGIES
+  assert config_check.TASKS == tuple(tasks.TASKS)
   assert config_check.WINDOW_INITS == filterbank.WINDOW_INITS
   assert config_check.LR_SCHEDULES == train_lib.LR_SCHEDULES
   assert config_check.PRECISIONS == train_lib.PRECISIONS

@@ -8,7 +8,6 @@ import pickle
 import time
 import zipfile
 
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 
 from draw_tf import data
+from draw_tf import eval_lib
 from draw_tf import evaluate
+from draw_tf import workdir as workdir_lib
 from draw_tf.errors import NoCheckpointError
 from tests import helpers
 
@@ -16,7 +18,7 @@ from tests import helpers
 def test_eval_json_has_the_bound_over_every_test_example(trained_tiny):
   """K = 1 with the training run's noise seed reproduces its last test nll_bound exactly."""
   workdir, config, _, history = trained_tiny
-  result = evaluate.evaluate_workdir(workdir)
+  result = eval_lib.evaluate_workdir(workdir)
   with open(os.path.join(workdir, "eval.json")) as f:
     assert json.load(f) == pytest.approx(result)
   assert result["num_examples"] == 200 and result["step"] == 30 and result["split"] == "test"
@@ -50,7 +52,7 @@ def test_iw_bound_is_tighter_than_the_elbo_and_k1_equals_it(trained_tiny):
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):
   with pytest.raises(NoCheckpointError, match="no config.json"):
-    evaluate.load_model_from_workdir(str(tmp_path))
+    workdir_lib.load_model_from_workdir(str(tmp_path))
 
 
 def test_reconstruct_steps_the_inference_network_to_its_final_canvas():

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import draw_tf
+from draw_tf import workdir as workdir_lib
 from export import contract
 from export import export_lib
 from export import sampler as sampler_lib
@@ -235,10 +236,9 @@ def test_load_model_from_a_workdir(tiny_export, tmp_path):
 
 def test_export_of_a_draw_train_workdir(trained_tiny, tmp_path):
   """draw-export restores a real training workdir's latest checkpoint and verifies it."""
-  from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
   workdir, _, _, _ = trained_tiny
   model = export_lib.load_model(workdir)
-  want = evaluate.load_model_from_workdir(workdir)
+  want = workdir_lib.load_model_from_workdir(workdir)
   for a, b in zip(model.get_weights(), want.get_weights()):
     np.testing.assert_array_equal(a, b)
   from tests.conftest import run_module  # pylint: disable=g-import-not-at-top

@@ -15,8 +15,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from draw_tf import cli
-from draw_tf import evaluate
 from draw_tf import train_lib
+from draw_tf import workdir as workdir_lib
 from draw_tf.errors import ConfigError, TrainingDivergedError, WorkdirConfigMismatchError
 from draw_tf.model import DrawModel
 from tests.conftest import tiny_config
@@ -41,7 +41,7 @@ def test_train_and_evaluate_writes_the_workdir(trained_tiny):
   """config.json, checkpoints, TensorBoard scalars and images, samples, metrics.jsonl."""
   workdir, config, model, history = trained_tiny
   with open(os.path.join(workdir, "config.json")) as f:
-    assert json.load(f) == train_lib.config_to_dict(config)
+    assert json.load(f) == workdir_lib.config_to_dict(config)
   assert os.path.basename(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))) == "ckpt-30"
   assert int(model.optimizer.iterations.numpy()) == 30
   assert all(np.isfinite(history["loss"])) and len(history["loss"]) == 3
@@ -69,7 +69,7 @@ def test_rerunning_a_finished_run_resumes_and_does_nothing(trained_tiny):
 
 def test_load_model_from_workdir_restores_the_latest_weights(trained_tiny):
   workdir, _, model, _ = trained_tiny
-  loaded = evaluate.load_model_from_workdir(workdir)
+  loaded = workdir_lib.load_model_from_workdir(workdir)
   assert isinstance(loaded, DrawModel)
   for a, b in zip(model.get_weights(), loaded.get_weights()):
     np.testing.assert_array_equal(a, b)
@@ -106,7 +106,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
   checkpoints = os.path.join(str(tmp_path), "checkpoints")
   assert os.path.basename(tf.train.latest_checkpoint(checkpoints)) == "ckpt-4"
   monkeypatch.setattr(DrawModel, "per_example_losses", original)
-  model = evaluate.load_model_from_workdir(str(tmp_path))
+  model = workdir_lib.load_model_from_workdir(str(tmp_path))
   assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
@@ -198,7 +198,7 @@ def test_an_unknown_dataset_name_is_refused_with_the_valid_names(fake_cache, tmp
 def test_draw_eval_on_a_workdir_without_checkpoint_says_so(trained_tiny, tmp_path):
   workdir = str(tmp_path)
   with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump(train_lib.config_to_dict(trained_tiny[1]), f)
+    json.dump(workdir_lib.config_to_dict(trained_tiny[1]), f)
   result = subprocess.run([sys.executable, "-m", "draw_tf.eval_main", f"--workdir={workdir}"],
                           cwd=ROOT, env=_env(trained_tiny[1].data.cache_dir), capture_output=True,
                           text=True, timeout=120)
@@ -223,12 +223,12 @@ def test_mixed_precision_config_trains_the_lstms_in_bfloat16(fake_cache, tmp_pat
 def test_a_workdir_written_before_a_config_field_existed_still_resumes(fake_cache, tmp_path):
   """A config.json without train.mixed_precision matches the float32 default only."""
   config = tiny_config(fake_cache)
-  train_lib.check_or_write_config(config, str(tmp_path))
-  path = tmp_path / train_lib.CONFIG_FILE
+  workdir_lib.check_or_write_config(config, str(tmp_path))
+  path = tmp_path / workdir_lib.CONFIG_FILE
   old = json.loads(path.read_text())
   del old["train"]["mixed_precision"]
   path.write_text(json.dumps(old))
-  train_lib.check_or_write_config(config, str(tmp_path), write=False)  # no error
+  workdir_lib.check_or_write_config(config, str(tmp_path), write=False)  # no error
   changed = tiny_config(fake_cache, train__mixed_precision="mixed_bfloat16")
   with pytest.raises(WorkdirConfigMismatchError, match="train.mixed_precision: 'float32'"):
-    train_lib.check_or_write_config(changed, str(tmp_path), write=False)
+    workdir_lib.check_or_write_config(changed, str(tmp_path), write=False)

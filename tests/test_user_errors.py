@@ -16,6 +16,7 @@ from draw_tf import cli
 from draw_tf import compress
 from draw_tf import data
 from draw_tf import train_lib
+from draw_tf import workdir as workdir_lib
 from draw_tf.errors import ConfigError, DataUnavailableError, UsageError
 from export import export_lib
 from export import sample_main
@@ -134,8 +135,7 @@ def test_a_damaged_config_json_is_one_line(fake_cache, tmp_path, capsys, content
   line = _one_line_exit(capsys, "draw-train", lambda: train_lib.train_and_evaluate(tiny_config(fake_cache),
                                                                                     str(tmp_path)))
   assert "config.json" in line and ("damaged" in line or "holds no config" in line)
-  from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
-  line = _one_line_exit(capsys, "draw-eval", lambda: evaluate.load_config(str(tmp_path)))
+  line = _one_line_exit(capsys, "draw-eval", lambda: workdir_lib.load_config(str(tmp_path)))
   assert "config.json" in line
 
 
@@ -194,7 +194,7 @@ def two_workdirs(fake_cache, tmp_path_factory):
   for seed in (0, 1):
     workdir = str(tmp_path_factory.mktemp(f"model{seed}"))
     config = tiny_config(fake_cache)
-    train_lib.check_or_write_config(config, workdir)
+    workdir_lib.check_or_write_config(config, workdir)
     tf.keras.utils.set_random_seed(seed)
     model = draw_tf.DrawModel(**config.model)
     tf.train.Checkpoint(model=model).save(os.path.join(workdir, "checkpoints", "ckpt"))

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 import draw_tf
 from draw_tf import sampling
-from draw_tf import train_lib
+from draw_tf import workdir as workdir_lib
 from draw_tf.errors import ConfigError, WorkdirConfigMismatchError
 from draw_tf import variants
 from draw_tf.cell import DrawState
@@ -250,8 +250,8 @@ def test_default_config_switches_are_the_model_defaults():
   for key, value in variants.DEFAULTS.items():
     assert config[key] == value == model_config[key], key
     # An old workdir without the key resumes as the model it was trained as.
-    assert train_lib.ADDED_FIELDS[f"model.{key}"] == variants.BY_NAME[key].before, key
-  assert train_lib.ADDED_FIELDS["model.window_init"] == "zero"
+    assert workdir_lib.ADDED_FIELDS[f"model.{key}"] == variants.BY_NAME[key].before, key
+  assert workdir_lib.ADDED_FIELDS["model.window_init"] == "zero"
   assert config.beta == model_config["beta"] == 1.0
 
 
@@ -296,15 +296,15 @@ def test_resuming_a_run_from_before_the_switches(tmp_path):
   """A config.json without the switch keys matches the default config; another prior does not."""
   from configs import tiny  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
-  old = train_lib.config_to_dict(config)
+  old = workdir_lib.config_to_dict(config)
   for key in (*SWITCH_DEFAULTS, "conv_filters", "beta"):
     del old["model"][key]
   with open(tmp_path / "config.json", "w") as f:
     json.dump(old, f)
-  train_lib.check_or_write_config(config, str(tmp_path), write=False)
+  workdir_lib.check_or_write_config(config, str(tmp_path), write=False)
   config.model.prior = "learned"
   with pytest.raises(WorkdirConfigMismatchError, match="model.prior"):
-    train_lib.check_or_write_config(config, str(tmp_path), write=False)
+    workdir_lib.check_or_write_config(config, str(tmp_path), write=False)
 
 
 def test_importance_weights_use_the_learned_prior():

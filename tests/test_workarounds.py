@@ -35,6 +35,7 @@ def test_cross_replica_clip_on_one_replica_leaves_the_gradient_and_reports_its_n
 def test_cross_replica_clip_reports_the_unscaled_norm_under_loss_scaling():
   """Under mixed_float16 the gradients carry the loss scale; the reported norm must not."""
   opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(), initial_scale=8.0)
+  opt.build([keras.Variable([0.0, 0.0])])  # creates the dynamic scale
   _, norm = workarounds.cross_replica_clip(opt, [tf.constant([24.0, 32.0])])
   np.testing.assert_allclose(norm.numpy(), 5.0, rtol=1e-6)
 

@@ -30,8 +30,8 @@ from absl import flags
 from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import DrawModel
-from draw_tf import evaluate
 from draw_tf import filterbank as fb
+from draw_tf import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir.")
@@ -85,7 +85,7 @@ def probe(model: DrawModel, images: np.ndarray, seed: int = 0) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  config = evaluate.load_config(FLAGS.workdir)
+  config = workdir_lib.load_config(FLAGS.workdir)
   if not config.model.read_attention:
     raise app.UsageError("collapse_probe looks at attention read windows; this model reads whole images.")
   if FLAGS.init_only:
@@ -93,8 +93,8 @@ def main(argv):
     model = DrawModel(**config.model)
     step = 0
   else:
-    model = evaluate.load_model_from_workdir(FLAGS.workdir)
-    step = int(evaluate.latest_checkpoint(FLAGS.workdir).rsplit("-", 1)[-1])
+    model = workdir_lib.load_model_from_workdir(FLAGS.workdir)
+    step = workdir_lib.checkpoint_step(workdir_lib.latest_checkpoint(FLAGS.workdir))
   _, test, _ = data.load_splits(config.data)
   images = test.head(FLAGS.examples).images / test.max_value
   print(json.dumps({"workdir": FLAGS.workdir, "step": step, **probe(model, images)}))

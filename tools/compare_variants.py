@@ -40,7 +40,6 @@ import tensorflow as tf  # noqa: E402
 
 from configs import mnist_quick  # noqa: E402
 from draw_tf import data  # noqa: E402
-from draw_tf import evaluate  # noqa: E402
 from draw_tf import progress  # noqa: E402
 from draw_tf import train_lib  # noqa: E402
 from draw_tf import variants  # noqa: E402

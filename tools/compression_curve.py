@@ -11,7 +11,6 @@ closest, with that size and error. Writes OUT/curve.md and OUT/curve.json.
 See :mod:`draw_tf.compress`.
 """
 
-import json
 import os
 import time
 
@@ -19,8 +18,8 @@ from absl import app
 from absl import flags
 
 from draw_tf import compress  # noqa: E402
-from draw_tf import evaluate  # noqa: E402
 from draw_tf import progress  # noqa: E402
+from draw_tf import workdir as workdir_lib  # noqa: E402
 from draw_tf.fileio import write_json  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -40,7 +39,7 @@ def main(argv):
   progress.set_verbosity(FLAGS.verbose)
   start = time.time()
   load = os.getloadavg()
-  model = evaluate.load_model_from_workdir(FLAGS.workdir)
+  model = workdir_lib.load_model_from_workdir(FLAGS.workdir)
   images = compress.test_images(FLAGS.workdir, FLAGS.num_images)
   steps = [int(s) for s in FLAGS.steps if int(s) <= model.num_steps]
   rows = compress.compression_curve(model, images, steps, FLAGS.quant_step, FLAGS.seed)

@@ -24,7 +24,6 @@ Without ``--cache_dir`` it writes the small made-up MNIST of the tests
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import random
@@ -36,7 +35,10 @@ import sys
 import tempfile
 import time
 
+from draw_tf import workdir as workdir_lib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 MOMENTS = ("random", "writing", "after_save")
 
 
@@ -88,8 +90,7 @@ def _run_and_kill(cmd, env, moment, rng, expected_seconds):
 
 
 def _weights(workdir):
-  from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
-  return evaluate.load_model_from_workdir(workdir).get_weights()
+  return workdir_lib.load_model_from_workdir(workdir).get_weights()
 
 
 def main(argv):

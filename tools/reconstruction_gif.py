@@ -18,6 +18,7 @@ from absl import flags
 from draw_tf import data
 from draw_tf import evaluate
 from draw_tf import visualize
+from draw_tf import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir of a DRAW generator.")
 _OUT = flags.DEFINE_string("out", None, "Output .gif.")
@@ -31,10 +32,10 @@ flags.mark_flags_as_required(["workdir", "out"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  config = evaluate.load_config(_WORKDIR.value)
-  if evaluate.is_classifier(config):
+  config = workdir_lib.load_config(_WORKDIR.value)
+  if workdir_lib.is_classifier(config):
     raise app.UsageError(f"{_WORKDIR.value} holds a classifier; use draw-sample for its glimpses.")
-  model = evaluate.load_model_from_workdir(_WORKDIR.value)
+  model = workdir_lib.load_model_from_workdir(_WORKDIR.value)
   _, test, _ = data.load_splits(config.data)
   images = (test.images[:_NUM.value] / test.max_value).astype(np.float32)
   noise = tf.random.stateless_normal([len(images), model.num_steps, model.latent_dim], seed=[_SEED.value, 1])

@@ -1,0 +1,74 @@
+"""Evaluation library: ``evaluate_workdir(workdir)``, the work of ``draw-eval``.
+
+Restores the latest checkpoint of a training workdir
+(:func:`draw_tf.workdir.load_model_from_workdir`), runs the workdir's task's
+evaluation over every example of a split (:mod:`draw_tf.tasks`: the NLL bounds
+of :func:`draw_tf.evaluate.evaluate_split` for DRAW, the test error of
+:func:`draw_tf.evaluate.classification_error` for the classifier) and writes
+``workdir/eval.json``.
+
+Example::
+
+    result = eval_lib.evaluate_workdir("/tmp/quick", iw_samples=10)
+    print(result["nll_bound"], result["iw_bound"])
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from draw_tf import data
+from draw_tf import seeds
+from draw_tf import tasks
+from draw_tf import workdir as workdir_lib
+from draw_tf.fileio import write_json
+
+EVAL_FILE = "eval.json"
+
+
+def write_eval_json(workdir: str, result: dict) -> str:
+  """Writes ``result`` to ``workdir/eval.json`` atomically; returns the path."""
+  path = os.path.join(workdir, EVAL_FILE)
+  write_json(path, result)
+  return path
+
+
+def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", batch_size: int | None = None,
+                     seed: int = 0, write: bool = True) -> dict:
+  """Evaluates a training workdir's latest checkpoint; writes ``workdir/eval.json``.
+
+  Args:
+    workdir: a training workdir.
+    iw_samples: ``K`` for the importance-weighted bound (1: ELBO only).
+    split: ``test`` or ``train``.
+    batch_size: rollouts per forward pass (default ``config.eval.batch_size``).
+    seed: noise seed.
+    write: write ``eval.json`` (``draw-eval`` prints the result first, then writes).
+
+  Returns:
+    The dict written to ``eval.json`` (nll_bound, recon, kl, num_examples,
+    iw_bound and iw_samples when K > 1, plus step, split, dataset, data
+    source, checkpoint, seconds).
+
+  Raises:
+    NoCheckpointError: the workdir has no checkpoint.
+  """
+  if split not in ("test", "train"):
+    raise ValueError(f"split must be 'test' or 'train', got {split!r}.")
+  start = time.time()
+  workdir = os.path.abspath(workdir)
+  config = workdir_lib.load_config(workdir)
+  checkpoint = workdir_lib.latest_checkpoint(workdir)
+  model = workdir_lib.load_model_from_workdir(workdir, checkpoint)
+  train, test, info = data.load_splits(config.data)
+  chosen = test if split == "test" else (
+      data.binarize_once(train, seed=seeds.numpy_seed(config.data.seed, seeds.TRAIN_BINARIZATION)) if config.data.binarization == "dynamic" else train)
+  result = tasks.get(config).evaluate(model, chosen, split, config, iw_samples,
+                                      batch_size or config.eval.batch_size, seed)
+  step = workdir_lib.checkpoint_step(checkpoint)
+  result.update(split=split, step=step, checkpoint=checkpoint, dataset=info.name, data_source=info.source,
+                binarization=info.binarization, seed=seed, seconds=round(time.time() - start, 1))
+  if write:
+    write_eval_json(workdir, result)
+  return result

@@ -1,0 +1,190 @@
+"""A training workdir on disk: its resolved config, its checkpoints and its model.
+
+``draw-train`` writes ``config.json`` (the resolved config) and
+``checkpoints/`` into a workdir (``../shared/DESIGN.md`` section 2); every other
+program (``draw-eval``, ``draw-export``, ``draw-sample``, ``draw-compress``, the
+tools) reads them back through this module:
+
+* :func:`check_or_write_config` writes ``config.json``, or on resume compares
+  it with the new config: :data:`RUN_CONTROL_FIELDS` and
+  :data:`RESUMABLE_CHANGES` (:mod:`draw_tf.config_check`) may differ, a field in
+  :data:`ADDED_FIELDS` that an older workdir lacks counts as its old value, any
+  other difference is refused.
+* :func:`load_config` and :func:`is_classifier` read the run's config.
+* :func:`latest_checkpoint` is the newest checkpoint that reads back whole
+  (damaged ones are skipped and named: :mod:`draw_tf.checkpoints`).
+* :func:`load_model_from_workdir` builds the run's model and restores it.
+
+Example::
+
+    model = workdir.load_model_from_workdir("/tmp/quick")
+    step = int(workdir.latest_checkpoint("/tmp/quick").rsplit("-", 1)[-1])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+import tensorflow as tf
+
+from draw_tf import checkpoints
+from draw_tf import config_check
+from draw_tf.classifier import DrawClassifier
+from draw_tf.errors import ConfigError, NoCheckpointError, WorkdirConfigMismatchError
+from draw_tf.fileio import write_json
+from draw_tf.model import DrawModel
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+# Config fields that only steer this invocation; they may change on resume.
+RUN_CONTROL_FIELDS = config_check.RUN_CONTROL_FIELDS
+# Training-only fields that may change on resume (logged, recorded in metrics.jsonl).
+RESUMABLE_CHANGES = config_check.RESUMABLE_CHANGES
+# Fields added to the configs after workdirs were first written, with the value
+# that computes what older runs computed: a workdir without the field matches it.
+ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli",
+                # The research-variant switches, at the paper's values.
+                "model.encoder_sees_decoder": True, "model.read_inputs": "image_and_error",
+                "model.read_features": "pixels", "model.conv_concat_image": True,
+                "model.conv_filters": 8, "model.encoder": "lstm", "model.prior": "standard",
+                "model.beta": 1.0,
+                # Runs before the window-init field started from the all-zero bias.
+                "model.window_init": "zero", "train.kl_warmup_steps": 0}
+
+
+# ----------------------------------------------------------------------------
+# config.json
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict:
+  """The config as plain JSON types (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def read_config_json(path: str) -> dict:
+  """The config a workdir holds; a damaged ``config.json`` is a one-line ConfigError."""
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except ValueError as e:  # json.JSONDecodeError
+    raise ConfigError(
+        f"{path} is damaged ({e}); it should hold the run's resolved config. Restore it from a "
+        "copy, or train in a new --workdir.") from None
+  if not isinstance(old, dict):
+    raise ConfigError(f"{path} holds no config (a JSON {type(old).__name__}); restore it or use a new --workdir.")
+  return old
+
+
+def check_or_write_config(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> dict:
+  """Writes ``workdir/config.json``, or checks it equals ``config`` on resume.
+
+  Fields in :data:`RUN_CONTROL_FIELDS` may differ silently and those in
+  :data:`RESUMABLE_CHANGES` (training-only: learning rate, clip norm, epochs...)
+  may differ too; the new values are written.
+
+  Returns:
+    ``{field: [old, new]}`` of the resumable fields that changed (empty for a new run).
+
+  Raises:
+    WorkdirConfigMismatchError: the workdir holds a run with another config.
+    ConfigError: ``config.json`` is damaged.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  new = config_to_dict(config)
+  changes = {}
+  if os.path.exists(path):
+    old = read_config_json(path)
+    old_flat, new_flat = config_check.flatten(old), config_check.flatten(new)
+    old_flat = {**{k: v for k, v in ADDED_FIELDS.items() if k in new_flat}, **old_flat}
+    diffs = [k for k in sorted(set(old_flat) | set(new_flat))
+             if k not in RUN_CONTROL_FIELDS and old_flat.get(k, "<missing>") != new_flat.get(k, "<missing>")]
+    refused = [k for k in diffs if k not in RESUMABLE_CHANGES]
+    if refused:
+      lines = "\n".join(f"  {k}: {old_flat.get(k, '<missing>')!r} in the workdir, "
+                        f"{new_flat.get(k, '<missing>')!r} now" for k in refused)
+      raise WorkdirConfigMismatchError(
+          f"{workdir} holds a run with a different config ({path}):\n{lines}\n"
+          "Resume it with the same config and overrides, or train in a new --workdir. "
+          f"Only these fields may change on resume: {', '.join(RESUMABLE_CHANGES + RUN_CONTROL_FIELDS)}.")
+    changes = {k: [old_flat.get(k), new_flat.get(k)] for k in diffs}
+  if write:
+    write_json(path, new)
+  return changes
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The resolved config a training run wrote to ``workdir/config.json``.
+
+  Raises:
+    NoCheckpointError: ``workdir`` holds no training run.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise NoCheckpointError(
+        f"{workdir} is not a training workdir (no config.json). Train one first: "
+        f"draw-train --config=configs/mnist_quick.py --workdir={workdir}")
+  try:
+    with open(path) as f:
+      return ml_collections.ConfigDict(json.load(f))
+  except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError; not a JSON object
+    raise ConfigError(
+        f"{path} is damaged ({type(e).__name__}: {e}); it should hold the run's resolved config. "
+        "Restore it from a copy, or train in a new --workdir.") from None
+
+
+def is_classifier(config) -> bool:
+  """Whether a resolved config trains a :class:`DrawClassifier` (``task = "classify"``)."""
+  return config.get("task", "generate") == "classify"
+
+
+# ----------------------------------------------------------------------------
+# Checkpoints and the model
+
+
+def latest_checkpoint(workdir: str) -> str:
+  """Path prefix of the newest good checkpoint in ``workdir/checkpoints``.
+
+  Damaged checkpoints (unreadable, half-written) are skipped and named in the log
+  (:mod:`draw_tf.checkpoints`).
+
+  Raises:
+    NoCheckpointError: there is none, or every one is damaged.
+  """
+  checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  path, damaged = checkpoints.newest_good_checkpoint(checkpoint_dir)
+  if path is None and checkpoints.real(damaged):
+    raise NoCheckpointError(f"Every checkpoint in {checkpoint_dir} is damaged: {checkpoints.describe(damaged)}.")
+  if path is None:
+    raise NoCheckpointError(
+        f"No checkpoint in {checkpoint_dir}. Train first "
+        f"(draw-train --config=CONFIG --workdir={workdir}); a run saves every "
+        "train.checkpoint_every_steps steps and at each epoch end.")
+  return path
+
+
+def checkpoint_step(checkpoint: str) -> int:
+  """The training step a checkpoint ``.../ckpt-N`` was saved at (``N``)."""
+  return int(os.path.basename(checkpoint).rsplit("-", 1)[-1])
+
+
+def load_model_from_workdir(workdir: str, checkpoint: str | None = None):
+  """Builds the model of a training workdir and restores its latest checkpoint.
+
+  Returns:
+    The :class:`DrawModel` (or, for ``task = "classify"``, the
+    :class:`DrawClassifier`) with the latest checkpoint's weights (not compiled).
+
+  Args:
+    workdir: a folder written by ``draw-train``.
+    checkpoint: the checkpoint to restore (default: :func:`latest_checkpoint`).
+
+  Raises:
+    NoCheckpointError: no ``config.json`` or no good checkpoint in ``workdir``.
+  """
+  config = load_config(workdir)
+  path = checkpoint or latest_checkpoint(workdir)
+  model = (DrawClassifier if is_classifier(config) else DrawModel)(**config.model)
+  tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+  return model
