@@ -81,13 +81,23 @@ class Float(Rule):
     return True
 
 
-class Bool(Rule):
+class OfType(Rule):
+  """Any value of one Python type."""
 
-  def __init__(self):
-    super().__init__("True or False")
+  def __init__(self, kind: type, description: str):
+    super().__init__(description)
+    self.kind = kind
 
   def ok(self, value):
-    return isinstance(value, bool)
+    return isinstance(value, self.kind)
+
+
+def Bool() -> OfType:  # pylint: disable=invalid-name  (reads like the other rules)
+  return OfType(bool, "True or False")
+
+
+def Str() -> OfType:  # pylint: disable=invalid-name
+  return OfType(str, "a string")
 
 
 class Choice(Rule):
@@ -98,15 +108,6 @@ class Choice(Rule):
 
   def ok(self, value):
     return not isinstance(value, bool) and value in self.choices
-
-
-class Str(Rule):
-
-  def __init__(self):
-    super().__init__("a string")
-
-  def ok(self, value):
-    return isinstance(value, str)
 
 
 class Shape(Rule):

@@ -1,6 +1,6 @@
 """The DRAW model: the T-step unroll of :class:`draw_tf.cell.DrawCell`, its losses and Keras steps.
 
-Implements ``DESIGN.md`` section 1 (Gregor et al. 2015, eqs. 3-12): the
+Implements Gregor et al. 2015, eqs. 3-12 (``docs/maths.md`` maps equations to files): the
 negative ELBO ``L_x + L_z`` (eqs. 9-12) of the inference network
 (:func:`draw_tf.unroll.unroll` with the posterior latent), trained with a
 ``tf.function`` train step, and generation from the prior.

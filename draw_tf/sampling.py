@@ -1,7 +1,7 @@
 """Fast generation from the DRAW prior: the decoder as one fused sequence computation.
 
-In generation the decoder never looks at the canvas (``../shared/DESIGN.md``
-section 1): ``h_dec_t = LSTM_dec(h_dec_{t-1}, z_t)`` depends only on
+In generation the decoder never looks at the canvas (Gregor et al. 2015, eqs. 7-8):
+``h_dec_t = LSTM_dec(h_dec_{t-1}, z_t)`` depends only on
 ``z_1..z_t``. So instead of ``T`` full steps (LSTM, write, canvas add) the
 sampler
 

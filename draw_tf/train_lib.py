@@ -2,7 +2,7 @@
 
 Builds the data, the strategy, the model and the optimizer from a config
 (``configs/*.py``), trains with ``model.fit`` and leaves in ``workdir``
-(``../shared/DESIGN.md`` section 2):
+(``docs/training.md``):
 
     config.json     the resolved config (a different config is refused)
     checkpoints/    model + optimizer state, every N steps and each epoch end
@@ -257,7 +257,15 @@ class Throughput(keras.callbacks.Callback):
       logs["images/s"] = self.rate
 
 
-class Checkpointer(keras.callbacks.Callback):
+class StepCallback(keras.callbacks.Callback):
+  """A callback that reads the optimizer's step (the number of steps trained)."""
+
+  @property
+  def step(self) -> int:
+    return int(self.model.optimizer.iterations.numpy())
+
+
+class Checkpointer(StepCallback):
   """Checkpoints, stops on NaN/Inf, and stops at a time limit.
 
   Saves every ``every_steps`` steps and at each epoch end, only when the loss
@@ -275,10 +283,6 @@ class Checkpointer(keras.callbacks.Callback):
     self.failure = None
     self.time_limit_hit = False
     self.last_test_step = None
-
-  @property
-  def step(self) -> int:
-    return int(self.model.optimizer.iterations.numpy())
 
   def _weights_finite(self) -> bool:
     return all(bool(tf.reduce_all(tf.math.is_finite(v.value))) for v in self.model.trainable_variables)
@@ -338,7 +342,7 @@ class LatentUsageReader(keras.callbacks.Callback):
     self.task.read_latent_usage(self.model)
 
 
-class Reporter(keras.callbacks.Callback):
+class Reporter(StepCallback):
   """TensorBoard scalars and images, ``metrics.jsonl`` and sample pictures (chief only).
 
   Train scalars are the means over the steps since the previous write; test
@@ -359,10 +363,6 @@ class Reporter(keras.callbacks.Callback):
     self._previous = {}
     self.last_picture_step = None
     self.collapse_warned = False
-
-  @property
-  def step(self) -> int:
-    return int(self.model.optimizer.iterations.numpy())
 
   def learning_rate(self) -> float:
     return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))

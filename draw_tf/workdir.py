@@ -1,7 +1,7 @@
 """A training workdir on disk: its resolved config, its checkpoints and its model.
 
 ``draw-train`` writes ``config.json`` (the resolved config) and
-``checkpoints/`` into a workdir (``../shared/DESIGN.md`` section 2); every other
+``checkpoints/`` into a workdir (``docs/training.md``); every other
 program (``draw-eval``, ``draw-export``, ``draw-sample``, ``draw-compress``, the
 tools) reads them back through this module:
 

@@ -38,9 +38,8 @@ def prior_noise(num_samples: int, num_steps: int, latent_dim: int, seed: int) ->
   The same stream as ``DrawModel.generate(num_samples, seed=seed)``, so a seed
   gives the same pictures from a workdir, a SavedModel or a ``.tflite`` file.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf.random.stateless_normal(
-      [int(num_samples), int(num_steps), int(latent_dim)], seed=[int(seed), 0]).numpy()
+  from draw_tf import seeds  # pylint: disable=g-import-not-at-top  (TensorFlow only when used)
+  return seeds.prior_normal([int(num_samples), int(num_steps), int(latent_dim)], seed).numpy()
 
 
 def check_noise(noise, num_steps: int, latent_dim: int) -> np.ndarray:

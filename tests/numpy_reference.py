@@ -106,7 +106,7 @@ def draw_negative_elbo(w, images, noise, *, num_steps, read_size, write_size,
                        read_attention, write_attention, encoder_sees_decoder=True,
                        read_inputs="image_and_error", read_features="pixels",
                        conv_concat_image=True, encoder="lstm", prior="standard"):
-  """The whole DRAW forward pass (DESIGN.md section 1) for a batch, in NumPy.
+  """The whole DRAW forward pass (Gregor et al. 2015, eqs. 3-12) for a batch, in NumPy.
 
   The keyword switches after ``write_attention`` are the research variants
   (their defaults are the paper's DRAW): the encoder input without

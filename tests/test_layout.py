@@ -144,3 +144,37 @@ def test_export_is_imported_by_nothing_in_draw_tf():
   back = {m: sorted(d for d in deps if d.split(".")[0] == "export")
           for m, deps in graph.items() if m.split(".")[0] == "draw_tf"}
   assert not {m: d for m, d in back.items() if d}
+
+
+def _source(*parts) -> str:
+  with open(os.path.join(ROOT, *parts)) as f:
+    return f.read()
+
+
+def test_model_py_holds_the_model_only():
+  """The redesign's budget: DrawModel alone, under 400 lines; the cell, layers and loop elsewhere."""
+  source = _source("draw_tf", "model.py")
+  assert len(source.splitlines()) < 400
+  classes = [node.name for node in ast.parse(source).body if isinstance(node, ast.ClassDef)]
+  assert classes == ["GenerateOutput", "DrawModel"]
+
+
+def test_the_t_step_loop_is_written_once():
+  """One tf.while_loop for the unroll (draw_tf/unroll.py), one for the fused sampler's blocks."""
+  counts = {}
+  for module, path in _modules().items():
+    with open(path) as f:
+      n = f.read().count("tf.while_loop(")
+    if n:
+      counts[module] = n
+  assert counts == {"draw_tf.unroll": 1, "draw_tf.sampling": 1}
+
+
+def test_infer_and_call_of_the_cell_have_no_branch():
+  """DrawCell picks its components in __init__; infer, draw and call are the equations alone."""
+  tree = ast.parse(_source("draw_tf", "cell.py"))
+  cell = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "DrawCell")
+  methods = {n.name: n for n in cell.body if isinstance(n, ast.FunctionDef)}
+  for name in ("infer", "draw", "call", "read"):
+    branches = [n for n in ast.walk(methods[name]) if isinstance(n, (ast.If, ast.IfExp, ast.Match))]
+    assert not branches, f"DrawCell.{name} branches at line {branches[0].lineno}"

@@ -42,7 +42,7 @@ def _binary_images(n, shape, seed=0):
 @pytest.mark.parametrize("read_attention,write_attention", [
     (True, True), (False, False), (True, False), (False, True)])
 def test_negative_elbo_matches_numpy_draw(read_attention, write_attention):
-  """recon and kl equal a NumPy transcription of DESIGN.md section 1 on fixed noise."""
+  """recon and kl equal a NumPy transcription of the paper's eqs. 3-12 on fixed noise."""
   model = helpers.tiny_model(read_attention=read_attention, write_attention=write_attention)
   helpers.perturb_weights(model)
   rng = np.random.default_rng(3)

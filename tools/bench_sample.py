@@ -106,13 +106,13 @@ def _profile(model, export_dir, steps_per_iteration, threads_list, repeats):
 
   def write(hidden):
     batch = tf.shape(hidden)[0]
-    delta, window = sampling.batched_write(cell.writer, tf.reshape(hidden, [-1, u]))
+    delta, window = cell.writer(tf.reshape(hidden, [-1, u]))
     canvases = tf.sigmoid(tf.cumsum(tf.reshape(delta, [batch, steps, *model.image_shape]), 1))
     return {"images": canvases[:, -1], "canvases": canvases,
             "write_windows": tf.reshape(window, [batch, steps, 4])[..., :3]}
 
   def write_delta_only(hidden):
-    delta, window = sampling.batched_write(cell.writer, tf.reshape(hidden, [-1, u]))
+    delta, window = cell.writer(tf.reshape(hidden, [-1, u]))
     return {"delta": delta, "window": window}
 
   parts = {"recurrence (noise -> h_1..h_T)": (recurrence, [None, steps, z], "noise"),

@@ -31,6 +31,7 @@ from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import DrawModel
 from draw_tf import filterbank as fb
+from draw_tf import seeds
 from draw_tf import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
@@ -56,7 +57,7 @@ def probe(model: DrawModel, images: np.ndarray, seed: int = 0) -> dict:
   cell = model.cell
   height, width, _ = model.image_shape
   n = cell.read_size
-  noise = tf.random.stateless_normal([len(images), model.num_steps, model.latent_dim], seed=[seed, 1])
+  noise = seeds.reconstruction_normal([len(images), model.num_steps, model.latent_dim], seed)
   x = tf.constant(images, tf.float32)
   result = {"first_read_window": window_summary(cell.reader.params.bias.numpy(), n, height, width)}
   # Read windows step by step (the cell's own read parameters from h_dec_{t-1}).

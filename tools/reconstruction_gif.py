@@ -11,12 +11,12 @@ images (top rows) above their final reconstructions ``sigmoid(c_T)``.
 import os
 
 import numpy as np
-import tensorflow as tf
 from absl import app
 from absl import flags
 
 from draw_tf import data
 from draw_tf import evaluate
+from draw_tf import seeds
 from draw_tf import visualize
 from draw_tf import workdir as workdir_lib
 
@@ -38,7 +38,7 @@ def main(argv):
   model = workdir_lib.load_model_from_workdir(_WORKDIR.value)
   _, test, _ = data.load_splits(config.data)
   images = (test.images[:_NUM.value] / test.max_value).astype(np.float32)
-  noise = tf.random.stateless_normal([len(images), model.num_steps, model.latent_dim], seed=[_SEED.value, 1])
+  noise = seeds.reconstruction_normal([len(images), model.num_steps, model.latent_dim], _SEED.value)
   canvases, windows = evaluate.reconstruct(model, images, noise)
   shown = sorted(set(range(0, model.num_steps, max(_EVERY.value, 1))) | {model.num_steps - 1})
   visualize.save_drawing_gif(canvases[:, shown], _OUT.value,

@@ -1,6 +1,6 @@
 """Input pipelines: TFDS datasets, an offline copy of the real MNIST, datasets built from it.
 
-Implements ``../shared/DESIGN.md`` section 3. Every source is read into memory
+Where the data comes from: ``docs/data.md``. Every source is read into memory
 as ``uint8 [N, H, W, C]`` arrays (all datasets fit), then :func:`train_dataset`
 and :func:`eval_dataset` turn them into ``tf.data`` pipelines of float32
 images in [0, 1].
