@@ -5,11 +5,14 @@ Public API::
     from draw_tf import DrawModel
     model = DrawModel(image_shape=(28, 28, 1), num_steps=64)
 
-The maths is in :mod:`draw_tf.filterbank`, the layers in :mod:`draw_tf.attention`,
-the model in :mod:`draw_tf.model`, the attention classifier in :mod:`draw_tf.classifier`
-and the loss terms in :mod:`draw_tf.losses`. Training
-and evaluation from configs: :mod:`draw_tf.data`, :mod:`draw_tf.train_lib`,
-:mod:`draw_tf.evaluate` and the ``draw-train`` / ``draw-eval`` binaries.
+The attention maths is in :mod:`draw_tf.filterbank`, its layers in
+:mod:`draw_tf.attention`, one step in :mod:`draw_tf.cell` (its switches in
+:mod:`draw_tf.variants`), the T-step loop in :mod:`draw_tf.unroll`, the model
+in :mod:`draw_tf.model`, the attention classifier in :mod:`draw_tf.classifier`
+and the loss terms in :mod:`draw_tf.losses`. Training and evaluation from
+configs: :mod:`draw_tf.data`, :mod:`draw_tf.tasks`, :mod:`draw_tf.train_lib`,
+:mod:`draw_tf.eval_lib` and the ``draw-train`` / ``draw-eval`` binaries. The
+README's file map lists every module.
 """
 
 from draw_tf.attention import AttentionGlimpse, AttentionRead, AttentionWrite, FullRead, FullWrite
