@@ -200,10 +200,10 @@ class DrawCell(keras.layers.Layer):
   def __init__(self, image_shape=(28, 28, 1), latent_dim=100, encoder_units=256,
                decoder_units=256, read_size=2, write_size=5, read_attention=True,
                write_attention=True, **switches):
-    kwargs = variants_lib.split(switches)[1]
+    switches, kwargs = variants_lib.split(switches)
     kwargs.setdefault("autocast", False)  # inputs and states are float32
     super().__init__(**kwargs)
-    self.variants = v = variants_lib.resolve(**variants_lib.split(switches)[0])
+    self.variants = v = variants_lib.resolve(**switches)
     self.image_shape = tuple(int(d) for d in image_shape)
     self.latent_dim = int(latent_dim)
     self.encoder_units = int(encoder_units)

@@ -171,6 +171,8 @@ def decode(model, codes, quant_step: float = 0.5, seed: int = 0, batch_size: int
 
   def decode_batch(k, index):
     n = tf.shape(k)[0]
+    # Drawn time-major, as draw-compress always has (the shape fixes the values), then
+    # handed over batch-major like every other noise.
     eps = tf.random.stateless_normal([steps, n, model.latent_dim], seed=seeds.stateless(seed, seeds.DECOMPRESS_NOISE, index))
     state, _ = unroll.unroll(cell, steps, cell.initial_state(n),
                              unroll.from_codes(cell, k, k_steps, quant_step, tf.transpose(eps, [1, 0, 2])))

@@ -49,33 +49,25 @@ class Switch:
     choices: allowed values (``None``: any positive integer).
     before: the value a workdir written before the switch existed meant
       (resuming such a workdir fills it in).
-    doc: one line for the config file.
+
+  What each switch does: the table in this module's docstring.
   """
   name: str
   default: Any
   choices: tuple | None
   before: Any
-  doc: str
 
 
 SWITCHES = (
-    Switch("encoder_sees_decoder", True, (True, False), True,
-           "Encoder input [r_t, h_dec_{t-1}] (paper); False: r_t alone."),
+    Switch("encoder_sees_decoder", True, (True, False), True),
     Switch("read_inputs", "image_and_error", ("image_and_error", "error_only", "image_only"),
-           "image_and_error", "What the read sees: [x, x_hat] (paper), x_hat alone or x alone."),
-    Switch("read_features", "pixels", ("pixels", "conv"), "pixels",
-           "pixels (paper) or conv: two 3x3 ReLU convolutions on the read inputs before the read."),
-    Switch("conv_concat_image", True, (True, False), True,
-           "With conv read features, also read the raw inputs (concatenated to the maps)."),
-    Switch("conv_filters", 8, None, 8,
-           "Feature maps of each convolution (conv read features, conv encoder)."),
-    Switch("encoder", "lstm", ("lstm", "conv"), "lstm",
-           "lstm (paper) or conv (feed-forward convolutional encoder on the glimpse)."),
-    Switch("prior", "standard", ("standard", "learned"), "standard",
-           "standard N(0, I) (paper) or learned p(z_t | h_dec_{t-1})."),
-    Switch("window_init", "tile", WINDOW_INITS, "zero",
-           "Initial read/write windows: tile (the N x N filters tile the image) or zero "
-           "(all-zero bias; see docs/collapse.md)."),
+           "image_and_error"),
+    Switch("read_features", "pixels", ("pixels", "conv"), "pixels"),
+    Switch("conv_concat_image", True, (True, False), True),
+    Switch("conv_filters", 8, None, 8),
+    Switch("encoder", "lstm", ("lstm", "conv"), "lstm"),
+    Switch("prior", "standard", ("standard", "learned"), "standard"),
+    Switch("window_init", "tile", WINDOW_INITS, "zero"),  # runs before the field: the all-zero bias
 )
 BY_NAME = {s.name: s for s in SWITCHES}
 DEFAULTS = {s.name: s.default for s in SWITCHES}

@@ -129,7 +129,8 @@ class JitFunctions:
     """``fn`` compiled with XLA (the same compiled function on every call), or ``fn`` if disabled."""
     if not self.enabled:
       return fn
-    key = getattr(fn, "__name__", repr(fn))
-    if key not in self._functions:
-      self._functions[key] = tf.function(fn, jit_compile=True, reduce_retracing=True)
-    return self._functions[key]
+    # Bound methods of one object compare (and hash) equal, so model.eval_terms
+    # finds its compiled function again on every step.
+    if fn not in self._functions:
+      self._functions[fn] = tf.function(fn, jit_compile=True, reduce_retracing=True)
+    return self._functions[fn]
