@@ -99,8 +99,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.grad_clip_norm = 10.0
   # Strategy: auto (mirrored over several GPUs, else default), mirrored, multi_worker_mirrored, one_device.
   config.train.strategy = "auto"
-  # Compile the forward pass and gradient with XLA.
-  config.train.jit_compile = False
+  # Compile the forward pass and gradient with XLA: auto, true or false. auto turns XLA on
+  # with the fused backward where draw_tf.fused covers the model (the paper's DRAW; measured
+  # fastest, docs/performance.md) and off otherwise; the choice is logged.
+  config.train.jit_compile = "auto"
+  # The training gradient: auto (fused under XLA where supported, else autodiff), fused, autodiff.
+  config.train.backward = "auto"
   # Precision of the LSTM matmuls: float32, mixed_bfloat16 (CPUs with AVX-512 bf16 / AMX)
   # or mixed_float16 (GPUs, with loss scaling). Weights, losses and attention stay float32.
   config.train.mixed_precision = "float32"

@@ -103,10 +103,17 @@ class AttentionRead(keras.layers.Layer):
     return (images_shape[0], inputs * self.read_size**2 * images_shape[-1])
 
   def call(self, images, error_images, h_dec):
+    return self.read_from_params(images, error_images, self.params(h_dec))
+
+  def read_from_params(self, images, error_images, raw_params):
+    """The read of :meth:`call` from the raw window parameters ``[batch, 5]`` (eq. 21's output).
+
+    Split out of :meth:`call` so :mod:`draw_tf.fused` can differentiate the
+    read alone (it forms the linear map's weight gradient itself).
+    """
     _, height, width, channels = images.shape
     n = self.read_size
-    gx, gy, sigma2, delta, gamma = fb.attention_params(
-        self.params(h_dec), n, height, width)
+    gx, gy, sigma2, delta, gamma = fb.attention_params(raw_params, n, height, width)
     fx, fy = fb.filterbank(gx, gy, sigma2, delta, n, height, width)
     # One read for all inputs, stacked channels-first: [batch, k * C, H, W].
     sources = [images] if error_images is None else [images, error_images]

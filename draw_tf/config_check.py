@@ -110,6 +110,21 @@ class Choice(Rule):
     return not isinstance(value, bool) and value in self.choices
 
 
+class JitSetting(Rule):
+  """``train.jit_compile``: ``"auto"``, ``"true"``, ``"false"`` (or a bool, as older configs hold)."""
+
+  def __init__(self):
+    super().__init__("auto, true or false")
+
+  def ok(self, value):
+    return isinstance(value, bool) or value in ("auto", "true", "false")
+
+
+def jit_setting(value):
+  """``True``, ``False`` or ``"auto"`` from a ``train.jit_compile`` value (see :class:`JitSetting`)."""
+  return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else bool(value)
+
+
 class Shape(Rule):
   """``(height, width, channels)``, three integers >= 1."""
 
@@ -132,6 +147,7 @@ LIKELIHOODS = ("bernoulli", "discretized_logistic")
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+BACKWARDS = ("auto", "fused", "autodiff")
 
 def switch_rule(switch: variants.Switch) -> Rule:
   """The rule of a research switch, from its row in :data:`draw_tf.variants.SWITCHES`."""
@@ -180,7 +196,8 @@ FIELDS = {
     "train.adam_beta2": Float(0, 1, high_open=True),
     "train.grad_clip_norm": Float(0),
     "train.strategy": Choice(*STRATEGIES),
-    "train.jit_compile": Bool(),
+    "train.jit_compile": JitSetting(),
+    "train.backward": Choice(*BACKWARDS),
     "train.mixed_precision": Choice(*PRECISIONS),
     "train.deterministic_noise": Bool(),
     "train.checkpoint_every_steps": Int(1),
@@ -210,7 +227,7 @@ CLASSIFIER_MODEL_FIELDS = {
 RESUMABLE_CHANGES = (
     "train.learning_rate", "train.grad_clip_norm", "train.lr_schedule", "train.warmup_steps",
     "train.final_lr_fraction", "train.kl_warmup_steps", "train.num_epochs", "train.checkpoint_every_steps",
-    "train.max_checkpoints", "train.log_every_steps", "train.jit_compile",
+    "train.max_checkpoints", "train.log_every_steps", "train.jit_compile", "train.backward",
     "eval.batch_size", "eval.every_epochs", "eval.num_samples", "eval.num_gif_samples",
     "eval.sample_seed",
 )

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+from absl import logging
 import keras
 import numpy as np
 import tensorflow as tf
 
 from draw_tf import config_check
 from draw_tf import diagnostics
+from draw_tf import fused
 from draw_tf import inputs as input_checks
 from draw_tf import losses
 from draw_tf import seeds
@@ -140,6 +142,7 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     self.latent_usage = diagnostics.LatentUsage(self.num_steps, self.latent_dim)
     self.built = True
     self.jit_functions = workarounds.JitFunctions(False)
+    self.backward = "autodiff"
     self.kl_warmup_steps = 0
     self._decode_fn = None
 
@@ -161,7 +164,8 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
   def build(self, input_shape=None):
     self.built = True
 
-  def compile(self, optimizer="adam", jit_compile=False, kl_warmup_steps=0, **kwargs):
+  def compile(self, optimizer="adam", jit_compile=False, kl_warmup_steps=0, backward="auto",
+              **kwargs):
     """Keras ``compile``; the loss is the model's own negative ELBO (no ``loss``).
 
     Args:
@@ -169,7 +173,14 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
       jit_compile: ``True`` compiles the forward pass and gradient with XLA
         (:class:`draw_tf.workarounds.JitFunctions`; ``apply_gradients`` stays
         outside, so it also works under ``MirroredStrategy``, where Keras's own
-        ``jit_compile`` fails). ``False`` or ``"auto"`` run without XLA.
+        ``jit_compile`` fails). ``"auto"``: XLA with the fused backward where
+        :func:`draw_tf.fused.supported` covers the model (the fastest
+        combination measured, ``docs/performance.md``), else no XLA. The
+        choice is logged and kept in :attr:`jit_step`.
+      backward: the training gradient: ``"fused"`` (the hand-written backward
+        of :mod:`draw_tf.fused`), ``"autodiff"``, or ``"auto"``: fused under XLA
+        where supported (without XLA it measured slower), else autodiff. The
+        chosen one is :attr:`backward`.
       kl_warmup_steps: anneal the weight of ``L_z`` in the *training* loss
         linearly from 0 to 1 over this many optimizer steps (0: always 1).
         The reported ``nll_bound`` and ``kl`` stay unweighted.
@@ -180,13 +191,30 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     if jit_compile not in (True, False, "auto"):
       raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}.")
     super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
-    self.jit_functions = workarounds.JitFunctions(jit_compile is True)
+    reason = fused.supported(self.cell)
+    jit = (reason is None) if jit_compile == "auto" else jit_compile
+    self.jit_functions = workarounds.JitFunctions(jit)
+    self.backward = self._resolve_backward(backward, reason)
+    if jit_compile == "auto" or backward == "auto":
+      logging.info("DrawModel.compile: jit_compile=%r -> %s, backward=%r -> %s%s", jit_compile,
+                   "XLA" if jit else "no XLA", backward, self.backward,
+                   f" ({reason})" if reason else "")
     if int(kl_warmup_steps) != kl_warmup_steps or kl_warmup_steps < 0:
       raise ValueError(f"kl_warmup_steps must be a non-negative integer, got {kl_warmup_steps!r}.")
     self.kl_warmup_steps = int(kl_warmup_steps)
     # Create the optimizer's slots now, outside any traced function, so a
     # retrace (new input shape, or a call after an input error) never has to.
     self.optimizer.build(self.trainable_variables)
+
+  def _resolve_backward(self, backward, reason) -> str:
+    if backward not in ("auto", "fused", "autodiff"):
+      raise ValueError(f"backward must be 'auto', 'fused' or 'autodiff', got {backward!r}.")
+    if backward == "fused" and reason:
+      raise ValueError(f"backward='fused' is not available for this model: {reason}. "
+                       "Use backward='auto' or 'autodiff'.")
+    if backward == "auto":
+      return "fused" if reason is None and self.jit_step else "autodiff"
+    return backward
 
   @property
   def jit_step(self) -> bool:
@@ -241,15 +269,20 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     recon, kl, _, _ = self.eval_terms(images, noise)
     return recon, kl
 
-  def eval_terms(self, images, noise):
+  def eval_terms(self, images, noise, training=False):
     """``(recon, kl, kl_steps, mu)``: :meth:`per_example_losses` plus detail for evaluation.
 
     Returns:
       ``recon`` and ``kl`` ``[batch]`` nats, ``kl_steps`` ``[batch, T]`` (the
       KL of each step, summed over latent units, eq. 11) and the posterior
-      means ``mu`` ``[batch, T, latent_dim]``.
+      means ``mu`` ``[batch, T, latent_dim]``. With ``training`` true and
+      :attr:`backward` ``"fused"`` the unroll is :func:`draw_tf.fused.unroll`
+      (the same values, with the hand-written gradient).
     """
-    out = self.unroll(images, noise)
+    if training and self.backward == "fused":
+      out = fused.unroll(self.cell, images, noise, products=self.jit_step)
+    else:
+      out = self.unroll(images, noise)
     recon = self.reconstruction_nll(images, out["logits"])
     kl_steps = self.cell.prior.kl_per_step(out)
     return recon, tf.reduce_sum(kl_steps, axis=1), kl_steps, out["mu"]
@@ -289,7 +322,7 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     those of the global-batch mean (the same as on one device).
     """
     with tf.GradientTape() as tape:
-      recon, kl = self.per_example_losses(images, noise)
+      recon, kl, _, _ = self.eval_terms(images, noise, training=True)
       replicas = tf.distribute.get_strategy().num_replicas_in_sync
       weight = self.kl_weight()
       loss = tf.reduce_mean(self.weighted_loss(recon, kl if weight is None else weight * kl)) / replicas

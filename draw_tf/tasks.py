@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from draw_tf import config_check
 from draw_tf import data
 from draw_tf import visualize
 from draw_tf import workdir as workdir_lib
@@ -171,7 +172,8 @@ class GenerateTask(Task):
     return DrawModel(**config.model, dtype=config.train.mixed_precision)
 
   def compile(self, model, optimizer, train_config) -> None:
-    model.compile(optimizer=optimizer, jit_compile=train_config.jit_compile,
+    model.compile(optimizer=optimizer, jit_compile=config_check.jit_setting(train_config.jit_compile),
+                  backward=train_config.get("backward", "auto"),
                   kl_warmup_steps=train_config.kl_warmup_steps)
 
   def noise_shape(self, config, model):
@@ -187,7 +189,7 @@ class GenerateTask(Task):
                  test.get("active_units", -1))
 
   def evaluate(self, model, split, split_name, config, iw_samples=1, batch_size=500, seed=0) -> dict:
-    return evaluate_split(model, split, iw_samples, batch_size, seed, jit_compile=config.train.jit_compile)
+    return evaluate_split(model, split, iw_samples, batch_size, seed, jit_compile=model.jit_step)
 
   def eval_summary(self, result) -> str:
     summary = f"nll_bound {result['nll_bound']:.2f} nats per image"
@@ -223,7 +225,9 @@ class ClassifyTask(Task):
     return DrawClassifier(**config.model)
 
   def compile(self, model, optimizer, train_config) -> None:
-    model.compile(optimizer=optimizer, jit_compile=train_config.jit_compile)
+    # "auto" is the DrawModel's fast path; the classifier was not measured with XLA.
+    model.compile(optimizer=optimizer,
+                  jit_compile=config_check.jit_setting(train_config.jit_compile) is True)
     optimizer.build(model.trainable_variables)
 
   def test_metrics(self, test) -> dict:

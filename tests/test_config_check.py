@@ -48,6 +48,13 @@ def test_the_choices_are_the_modules_own_lists():
   assert set(config_check.RESUMABLE_CHANGES) <= set(config_check.FIELDS)
 
 
+def test_jit_compile_reads_auto_true_false_and_older_configs_bools():
+  rule = config_check.FIELDS["train.jit_compile"]
+  for value, want in (("auto", "auto"), ("true", True), ("false", False), (True, True), (False, False)):
+    assert rule.ok(value) and config_check.jit_setting(value) == want
+  assert not rule.ok("yes") and not rule.ok(1)
+
+
 def test_the_research_switch_rules_come_from_the_variant_table():
   for switch in variants.SWITCHES:
     rule = config_check.FIELDS[f"model.{switch.name}"]
@@ -69,6 +76,8 @@ def test_the_research_switch_rules_come_from_the_variant_table():
     ("train.verbose", 3, "one of: 0, 1, 2"),
     ("data.binarization", "sometimes", "one of: dynamic, fixed, none"),
     ("model.image_shape", (28, 28), "(height, width, channels)"),
+    ("train.jit_compile", "maybe", "auto, true or false"),
+    ("train.backward", "manual", "one of: auto, fused, autodiff"),
 ])
 def test_a_bad_value_is_one_line_naming_field_value_and_range(fake_cache, tmp_path, field, value, allowed):
   section, key = field.split(".")

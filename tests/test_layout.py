@@ -160,14 +160,16 @@ def test_model_py_holds_the_model_only():
 
 
 def test_the_t_step_loop_is_written_once():
-  """One tf.while_loop for the unroll (draw_tf/unroll.py), one for the fused sampler's blocks."""
+  """One tf.while_loop for the unroll (draw_tf/unroll.py), one for the fused sampler's blocks,
+  and the forward and backward loops of the hand-written gradient (draw_tf/fused.py, checked
+  against the unroll by tests/test_fused.py)."""
   counts = {}
   for module, path in _modules().items():
     with open(path) as f:
       n = f.read().count("tf.while_loop(")
     if n:
       counts[module] = n
-  assert counts == {"draw_tf.unroll": 1, "draw_tf.sampling": 1}
+  assert counts == {"draw_tf.unroll": 1, "draw_tf.sampling": 1, "draw_tf.fused": 2}
 
 
 def test_infer_and_call_of_the_cell_have_no_branch():

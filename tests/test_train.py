@@ -179,8 +179,8 @@ def _parse_config_flag(*overrides):
 def test_a_wrongly_typed_override_is_refused():
   with pytest.raises(flags.IllegalFlagValueError, match="batch_size.*lots"):
     _parse_config_flag("--config.train.batch_size=lots")
-  with pytest.raises(flags.IllegalFlagValueError, match="jit_compile"):
-    _parse_config_flag("--config.train.jit_compile=maybe")
+  with pytest.raises(flags.IllegalFlagValueError, match="kl_warmup_steps"):
+    _parse_config_flag("--config.train.kl_warmup_steps=maybe")
   assert _parse_config_flag("--config.train.batch_size=16").train.batch_size == 16
 
 

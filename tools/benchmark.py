@@ -33,6 +33,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from draw_tf import cli  # noqa: E402
+from draw_tf import config_check  # noqa: E402
 from draw_tf import progress  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -42,7 +43,11 @@ _BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: config.t
 _STEPS = flags.DEFINE_integer("steps", 10, "Training steps per timed repeat.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats; the median is reported.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, XLA compile).")
-_JIT = flags.DEFINE_enum("jit_compile", None, ["true", "false"], "Override config.train.jit_compile.")
+_JIT = flags.DEFINE_enum("jit_compile", None, ["auto", "true", "false"],
+                         "Override config.train.jit_compile.")
+_BACKWARD = flags.DEFINE_enum("backward", None, ["auto", "fused", "autodiff"],
+                              "Override config.train.backward.")
+_EVAL_STEPS = flags.DEFINE_integer("eval_steps", 10, "Timed evaluation (test_step) batches; 0: none.")
 _PRECISION = flags.DEFINE_enum(
     "mixed_precision", None, ["float32", "mixed_bfloat16", "mixed_float16"],
     "Override config.train.mixed_precision.")
@@ -101,13 +106,14 @@ def main(argv):
   model_kwargs = dict(config.model)
   train_cfg = config.get("train", {})
   batch = _BATCH.value or int(train_cfg.get("batch_size", 100))
-  jit = (_JIT.value == "true") if _JIT.value else bool(train_cfg.get("jit_compile", False))
+  jit = config_check.jit_setting(_JIT.value or train_cfg.get("jit_compile", False))
+  backward = _BACKWARD.value or train_cfg.get("backward", "auto")
   precision = _PRECISION.value or train_cfg.get("mixed_precision", "float32")
   keras.utils.set_random_seed(0)
   model = draw_tf.DrawModel(**model_kwargs, dtype=precision)
   clip = train_cfg.get("grad_clip_norm", None)
   opt = keras.optimizers.Adam(1e-3, global_clipnorm=clip or None)
-  model.compile(optimizer=opt, jit_compile=jit)
+  model.compile(optimizer=opt, jit_compile=jit, backward=backward)
 
   h, w, c = model.image_shape
   rng = np.random.default_rng(0)
@@ -142,6 +148,20 @@ def main(argv):
       for r in range(_REPEATS.value))
   images_per_cpu_s = batch / cpu_step_s
 
+  eval_images_per_s = None
+  if _EVAL_STEPS.value:
+    # Evaluation: test_step (forward pass and metrics), timed after one warm-up batch.
+    eval_stamps = []
+
+    class EvalTimer(keras.callbacks.Callback):
+
+      def on_test_batch_end(self, batch_index, logs=None):
+        eval_stamps.append(time.perf_counter())
+
+    with progress.Progress(1, "Evaluation steps", unit="runs", heartbeat=True):
+      model.evaluate(ds, steps=_EVAL_STEPS.value + 1, verbose=0, callbacks=[EvalTimer()])
+    eval_images_per_s = batch * _EVAL_STEPS.value / (eval_stamps[-1] - eval_stamps[0])
+
   flops_per_image = flops_lib.train_flops_per_image(model_kwargs, model.num_steps)
   shapes = flops_lib.lstm_gemm_shapes(model_kwargs, batch)
   with progress.Progress(len(shapes), "GEMM timing", unit="shapes", show_rate=False, heartbeat=True) as bar:
@@ -150,9 +170,11 @@ def main(argv):
   rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
   result = {
       "config": config_flags.get_config_filename(flags.FLAGS["config"]),
-      "batch_size": batch, "num_steps": model.num_steps, "jit_compile": jit,
+      "batch_size": batch, "num_steps": model.num_steps, "jit_compile": model.jit_step,
+      "jit_compile_setting": jit, "backward": model.backward,
       "mixed_precision": precision, "images_per_s": round(images_per_s, 1),
       "step_ms_median": round(1e3 * median_step, 2),
+      "eval_images_per_s": None if eval_images_per_s is None else round(eval_images_per_s, 1),
       "step_ms_repeats": [round(1e3 * s, 2) for s in step_s],
       "first_step_s": round(first_step_s, 1),
       "train_gflop_per_image": round(flops_per_image / 1e9, 4),
@@ -171,7 +193,8 @@ def main(argv):
       "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
       "data": "synthetic binary images in memory (step benchmark)",
   }
-  table = (f"images/s {result['images_per_s']:.1f} | limit {result['limit_images_per_s']:.1f} "
+  table = (f"images/s {result['images_per_s']:.1f} (eval {result['eval_images_per_s']}) "
+           f"| XLA {model.jit_step}, backward {model.backward}, {precision} | limit {result['limit_images_per_s']:.1f} "
            f"({result['gemm_gflops']:.1f} GFLOP/s over {result['train_gflop_per_image']} GFLOP/image) "
            f"| fraction {result['fraction_of_limit']:.2f} (per CPU-s {result['fraction_of_limit_cpu']:.2f}, "
            f"{result['images_per_cpu_s']} images/CPU-s) | step {result['step_ms_median']} ms "
