@@ -79,24 +79,17 @@ def _mm(a, b, dtype, transpose_a=False, transpose_b=False):
   return tf.cast(out, tf.float32)
 
 
-def _cell_gate_mask(units):
-  """``[4u]`` bool, true on the cell-input gate ``g`` (tanh), false on i, f, o (sigmoid)."""
-  return tf.range(4 * units) // units == 2
-
-
 def lstm_forward(gates, c_prev):
   """LSTM step from pre-activations ``[batch, 4u]`` (Keras gate order i, f, g, o).
 
   Returns ``(h, c, acts)``: the new states ``[batch, u]`` and the gate
   activations ``[batch, 4u]`` (kept for the backward). Computes what
-  :func:`draw_tf.layers.lstm_update` computes; the activations are one
-  elementwise pass over all gates (no split and concat).
+  :func:`draw_tf.layers.lstm_update` computes.
   """
-  units = gates.shape[-1] // 4
-  acts = tf.where(_cell_gate_mask(units), tf.tanh(gates), tf.sigmoid(gates))
-  i, f, g, o = tf.split(acts, 4, axis=-1)
+  i, f, g, o = tf.split(gates, 4, axis=-1)
+  i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
   c = f * c_prev + i * g
-  return o * tf.tanh(c), c, acts
+  return o * tf.tanh(c), c, tf.concat([i, f, g, o], axis=-1)
 
 
 def lstm_backward(acts, c_prev, c, dh, dc):

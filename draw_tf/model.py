@@ -173,10 +173,8 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
       jit_compile: ``True`` compiles the forward pass and gradient with XLA
         (:class:`draw_tf.workarounds.JitFunctions`; ``apply_gradients`` stays
         outside, so it also works under ``MirroredStrategy``, where Keras's own
-        ``jit_compile`` fails). ``"auto"``: XLA with the fused backward where
-        :func:`draw_tf.fused.supported` covers the model (the fastest
-        combination measured, ``docs/performance.md``), else no XLA. The
-        choice is logged and kept in :attr:`jit_step`.
+        ``jit_compile`` fails). ``"auto"``: XLA where :func:`draw_tf.fused.supported`
+        covers the model (fastest measured, docs/performance.md); logged.
       backward: the training gradient: ``"fused"`` (the hand-written backward
         of :mod:`draw_tf.fused`), ``"autodiff"``, or ``"auto"``: fused under XLA
         where supported (without XLA it measured slower), else autodiff. The
