@@ -117,12 +117,15 @@ class JitSetting(Rule):
     super().__init__("auto, true or false")
 
   def ok(self, value):
-    return isinstance(value, bool) or value in ("auto", "true", "false")
+    return isinstance(value, bool) or (isinstance(value, str) and
+                                       value.lower() in ("auto", "true", "false"))
 
 
 def jit_setting(value):
-  """``True``, ``False`` or ``"auto"`` from a ``train.jit_compile`` value (see :class:`JitSetting`)."""
-  return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else bool(value)
+  """``True``, ``False`` or ``"auto"`` from a ``train.jit_compile`` value (any case; see :class:`JitSetting`)."""
+  if isinstance(value, str):
+    return {"true": True, "false": False, "auto": "auto"}.get(value.lower(), value)
+  return bool(value)
 
 
 class Shape(Rule):

@@ -50,7 +50,8 @@ def test_the_choices_are_the_modules_own_lists():
 
 def test_jit_compile_reads_auto_true_false_and_older_configs_bools():
   rule = config_check.FIELDS["train.jit_compile"]
-  for value, want in (("auto", "auto"), ("true", True), ("false", False), (True, True), (False, False)):
+  for value, want in (("auto", "auto"), ("true", True), ("false", False), (True, True), (False, False),
+                      ("True", True), ("FALSE", False)):
     assert rule.ok(value) and config_check.jit_setting(value) == want
   assert not rule.ok("yes") and not rule.ok(1)
 

@@ -92,20 +92,20 @@ def test_image_shape_that_does_not_match_the_dataset_is_refused(fake_cache, tmp_
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     fake_cache, tmp_path, monkeypatch):
   """The 7th step's loss is NaN (checkpoints every 4): ckpt-4 stays the latest, finite."""
-  original = DrawModel.per_example_losses
+  original = DrawModel.eval_terms  # the training step's losses (per_example_losses wraps it)
 
-  def poisoned(self, images, noise):
-    recon, kl = original(self, images, noise)
+  def poisoned(self, images, noise, training=False):
+    recon, *rest = original(self, images, noise, training)
     bad = self.optimizer.iterations >= 6
-    return tf.where(bad, tf.fill(tf.shape(recon), np.float32(np.nan)), recon), kl
+    return (tf.where(bad, tf.fill(tf.shape(recon), np.float32(np.nan)), recon), *rest)
 
-  monkeypatch.setattr(DrawModel, "per_example_losses", poisoned)
+  monkeypatch.setattr(DrawModel, "eval_terms", poisoned)
   config = tiny_config(fake_cache)
   with pytest.raises(TrainingDivergedError, match=r"step 7: the loss became nan.*ckpt-4"):
     train_lib.train_and_evaluate(config, str(tmp_path))
   checkpoints = os.path.join(str(tmp_path), "checkpoints")
   assert os.path.basename(tf.train.latest_checkpoint(checkpoints)) == "ckpt-4"
-  monkeypatch.setattr(DrawModel, "per_example_losses", original)
+  monkeypatch.setattr(DrawModel, "eval_terms", original)
   model = workdir_lib.load_model_from_workdir(str(tmp_path))
   assert all(np.isfinite(w).all() for w in model.get_weights())
 
