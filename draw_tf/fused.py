@@ -50,6 +50,7 @@ import tensorflow as tf
 
 from draw_tf import attention
 from draw_tf import filterbank as fb
+from draw_tf import layers
 
 
 def supported(cell) -> str | None:
@@ -79,21 +80,8 @@ def _mm(a, b, dtype, transpose_a=False, transpose_b=False):
   return tf.cast(out, tf.float32)
 
 
-def lstm_forward(gates, c_prev):
-  """LSTM step from pre-activations ``[batch, 4u]`` (Keras gate order i, f, g, o).
-
-  Returns ``(h, c, acts)``: the new states ``[batch, u]`` and the gate
-  activations ``[batch, 4u]`` (kept for the backward). Computes what
-  :func:`draw_tf.layers.lstm_update` computes.
-  """
-  i, f, g, o = tf.split(gates, 4, axis=-1)
-  i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
-  c = f * c_prev + i * g
-  return o * tf.tanh(c), c, tf.concat([i, f, g, o], axis=-1)
-
-
 def lstm_backward(acts, c_prev, c, dh, dc):
-  """Gradient of :func:`lstm_forward` (module docstring).
+  """Gradient of :func:`draw_tf.layers.lstm_update` (module docstring).
 
   Args:
     acts: ``[batch, 4u]`` gate activations of the step.
@@ -270,12 +258,12 @@ def _unroll_fn(cell, num_weights, products):
       raw_read = tf.matmul(h_dec, w["read_k"]) + w["read_b"] if cell.read_attention else None
       r = read(images, canvas, raw_read)
       x_enc = tf.concat([r, h_dec, h_enc], axis=-1)  # eq. 5's inputs
-      h_enc, c_enc, acts_enc = lstm_forward(_mm(x_enc, enc_k, dtype) + w["enc_b"], c_enc)
+      h_enc, c_enc, acts_enc = layers.lstm_update(_mm(x_enc, enc_k, dtype) + w["enc_b"], c_enc, True)
       post = tf.matmul(h_enc, w["post_k"]) + w["post_b"]
       mu, log_sd = tf.split(post, 2, axis=-1)
       z = mu + tf.exp(log_sd) * eps_tm[t]  # eq. 6
       x_dec = tf.concat([z, h_dec], axis=-1)
-      h_dec, c_dec, acts_dec = lstm_forward(_mm(x_dec, dec_k, dtype) + w["dec_b"], c_dec)  # eq. 7
+      h_dec, c_dec, acts_dec = layers.lstm_update(_mm(x_dec, dec_k, dtype) + w["dec_b"], c_dec, True)  # eq. 7
       write_pre = tf.matmul(h_dec, write_k) + write_b
       step = dict(r=r, acts_enc=acts_enc, mu=mu, log_sd=log_sd, z=z, acts_dec=acts_dec,
                   write_pre=write_pre)
@@ -299,7 +287,7 @@ def _unroll_fn(cell, num_weights, products):
       g_log_sd_tm = tf.transpose(tf.zeros_like(log_sd) if g_log_sd is None else g_log_sd,
                                  [1, 0, 2])
       s = saved
-      g_names = ("d_enc", "d_dec", "d_post", "d_write", "d_read")
+      g_names = ("d_enc", "d_dec", "d_post", "d_write") + (("d_read",) if cell.read_attention else ())
       g_arrays = {n: tf.TensorArray(tf.float32, size=num_steps) for n in g_names}
 
       def back(t, canvas, g_canvas, g_h_enc, g_c_enc, g_h_dec, g_c_dec, g_arrays):
@@ -328,6 +316,7 @@ def _unroll_fn(cell, num_weights, products):
         g_r = g_x_enc[:, :read_dim]
         g_h_dec = g_h_dec + g_x_enc[:, read_dim:read_dim + units_d]
         g_h_enc = g_x_enc[:, read_dim + units_d:]
+        values = dict(d_enc=d_enc, d_dec=d_dec, d_post=d_post, d_write=d_write)
         # eqs. 3-4: the read, through its filterbank and x_hat = x - sigmoid(c_{t-1}).
         with tf.GradientTape() as tape:
           tape.watch(canvas)
@@ -340,10 +329,9 @@ def _unroll_fn(cell, num_weights, products):
         if cell.read_attention:
           g_canvas_read, d_read = tape.gradient(r, [canvas, raw_read], output_gradients=g_r)
           g_h_dec = g_h_dec + tf.matmul(d_read, w["read_k"], transpose_b=True)
+          values["d_read"] = d_read
         else:
           g_canvas_read = tape.gradient(r, canvas, output_gradients=g_r)
-          d_read = tf.zeros([batch, 5])
-        values = dict(d_enc=d_enc, d_dec=d_dec, d_post=d_post, d_write=d_write, d_read=d_read)
         g_arrays = {n: g_arrays[n].write(t, values[n]) for n in g_names}
         return (t - 1, canvas, g_canvas + g_canvas_read, g_h_enc, g_c_enc, g_h_dec, g_c_dec,
                 g_arrays)

@@ -21,7 +21,7 @@ import tensorflow as tf
 _PACKAGE = "draw_tf"
 
 
-def lstm_update(gates, c):
+def lstm_update(gates, c, return_activations=False):
   """The LSTM state update (Hochreiter and Schmidhuber; the gate order of Keras).
 
   Args:
@@ -31,11 +31,18 @@ def lstm_update(gates, c):
 
   Returns:
     ``(h, c)``, each ``[batch, units]``:
-    ``c' = sigmoid(f) * c + sigmoid(i) * tanh(g)`` and ``h = sigmoid(o) * tanh(c')``.
+    ``c' = sigmoid(f) * c + sigmoid(i) * tanh(g)`` and ``h = sigmoid(o) * tanh(c')``;
+    with ``return_activations`` also the gate activations ``[batch, 4 * units]``
+    (``sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)``), which the hand-written
+    backward of :mod:`draw_tf.fused` keeps.
   """
   i, f, g, o = tf.split(gates, 4, axis=-1)
-  c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-  return tf.sigmoid(o) * tf.tanh(c), c
+  i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+  c = f * c + i * g
+  h = o * tf.tanh(c)
+  if return_activations:
+    return h, c, tf.concat([i, f, g, o], axis=-1)
+  return h, c
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -3,7 +3,8 @@ r"""Op-level profile of the DRAW training step: where the time goes.
     python tools/profile_step.py --config=configs/mnist_attention.py --batch_size=100
     python tools/profile_step.py --config=configs/mnist_attention.py --jit_compile=false --backward=autodiff
 
-Builds and compiles the model as ``tools/benchmark.py`` does, runs warm-up
+Builds and compiles the model as ``draw-train`` does (the generate task and
+its optimizer, from ``config``), runs warm-up
 steps, traces ``--steps`` training steps with ``tf.profiler``, and sums the
 traced op (or, under XLA, kernel) durations by category:
 
@@ -38,7 +39,6 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from draw_tf import cli  # noqa: E402
-from draw_tf import config_check  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
 _BATCH = flags.DEFINE_integer("batch_size", 100, "Batch size.")
@@ -116,16 +116,19 @@ def main(argv):
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import draw_tf  # pylint: disable=g-import-not-at-top
+  from draw_tf import tasks  # pylint: disable=g-import-not-at-top
+  from draw_tf import train_lib  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
-  train_cfg = config.get("train", {})
+  if _JIT.value:
+    config.train.jit_compile = _JIT.value
+  if _BACKWARD.value:
+    config.train.backward = _BACKWARD.value
   keras.utils.set_random_seed(0)
-  model = draw_tf.DrawModel(**dict(config.model), dtype=train_cfg.get("mixed_precision", "float32"))
-  clip = train_cfg.get("grad_clip_norm", None)
-  model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=clip or None),
-                jit_compile=config_check.jit_setting(_JIT.value or train_cfg.get("jit_compile", False)),
-                backward=_BACKWARD.value or train_cfg.get("backward", "auto"))
+  # The model, optimizer and compile of draw-train's generate task.
+  task = tasks.GenerateTask()
+  model = task.build_model(config)
+  task.compile(model, train_lib.make_optimizer(config.train, total_steps=1000), config.train)
   rng = np.random.default_rng(0)
   images = (rng.uniform(size=(_BATCH.value, *model.image_shape)) > 0.8).astype(np.float32)
   ds = tf.data.Dataset.from_tensors(images).repeat().prefetch(2)
