@@ -71,6 +71,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.max_train_examples = 0
   # Evaluate on the first N test examples only (0 = all); for smoke runs.
   config.data.max_test_examples = 0
+  # Hold out the last N training examples as a validation split, never trained on (0 = none).
+  # With one, training's evaluations (metrics.jsonl validation_*, eval.keep_best) run on it
+  # and the test split is left for draw-eval.
+  config.data.validation_examples = 0
 
   config.train = ml_collections.ConfigDict()
   # Global batch size (split across replicas).
@@ -81,6 +85,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.steps_per_epoch = 0
   # Stop (checkpointed, resumable) after this many minutes of this invocation (0 = no limit).
   config.train.max_minutes = 0.0
+  # Train for this many minutes of training time in all, across resumed invocations (0 = num_epochs
+  # epochs). Evaluation is not counted; the learning-rate decay then runs over these minutes, not
+  # over steps, and an "epoch" of metrics.jsonl is a segment of eval.every_minutes.
+  config.train.budget_minutes = 0.0
   # Peak learning rate of Adam.
   config.train.learning_rate = 1e-3
   # Learning-rate schedule after warm-up: constant, cosine (to lr * final_lr_fraction) or exponential.
@@ -126,6 +134,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.batch_size = 500
   # Evaluate on the test split every this many epochs (and after the last).
   config.eval.every_epochs = 1
+  # With train.budget_minutes: evaluate the test split after every this many training minutes
+  # (0 = once, at the end of the budget).
+  config.eval.every_minutes = 0.0
+  # Keep the checkpoint with the lowest value of this evaluation metric in WORKDIR/best/
+  # ("" = none; e.g. error_percent for the classifier, nll_bound for DRAW); draw-eval
+  # --checkpoint=best evaluates it.
+  config.eval.keep_best = ""
   # Samples in the PNG grid and TensorBoard image.
   config.eval.num_samples = 64
   # Samples in the drawing-sequence GIF.

@@ -265,6 +265,10 @@ class AttentionGlimpse(keras.layers.Layer):
 
   Args:
     glimpse_size: grid size ``N``; the glimpse has ``N x N`` pixels per channel.
+    bounded_window: keep the window on the image (the centre through ``tanh``, the
+      stride at most twice the image-spanning one: :func:`draw_tf.filterbank.attention_params`
+      with ``bounded``). A window that leaves the image reads zeros and gets no
+      gradient, so it never comes back; False is the paper's unbounded maps.
 
   Call args:
     images: ``[batch, height, width, channels]``.
@@ -275,11 +279,12 @@ class AttentionGlimpse(keras.layers.Layer):
     (see :func:`window_from_params`).
   """
 
-  def __init__(self, glimpse_size: int = 12, **kwargs):
+  def __init__(self, glimpse_size: int = 12, bounded_window: bool = False, **kwargs):
     super().__init__(**kwargs)
     if int(glimpse_size) < 1:
       raise ValueError(f"glimpse_size must be >= 1, got {glimpse_size}.")
     self.glimpse_size = int(glimpse_size)
+    self.bounded_window = bool(bounded_window)
     self.params = keras.layers.Dense(5, name="window_params")
 
   def build(self, images_shape, h_shape=None):
@@ -294,10 +299,12 @@ class AttentionGlimpse(keras.layers.Layer):
   def call(self, images, h):
     _, height, width, channels = images.shape
     n = self.glimpse_size
-    gx, gy, sigma2, delta, gamma = fb.attention_params(self.params(h), n, height, width)
+    gx, gy, sigma2, delta, gamma = fb.attention_params(self.params(h), n, height, width,
+                                                       bounded=self.bounded_window)
     fx, fy = fb.filterbank(gx, gy, sigma2, delta, n, height, width)
     glimpse = fb.read_glimpse(images, fx, fy, gamma)  # [batch, n, n, C]
     return tf.reshape(glimpse, [-1, n * n * channels]), window_from_params(gx, gy, delta, sigma2)
 
   def get_config(self):
-    return {**super().get_config(), "glimpse_size": self.glimpse_size}
+    return {**super().get_config(), "glimpse_size": self.glimpse_size,
+            "bounded_window": self.bounded_window}

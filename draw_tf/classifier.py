@@ -48,6 +48,11 @@ class DrawClassifier(keras.Model):
     glimpse_size: ``N``, each glimpse has ``N x N`` pixels per channel.
     units: LSTM state size.
     num_classes: number of classes.
+    bounded_window: keep every glimpse on the image (``tanh`` centre, stride at most
+      twice the image-spanning one; :class:`draw_tf.attention.AttentionGlimpse`).
+      Unbounded (the paper's maps, the default for compatibility), a window that
+      wanders off the image reads zeros, gets no gradient and never returns:
+      ``configs/cluttered_mnist_classify.py`` turns it on.
 
   Call args:
     images: ``[batch, H, W, C]`` float in [0, 1].
@@ -57,7 +62,8 @@ class DrawClassifier(keras.Model):
   """
 
   def __init__(self, image_shape: Sequence[int] = (100, 100, 1), num_glimpses: int = 8,
-               glimpse_size: int = 12, units: int = 256, num_classes: int = 10, **kwargs):
+               glimpse_size: int = 12, units: int = 256, num_classes: int = 10,
+               bounded_window: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.image_shape = tuple(int(d) for d in image_shape)
     if len(self.image_shape) != 3 or min(self.image_shape) < 1:
@@ -70,7 +76,8 @@ class DrawClassifier(keras.Model):
     self.glimpse_size = int(glimpse_size)
     self.units = int(units)
     self.num_classes = int(num_classes)
-    self.reader = attention.AttentionGlimpse(self.glimpse_size, name="glimpse")
+    self.bounded_window = bool(bounded_window)
+    self.reader = attention.AttentionGlimpse(self.glimpse_size, self.bounded_window, name="glimpse")
     self.lstm = LSTMCell(self.units, name="lstm")
     self.head = keras.layers.Dense(self.num_classes, name="logits")
     self.reader.build((None, *self.image_shape), (None, self.units))
@@ -81,7 +88,7 @@ class DrawClassifier(keras.Model):
   def get_config(self):
     return {"name": self.name, "trainable": self.trainable, "image_shape": list(self.image_shape),
             "num_glimpses": self.num_glimpses, "glimpse_size": self.glimpse_size,
-            "units": self.units, "num_classes": self.num_classes}
+            "units": self.units, "num_classes": self.num_classes, "bounded_window": self.bounded_window}
 
   @classmethod
   def from_config(cls, config):

@@ -186,10 +186,12 @@ FIELDS = {
     "data.seed": Int(0),
     "data.max_train_examples": Int(0),
     "data.max_test_examples": Int(0),
+    "data.validation_examples": Int(0),
     "train.batch_size": Int(1),
     "train.num_epochs": Int(1),
     "train.steps_per_epoch": Int(0),
     "train.max_minutes": Float(0),
+    "train.budget_minutes": Float(0),
     "train.learning_rate": Float(0, low_open=True),
     "train.lr_schedule": Choice(*LR_SCHEDULES),
     "train.warmup_steps": Int(0),
@@ -210,6 +212,8 @@ FIELDS = {
     "train.seed": Int(0),
     "eval.batch_size": Int(1),
     "eval.every_epochs": Int(1),
+    "eval.every_minutes": Float(0),
+    "eval.keep_best": Str(),
     "eval.num_samples": Int(1),
     "eval.num_gif_samples": Int(1),
     "eval.sample_seed": Int(0),
@@ -222,6 +226,7 @@ CLASSIFIER_MODEL_FIELDS = {
     "model.glimpse_size": Int(1),
     "model.units": Int(1),
     "model.num_classes": Int(2),
+    "model.bounded_window": Bool(),
 }
 
 # Training-only fields that may change when a run is resumed: they steer the steps
@@ -231,6 +236,7 @@ RESUMABLE_CHANGES = (
     "train.learning_rate", "train.grad_clip_norm", "train.lr_schedule", "train.warmup_steps",
     "train.final_lr_fraction", "train.kl_warmup_steps", "train.num_epochs", "train.checkpoint_every_steps",
     "train.max_checkpoints", "train.log_every_steps", "train.jit_compile", "train.backward",
+    "train.budget_minutes", "eval.every_minutes", "eval.keep_best",
     "eval.batch_size", "eval.every_epochs", "eval.num_samples", "eval.num_gif_samples",
     "eval.sample_seed",
 )

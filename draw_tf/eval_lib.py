@@ -35,7 +35,7 @@ def write_eval_json(workdir: str, result: dict) -> str:
 
 
 def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", batch_size: int | None = None,
-                     seed: int = 0, write: bool = True) -> dict:
+                     seed: int = 0, write: bool = True, checkpoint: str = "latest") -> dict:
   """Evaluates a training workdir's latest checkpoint; writes ``workdir/eval.json``.
 
   Args:
@@ -45,6 +45,7 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
     batch_size: rollouts per forward pass (default ``config.eval.batch_size``).
     seed: noise seed.
     write: write ``eval.json`` (``draw-eval`` prints the result first, then writes).
+    checkpoint: ``latest``, ``best`` (the one ``eval.keep_best`` kept) or a checkpoint path.
 
   Returns:
     The dict written to ``eval.json`` (nll_bound, recon, kl, num_examples,
@@ -59,7 +60,7 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
   start = time.time()
   workdir = os.path.abspath(workdir)
   config = workdir_lib.load_config(workdir)
-  checkpoint = workdir_lib.latest_checkpoint(workdir)
+  checkpoint = workdir_lib.resolve_checkpoint(workdir, checkpoint)
   model = workdir_lib.load_model_from_workdir(workdir, checkpoint)
   train, test, info = data.load_splits(config.data)
   chosen = test if split == "test" else (

@@ -1,6 +1,6 @@
 """``draw-eval``: test-set NLL bound (and importance-weighted bound) of a training workdir.
 
-  draw-eval --workdir=/tmp/draw_quick [--iw_samples=10] [--split=test]
+  draw-eval --workdir=/tmp/draw_quick [--iw_samples=10] [--split=test] [--checkpoint=best]
 
 Prints one JSON line and writes ``WORKDIR/eval.json``. Also runnable as
 ``python -m draw_tf.eval_main``; the work is in
@@ -27,6 +27,9 @@ _SPLIT = flags.DEFINE_enum("split", "test", ["test", "train"], "Split to evaluat
 _BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 0, "Rollouts per forward pass (0 = config.eval.batch_size).", lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Noise seed.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", "latest", "latest, best (the checkpoint config.eval.keep_best kept in WORKDIR/best/) "
+    "or a checkpoint prefix (WORKDIR/checkpoints/ckpt-N).")
 _VERBOSE = flags.DEFINE_integer(
     "verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
     "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
@@ -39,7 +42,8 @@ def main(argv):
   progress.set_verbosity(_VERBOSE.value)
   with cli.user_errors("draw-eval"):
     result = eval_lib.evaluate_workdir(_WORKDIR.value, _IW_SAMPLES.value, _SPLIT.value,
-                                       _BATCH_SIZE.value or None, _SEED.value, write=False)
+                                       _BATCH_SIZE.value or None, _SEED.value, write=False,
+                                       checkpoint=_CHECKPOINT.value)
     # The result first: a workdir that cannot take eval.json (read-only) still shows it.
     print(json.dumps(result, sort_keys=True), flush=True)
     eval_lib.write_eval_json(os.path.abspath(_WORKDIR.value), result)

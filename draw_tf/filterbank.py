@@ -31,7 +31,7 @@ def _as_column(v: tf.Tensor) -> tf.Tensor:
   return tf.reshape(v, [-1, 1, 1])
 
 
-def attention_params(raw: tf.Tensor, n: int, height: int, width: int):
+def attention_params(raw: tf.Tensor, n: int, height: int, width: int, bounded: bool = False):
   """Maps the 5 outputs of a linear layer to window parameters (eqs. 21-24).
 
   Args:
@@ -39,6 +39,9 @@ def attention_params(raw: tf.Tensor, n: int, height: int, width: int):
     n: grid size ``N`` (the window has ``N x N`` filters).
     height: image height ``B``.
     width: image width ``A``.
+    bounded: ``gx~, gy~ -> tanh(.)`` and ``exp(log delta~) -> 2 sigmoid(log delta~)``
+      (the classifier's ``bounded_window``): the centre stays on the image and the
+      stride at most twice the one that spans it. False: the paper's eqs. 22-24.
 
   Returns:
     ``(gx, gy, sigma2, delta, gamma)``, each ``[batch]``: the grid centre in the
@@ -46,10 +49,20 @@ def attention_params(raw: tf.Tensor, n: int, height: int, width: int):
     filters and the intensity.
   """
   gx_t, gy_t, log_sigma2, log_delta_t, log_gamma = tf.unstack(raw, num=5, axis=-1)
+  if bounded:
+    # The window cannot leave the image for good: tanh keeps the centre on it and
+    # 2 sigmoid caps the stride at twice the image-spanning one, so the middle filters
+    # always overlap the image and the glimpse and its gradient never vanish. Both equal
+    # the paper's maps and their slopes at 0, except the stride's slope (1/2): the initial
+    # window is the same.
+    gx_t, gy_t = tf.tanh(gx_t), tf.tanh(gy_t)
+    stride_factor = 2.0 * tf.sigmoid(log_delta_t)
+  else:
+    stride_factor = tf.exp(log_delta_t)
   gx = (width + 1) / 2 * (gx_t + 1)  # eq. 22
   gy = (height + 1) / 2 * (gy_t + 1)  # eq. 23
   # eq. 24. N = 1 has no stride; keep the formula finite.
-  delta = (max(width, height) - 1) / max(n - 1, 1) * tf.exp(log_delta_t)
+  delta = (max(width, height) - 1) / max(n - 1, 1) * stride_factor
   sigma2 = tf.exp(log_sigma2)  # eq. 21
   gamma = tf.exp(log_gamma)  # eq. 21
   return gx, gy, sigma2, delta, gamma

@@ -91,9 +91,12 @@ class Task(abc.ABC):
     """``model.evaluate``'s test metrics with the task's derived ones added."""
     return test
 
+  # Evaluation metrics (after test_metrics) where lower is better: eval.keep_best's choices.
+  LOWER_IS_BETTER: tuple = ("loss",)
+
   @abc.abstractmethod
-  def log_test(self, step: int, epoch: int, test: dict) -> None:
-    """Logs one line for the test metrics of a training step."""
+  def log_test(self, step: int, epoch: int, test: dict, split: str = "test") -> None:
+    """Logs one line for the evaluation metrics of a training step (on ``split``)."""
 
   @abc.abstractmethod
   def evaluate(self, model, split: data.Split, split_name: str, config, iw_samples: int = 1,
@@ -182,9 +185,11 @@ class GenerateTask(Task):
   def read_latent_usage(self, model) -> None:
     model.latent_usage_last = model.latent_usage.summary()
 
-  def log_test(self, step, epoch, test) -> None:
-    logging.info("Step %d (epoch %d): test nll_bound %.2f nats (recon %.2f, kl %.2f, "
-                 "active units %d)", step, epoch, test.get("nll_bound", float("nan")),
+  LOWER_IS_BETTER = ("loss", "nll_bound", "recon", "kl")
+
+  def log_test(self, step, epoch, test, split="test") -> None:
+    logging.info("Step %d (epoch %d): %s nll_bound %.2f nats (recon %.2f, kl %.2f, "
+                 "active units %d)", step, epoch, split, test.get("nll_bound", float("nan")),
                  test.get("recon", float("nan")), test.get("kl", float("nan")),
                  test.get("active_units", -1))
 
@@ -235,8 +240,10 @@ class ClassifyTask(Task):
       test["error_percent"] = 100.0 * (1.0 - test["accuracy"])
     return test
 
-  def log_test(self, step, epoch, test) -> None:
-    logging.info("Step %d (epoch %d): test error %.2f %% (loss %.4f)", step, epoch,
+  LOWER_IS_BETTER = ("loss", "error_percent")
+
+  def log_test(self, step, epoch, test, split="test") -> None:
+    logging.info("Step %d (epoch %d): %s error %.2f %% (loss %.4f)", step, epoch, split,
                  test["error_percent"], test.get("loss", float("nan")))
 
   def evaluate(self, model, split, split_name, config, iw_samples=1, batch_size=500, seed=0) -> dict:

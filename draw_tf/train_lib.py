@@ -42,9 +42,11 @@ from draw_tf import diagnostics
 from draw_tf import tasks
 from draw_tf import workdir as workdir_lib
 from draw_tf.errors import ConfigError, NoCheckpointError, TrainingDivergedError, UsageError
-from draw_tf.fileio import atomic_path
+from draw_tf.fileio import atomic_path, write_json
 
 METRICS_FILE = "metrics.jsonl"
+BEST_DIR = workdir_lib.BEST_DIR  # eval.keep_best's checkpoint and best.json
+BEST_FILE = "best.json"
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -58,6 +60,11 @@ def _check_config(config) -> None:
   """Every field (type, range, choices: :mod:`draw_tf.config_check`), before anything is written."""
   data.check_dataset_name(config.data.name)
   config_check.validate(config)
+  keep_best = config.eval.get("keep_best", "")
+  choices = tasks.get(config).LOWER_IS_BETTER
+  if keep_best and keep_best not in choices:
+    raise ConfigError(f"eval.keep_best = {keep_best!r} is not a metric of the {config.get('task', 'generate')} "
+                      f"task where lower is better; use one of: {', '.join(choices)} (or '' for none).")
 
 
 def _check_workdir(workdir) -> str:
@@ -124,21 +131,29 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
   """Linear warm-up to ``peak``, then constant, cosine or exponential decay.
 
   Decay runs from the end of warm-up to ``total_steps``, ending at
-  ``peak * final_fraction``.
+  ``peak * final_fraction``. With ``progress`` (a scalar variable in [0, 1],
+  the fraction of a time budget spent: :class:`BudgetClock`) the decay follows
+  it instead of the step, so a run with ``train.budget_minutes`` ends its
+  decay when its minutes end; the warm-up still counts steps.
   """
 
-  def __init__(self, peak, total_steps, warmup_steps=0, kind="constant", final_fraction=0.1):
+  def __init__(self, peak, total_steps, warmup_steps=0, kind="constant", final_fraction=0.1,
+               progress=None):
     self.peak = float(peak)
     self.total_steps = int(total_steps)
     self.warmup_steps = int(warmup_steps)
     self.kind = kind
     self.final_fraction = float(final_fraction)
+    self.progress = progress
 
   def __call__(self, step):
     step = tf.cast(step, tf.float32)
     warmup = float(max(self.warmup_steps, 0))
-    progress = tf.clip_by_value(
-        (step - warmup) / max(self.total_steps - warmup, 1.0), 0.0, 1.0)
+    if self.progress is not None:
+      progress = tf.clip_by_value(tf.cast(self.progress, tf.float32), 0.0, 1.0)
+    else:
+      progress = tf.clip_by_value(
+          (step - warmup) / max(self.total_steps - warmup, 1.0), 0.0, 1.0)
     if self.kind == "cosine":
       factor = self.final_fraction + (1 - self.final_fraction) * 0.5 * (1 + tf.cos(math.pi * progress))
     elif self.kind == "exponential":
@@ -150,17 +165,81 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     return self.peak * factor
 
   def get_config(self):
+    # ``progress`` is run state (it lives in the checkpoint), not configuration.
     return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
             "kind": self.kind, "final_fraction": self.final_fraction}
 
 
-def make_optimizer(train_config, total_steps: int) -> keras.optimizers.Optimizer:
-  """Adam with the config's learning-rate schedule and global-norm clipping."""
+def make_optimizer(train_config, total_steps: int, progress=None) -> keras.optimizers.Optimizer:
+  """Adam with the config's learning-rate schedule and global-norm clipping.
+
+  ``progress``: the budget fraction variable of :class:`BudgetClock` when the
+  run has ``train.budget_minutes`` (the decay then follows minutes, not steps).
+  """
   schedule = WarmupDecay(train_config.learning_rate, total_steps, train_config.warmup_steps,
-                         train_config.lr_schedule, train_config.final_lr_fraction)
+                         train_config.lr_schedule, train_config.final_lr_fraction, progress)
   return keras.optimizers.Adam(
       learning_rate=schedule, beta_1=train_config.adam_beta1, beta_2=train_config.adam_beta2,
       global_clipnorm=train_config.grad_clip_norm or None)
+
+
+class BudgetClock(keras.callbacks.Callback):
+  """Training time of a run with ``train.budget_minutes``, kept across resumed invocations.
+
+  ``seconds`` (a float64 variable saved in the checkpoint) adds up the wall
+  time of every training step: from the start of each segment of ``fit`` to
+  each step's end, so data waits, tracing and checkpoint saves count, and
+  evaluation and pictures (run between segments) do not. ``progress`` is
+  ``seconds / budget`` for the learning-rate decay. A segment (one Keras
+  epoch, one ``metrics.jsonl`` line) ends at the next multiple of
+  ``every_minutes`` or at the budget, whichever comes first.
+
+  Create it under the strategy's scope (its variables are mirrored there).
+  """
+
+  def __init__(self, budget_minutes: float, every_minutes: float = 0.0):
+    super().__init__()
+    self.budget = 60.0 * float(budget_minutes)
+    self.every = 60.0 * float(every_minutes) if every_minutes > 0 else self.budget
+    self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+    self.progress = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="budget_progress")
+    self._last = None
+    self._deadline = None
+
+  @property
+  def minutes(self) -> float:
+    return float(self.seconds.numpy()) / 60.0
+
+  @property
+  def spent(self) -> bool:
+    return float(self.seconds.numpy()) >= self.budget
+
+  def segments_done(self) -> int:
+    """Whole segments trained (a float's rounding never drops one)."""
+    seconds = float(self.seconds.numpy())
+    if seconds >= self.budget:
+      return self.num_segments()
+    return int(math.floor(seconds / self.every + 1e-9))
+
+  def num_segments(self) -> int:
+    return int(math.ceil(self.budget / self.every - 1e-9))
+
+  def sync_progress(self) -> None:
+    self.progress.assign(min(float(self.seconds.numpy()) / self.budget, 1.0))
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._last = time.perf_counter()
+    self._deadline = min((self.segments_done() + 1) * self.every, self.budget)
+    self.sync_progress()
+
+  def on_train_batch_end(self, batch, logs=None):
+    now = time.perf_counter()
+    seconds = float(self.seconds.numpy()) + now - self._last
+    self._last = now
+    self.seconds.assign(seconds)
+    self.progress.assign(min(seconds / self.budget, 1.0))
+    if seconds >= self._deadline:
+      self.model.stop_training = True
 
 
 # ----------------------------------------------------------------------------
@@ -326,6 +405,51 @@ class Checkpointer(StepCallback):
     self._check_deadline()  # do not start another epoch after the limit
 
 
+class BestKeeper(keras.callbacks.Callback):
+  """Keeps the checkpoint with the lowest ``eval.keep_best`` metric in ``workdir/best/``.
+
+  After every evaluation during training (on the validation split when
+  ``data.validation_examples`` holds one out, else on the test split) it compares
+  the metric (after :meth:`draw_tf.tasks.Task.test_metrics`, e.g. ``error_percent``)
+  with the best so far and, when lower, saves the model there (one checkpoint)
+  and ``best.json`` (step, metric, value, split). The best so far is read back
+  from ``best.json`` on resume. Runs on every worker (a save is a collective
+  under multi-worker training); non-chief workers save to a scratch folder.
+  """
+
+  def __init__(self, checkpoint: tf.train.Checkpoint, directory: str, metric: str, task: tasks.Task,
+               split: str, chief: bool = True):
+    super().__init__()
+    self.metric, self.task, self.split, self.chief = metric, task, split, chief
+    self.directory = directory
+    self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1, checkpoint_name="best")
+    self.best = None
+    path = os.path.join(directory, BEST_FILE)
+    if os.path.exists(path):
+      with open(path) as f:
+        self.best = json.load(f)
+
+  def consider(self, metrics: dict, step: int) -> None:
+    """``metrics``: one evaluation's (``model.evaluate``'s names, no ``val_`` prefix) at ``step``."""
+    metrics = self.task.test_metrics(dict(metrics))
+    if self.metric not in metrics:
+      return
+    value = float(metrics[self.metric])
+    if not math.isfinite(value) or (self.best is not None and value >= self.best["value"]):
+      return
+    path = self.manager.save(checkpoint_number=step)
+    self.best = {"step": step, "metric": self.metric, "value": value, "split": self.split,
+                 "checkpoint": os.path.basename(path)}
+    if self.chief:
+      write_json(os.path.join(self.directory, BEST_FILE), self.best)
+    logging.info("New best %s %s %.4f at step %d: kept in %s", self.split, self.metric, value, step, path)
+
+  def on_epoch_end(self, epoch, logs=None):
+    metrics = {k[len("val_"):]: v for k, v in (logs or {}).items() if k.startswith("val_")}
+    if metrics:
+      self.consider(metrics, int(self.model.optimizer.iterations.numpy()))
+
+
 class LatentUsageReader(keras.callbacks.Callback):
   """Reads the evaluation's latent usage (active units, KL per step) into ``model.latent_usage_last``.
 
@@ -349,8 +473,11 @@ class Reporter(StepCallback):
   scalars come from the epoch's evaluation on the test split.
   """
 
-  def __init__(self, workdir: str, config, checkpointer: Checkpointer, task: tasks.Task, test_split=None):
+  def __init__(self, workdir: str, config, checkpointer: Checkpointer, task: tasks.Task, test_split=None,
+               clock: BudgetClock | None = None, eval_name: str = "test"):
     super().__init__()
+    self.clock = clock  # a budget run's lines also say its training minutes
+    self.eval_name = eval_name  # "validation" when data.validation_examples holds one out
     self.workdir = workdir
     self.config = config
     self.checkpointer = checkpointer
@@ -358,7 +485,7 @@ class Reporter(StepCallback):
     self.test_split = test_split  # classifier: images for the glimpse GIF
     tb = os.path.join(workdir, "tensorboard")
     self.train_writer = tf.summary.create_file_writer(os.path.join(tb, "train"))
-    self.test_writer = tf.summary.create_file_writer(os.path.join(tb, "test"))
+    self.test_writer = tf.summary.create_file_writer(os.path.join(tb, eval_name))
     self.start_time = time.time()
     self._previous = {}
     self.last_picture_step = None
@@ -389,7 +516,10 @@ class Reporter(StepCallback):
   def on_epoch_end(self, epoch, logs=None):
     if self.checkpointer.failed_step is not None:
       return
-    self.record(epoch + 1, logs or {})
+    # A budget segment is labelled by the last mark its minutes passed (a step that passes several
+    # marks skips their labels); one stopped early by max_minutes keeps its own, merged on resume.
+    label = max(epoch + 1, self.clock.segments_done()) if self.clock is not None else epoch + 1
+    self.record(label, logs or {})
 
   def record(self, epoch, logs, pictures=True, recovered=False):
     """Writes the test scalars, a ``metrics.jsonl`` line and the pictures for this step.
@@ -406,7 +536,7 @@ class Reporter(StepCallback):
         for key, value in test.items():
           tf.summary.scalar(key, value)
         tf.summary.scalar("epoch", epoch)
-      self.task.log_test(step, epoch, test)
+      self.task.log_test(step, epoch, test, self.eval_name)
     usage = {}
     if test and getattr(self.model, "latent_usage_last", None):
       usage = dict(self.model.latent_usage_last)
@@ -418,9 +548,11 @@ class Reporter(StepCallback):
         logging.warning(message)
         self.collapse_warned = True
     line = {"epoch": epoch, "step": step, "minutes": round((time.time() - self.start_time) / 60, 3),
+            **({"train_minutes": round(self.clock.minutes, 3)} if self.clock is not None else {}),
             "learning_rate": self.learning_rate(), "time": round(time.time(), 1),
-            **{f"train_{k}": v for k, v in train.items()}, **{f"test_{k}": v for k, v in test.items()},
-            **{f"test_{k}": v for k, v in usage.items()}}
+            **{f"train_{k}": v for k, v in train.items()},
+            **{f"{self.eval_name}_{k}": v for k, v in test.items()},
+            **{f"{self.eval_name}_{k}": v for k, v in usage.items()}}
     if recovered:
       line["recovered"] = "written on resume from the checkpoint; the epoch's train metrics were lost"
     write_metrics_line(os.path.join(self.workdir, METRICS_FILE), line)
@@ -441,6 +573,13 @@ class Reporter(StepCallback):
 
 # ----------------------------------------------------------------------------
 # The training loop
+
+
+def _budget_segments(clock: BudgetClock):
+  """``(initial_epoch, epochs, steps_per_epoch)`` of each ``fit`` left in a budget: one segment each."""
+  while not clock.spent:
+    done = clock.segments_done()
+    yield done, done + 1, None
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callbacks=()):
@@ -470,10 +609,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   strategy = make_strategy(config.train.strategy)
   chief = _is_chief(strategy)
   changes = workdir_lib.check_or_write_config(config, workdir, write=False)
+  if "train.budget_minutes" in changes and 0 in [float(v or 0) for v in changes["train.budget_minutes"]]:
+    old, new = changes["train.budget_minutes"]
+    raise ConfigError(
+        f"{workdir} holds a run trained {'by epochs' if not old else f'with a budget of {old} minutes'}; "
+        f"train.budget_minutes = {new} would {'start' if not old else 'drop'} a time budget midway. "
+        "Resume it as it was started (a budget may be changed, not added or removed), or train in a new "
+        "--workdir.")
   logging.info("Workdir %s; strategy %s with %d replica(s)", workdir, type(strategy).__name__,
                strategy.num_replicas_in_sync)
 
   train_split, test_split, info = data.load_splits(config.data)
+  # Training's evaluations (and eval.keep_best) run on the held-out validation split if there is one.
+  train_split, validation_split = data.hold_out_validation(train_split, config.data)
+  eval_split, eval_name = ((validation_split, "validation") if validation_split is not None
+                           else (test_split, "test"))
   if tuple(info.image_shape) != tuple(config.model.image_shape):
     raise ConfigError(
         f"Dataset {info.name!r} has images of shape {info.image_shape}, but config.model.image_shape is "
@@ -486,12 +636,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   steps_per_epoch = train_cfg.steps_per_epoch or train_split.num_examples // train_cfg.batch_size
   total_steps = steps_per_epoch * train_cfg.num_epochs
 
+  budget = train_cfg.budget_minutes > 0
+
   keras.utils.set_random_seed(train_cfg.seed)
   with strategy.scope():
     model = task.build_model(config)
-    optimizer = make_optimizer(train_cfg, total_steps)
+    clock = BudgetClock(train_cfg.budget_minutes, config.eval.every_minutes) if budget else None
+    optimizer = make_optimizer(train_cfg, total_steps, clock.progress if budget else None)
     task.compile(model, optimizer, train_cfg)
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+  # The budget's training seconds are run state: they live in the checkpoint beside the step.
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                   **({"train_seconds": clock.seconds} if budget else {}))
   checkpoint_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
   # The newest checkpoint that reads back whole; damaged newer ones are named and set aside.
   latest, damaged = checkpoints.newest_good_checkpoint(checkpoint_dir)
@@ -507,7 +662,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   if latest:
     checkpoint.restore(latest).assert_existing_objects_matched()
   step = int(optimizer.iterations.numpy())
-  if latest:
+  if budget:
+    clock.sync_progress()
+  if latest and budget:
+    logging.info("Resumed from %s at step %d after %.2f of %.2f training minutes", latest, step,
+                 clock.minutes, train_cfg.budget_minutes)
+  elif latest:
     logging.info("Resumed from %s at step %d (epoch %d, step %d of %d)", latest, step,
                  step // steps_per_epoch + 1, step % steps_per_epoch, steps_per_epoch)
   if chief:
@@ -530,55 +690,83 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     workdir_lib.check_or_write_config(config, workdir, write=True)
   scratch = None if chief else tempfile.mkdtemp(prefix="draw_tf_worker_ckpt_")
   manager = tf.train.CheckpointManager(checkpoint, scratch or checkpoint_dir, train_cfg.max_checkpoints)
-  logging.info("Model: %s; %d parameters; %d steps per epoch, %d epochs (%d steps)",
-               json.dumps(workdir_lib.config_to_dict(config.model)), model.count_params(), steps_per_epoch,
-               train_cfg.num_epochs, total_steps)
+  if budget:
+    logging.info("Model: %s; %d parameters; a budget of %g training minutes (evaluation not counted), "
+                 "evaluated every %g minutes; the learning-rate decay follows the minutes",
+                 json.dumps(workdir_lib.config_to_dict(config.model)), model.count_params(),
+                 train_cfg.budget_minutes, clock.every / 60)
+  else:
+    logging.info("Model: %s; %d parameters; %d steps per epoch, %d epochs (%d steps)",
+                 json.dumps(workdir_lib.config_to_dict(config.model)), model.count_params(), steps_per_epoch,
+                 train_cfg.num_epochs, total_steps)
 
   noise_shape = task.noise_shape(config, model)
-  test_ds = task.eval_dataset(config, test_split, noise_shape)
+  test_ds = task.eval_dataset(config, eval_split, noise_shape)
   checkpointer = Checkpointer(manager, train_cfg.checkpoint_every_steps, train_cfg.max_minutes)
-  reporter = Reporter(workdir, config, checkpointer, task, test_split) if chief else None
-  all_callbacks = [Throughput(train_cfg.batch_size), checkpointer, LatentUsageReader(task),
-                   *([reporter] if reporter else []), *callbacks]
-  for callback in all_callbacks[:4]:
-    callback.set_model(model)  # also used outside fit (final checkpoint, pictures)
+  reporter = Reporter(workdir, config, checkpointer, task, test_split, clock, eval_name) if chief else None
+  keeper = None
+  if config.eval.get("keep_best"):
+    keeper = BestKeeper(tf.train.Checkpoint(model=model), os.path.join(scratch or workdir, BEST_DIR),
+                        config.eval.keep_best, task, eval_name, chief)
+  # The clock runs first: the checkpoint saved at a step holds that step's training seconds.
+  all_callbacks = [*([clock] if budget else []), Throughput(train_cfg.batch_size), checkpointer,
+                   LatentUsageReader(task), *([keeper] if keeper else []), *([reporter] if reporter else []),
+                   *callbacks]
+  for callback in all_callbacks:
+    if callback not in callbacks:
+      callback.set_model(model)  # also used outside fit (final checkpoint, pictures)
 
   # A run killed between its epoch-end checkpoint and the metrics.jsonl line gets that line now
-  # (test metrics only: the epoch's training means were lost with the process).
-  first_epoch, offset = divmod(step, steps_per_epoch)
+  # (test metrics only: the epoch's training means were lost with the process). With a budget an
+  # "epoch" is a segment of eval.every_minutes.
+  if budget:
+    first_epoch, offset = clock.segments_done(), 0
+  else:
+    first_epoch, offset = divmod(step, steps_per_epoch)
   if latest and offset == 0 and first_epoch > 0 and not any(
       line.get("epoch") == first_epoch for line in read_metrics(metrics_path)):
     logs = {}
-    if first_epoch % config.eval.every_epochs == 0 or first_epoch >= train_cfg.num_epochs:
+    if budget or first_epoch % config.eval.every_epochs == 0 or first_epoch >= train_cfg.num_epochs:
       logs = {f"val_{k}": v for k, v in model.evaluate(test_ds, verbose=0, return_dict=True).items()}
       checkpointer.last_test_step = step
+      if keeper is not None:
+        keeper.consider({k[len("val_"):]: v for k, v in logs.items()}, step)
     if reporter is not None:
       logging.warning("metrics.jsonl has no line for epoch %d (killed after its checkpoint); "
                       "writing it from the checkpoint.", first_epoch)
       reporter.record(first_epoch, logs, pictures=False, recovered=True)
 
-  # A resumed run first finishes its interrupted epoch, then runs whole epochs.
+  # A resumed run first finishes its interrupted epoch, then runs whole epochs. With a budget each
+  # segment is one fit of one epoch that the clock ends (steps_per_epoch None: the stream is endless).
+  # A step that crosses several marks skips their segments: a line's epoch is the last mark it passed.
   phases = []
-  if step < total_steps:
+  if budget:
+    phases = _budget_segments(clock)
+    if clock.spent:
+      logging.info("Already trained for the budget of %g minutes; nothing to do.", train_cfg.budget_minutes)
+  elif step < total_steps:
     if offset:
-      phases.append((first_epoch, first_epoch + 1, steps_per_epoch - offset, step))
+      phases.append((first_epoch, first_epoch + 1, steps_per_epoch - offset))
       first_epoch += 1
     if first_epoch < train_cfg.num_epochs:
-      phases.append((first_epoch, train_cfg.num_epochs, steps_per_epoch, first_epoch * steps_per_epoch))
+      phases.append((first_epoch, train_cfg.num_epochs, steps_per_epoch))
   else:
     logging.info("Already trained for %d steps; nothing to do.", total_steps)
 
   history = {}
+  trained = False
   try:
-    for initial_epoch, epochs, steps, start_step in phases:
+    for initial_epoch, epochs, steps in phases:
+      trained = True
+      start_step = int(optimizer.iterations.numpy())
       train_ds = task.train_dataset(config, train_split, start_step, noise_shape)
       result = model.fit(
           train_ds, initial_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps,
-          validation_data=test_ds, validation_freq=config.eval.every_epochs,
+          validation_data=test_ds, validation_freq=1 if budget else config.eval.every_epochs,
           callbacks=all_callbacks, verbose=train_cfg.verbose if chief else 0, shuffle=False)
       for key, values in result.history.items():
         history.setdefault(key, []).extend(values)
-      if checkpointer.failed_step is not None or checkpointer.time_limit_hit:
+      if checkpointer.failed_step is not None or checkpointer.time_limit_hit or (budget and clock.spent):
         break
     if checkpointer.failed_step is not None:
       last = tf.train.latest_checkpoint(checkpoint_dir)
@@ -593,13 +781,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
       logging.info("Stopped at the time limit (train.max_minutes=%s) at step %d; rerun to continue.",
                    train_cfg.max_minutes, int(optimizer.iterations.numpy()))
     final_step = int(optimizer.iterations.numpy())
-    if phases and checkpointer.last_test_step != final_step:
+    if trained and checkpointer.last_test_step != final_step:
       # The last epoch was not evaluated (eval.every_epochs): evaluate now (on every worker).
       logs = model.evaluate(test_ds, verbose=0, return_dict=True)
       task.read_latent_usage(model)
+      if keeper is not None:
+        keeper.consider(logs, final_step)
       if reporter is not None:
-        reporter.record(-(-final_step // steps_per_epoch), {f"val_{k}": v for k, v in logs.items()},
-                        pictures=False)
+        epoch = clock.segments_done() if budget else -(-final_step // steps_per_epoch)
+        reporter.record(epoch, {f"val_{k}": v for k, v in logs.items()}, pictures=False)
     if reporter is not None and reporter.last_picture_step != final_step:
       reporter.pictures(final_step)
   finally:

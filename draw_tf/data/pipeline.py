@@ -76,6 +76,32 @@ def load_splits(data_config):
   return train, test, info
 
 
+def hold_out_validation(train: Split, data_config) -> tuple:
+  """``(train, validation)``: the last ``data.validation_examples`` training examples held out.
+
+  The validation split is never trained on; with ``dynamic`` binarisation it is binarised
+  once (seed stream ``seeds.TRAIN_BINARIZATION``), like the test split. With
+  ``validation_examples = 0`` it is None and ``train`` is returned whole.
+
+  Raises:
+    ConfigError: it would leave no training example.
+  """
+  n = int(data_config.get("validation_examples", 0))
+  if not n:
+    return train, None
+  if n >= train.num_examples:
+    raise ConfigError(f"data.validation_examples = {n} would hold out all {train.num_examples} training "
+                      "examples; use fewer (e.g. a tenth of them).")
+  keep = train.num_examples - n
+  validation = train._replace(images=train.images[keep:],
+                              labels=None if train.labels is None else train.labels[keep:])
+  if data_config.binarization == "dynamic":
+    validation = binarize_once(validation, seed=seeds.numpy_seed(int(data_config.seed), seeds.TRAIN_BINARIZATION))
+  logging.info("Held out the last %d training examples as the validation split (%d left to train on)",
+               n, keep)
+  return train.head(keep), validation
+
+
 def binarize_once(split: Split, seed: int) -> Split:
   """One seeded Bernoulli sample of every pixel (``p`` = grey level)."""
   if split.binary:
