@@ -189,3 +189,40 @@ def test_keep_best_must_be_a_lower_is_better_metric(fake_cache, tmp_path, traine
   assert not os.listdir(str(tmp_path))  # refused before anything was written
   with pytest.raises(NoCheckpointError, match="keeps no best checkpoint .* --config.eval.keep_best=METRIC"):
     eval_lib.evaluate_workdir(trained_tiny[0], checkpoint="best", write=False)
+
+
+def test_best_and_fallback_finds_the_best_mark_and_the_worst_later_regression():
+  from tools import metrics_curve  # pylint: disable=g-import-not-at-top
+  assert metrics_curve.best_and_fallback([10.0, 8.0, 7.0, 7.5, 9.25, 7.0]) == (2, 2.25)
+  assert metrics_curve.best_and_fallback([1.0, 3.0, 2.0], lower_is_better=False) == (1, 1.0)
+  assert metrics_curve.best_and_fallback([5.0]) == (0, 0.0)
+  with pytest.raises(ValueError, match="at least one value"):
+    metrics_curve.best_and_fallback([])
+
+
+def test_metrics_curve_tool_tables_one_key_against_training_minutes(tmp_path):
+  """tools/metrics_curve.py reads the evaluation lines that hold the key, skips the others."""
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  lines = [{"epoch": 1, "step": 100, "minutes": 4.2, "train_minutes": 4.0, "validation_error_percent": 9.5},
+           {"epoch": 1, "step": 150, "minutes": 5.0, "train_loss": 0.3},
+           {"epoch": 2, "step": 200, "minutes": 8.5, "train_minutes": 8.0, "validation_error_percent": 7.0},
+           {"epoch": 3, "step": 300, "minutes": 12.9, "train_minutes": 12.0, "validation_error_percent": 7.75}]
+  with open(workdir / "metrics.jsonl", "w") as f:
+    f.write("".join(json.dumps(l) + "\n" for l in lines))
+  out = str(tmp_path / "curve")
+  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  cmd = [sys.executable, os.path.join(ROOT, "tools", "metrics_curve.py"), f"--workdir={workdir}",
+         "--key=validation_error_percent", f"--out={out}"]
+  proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(out + ".json") as f:
+    result = json.load(f)
+  assert [(r["minutes"], r["step"]) for r in result["rows"]] == [(4.0, 100), (8.0, 200), (12.0, 300)]
+  assert result["best"]["step"] == 200 and result["fallback_after_best"] == pytest.approx(0.75)
+  with open(out + ".md") as f:
+    assert "| 8.0 | 200 | 7.00 |" in f.read()
+  assert Image.open(out + ".png").size == (720, 480)
+  bad = subprocess.run(cmd[:-2] + ["--key=test_nll_bound", f"--out={out}"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 1 and "holds 'test_nll_bound'" in bad.stderr
