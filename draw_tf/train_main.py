@@ -30,10 +30,22 @@ def main(argv):
   progress.set_verbosity(_CONFIG.value.train.verbose)  # dataset builds; Keras has its own bar
   with cli.user_errors("draw-train"):
     model, _ = train_lib.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  handoff(os.path.abspath(_WORKDIR.value), int(model.optimizer.iterations.numpy()))
+  workdir = os.path.abspath(_WORKDIR.value)
+  handoff(workdir, int(model.optimizer.iterations.numpy()), next_eval_command(workdir, _CONFIG.value))
 
 
-def handoff(workdir: str, step: int) -> None:
+def next_eval_command(workdir: str, config) -> str:
+  """The ``draw-eval`` command for this run: the IW bound for a generative model (a
+  classifier has none), of the best checkpoint where ``eval.keep_best`` kept one."""
+  command = f"draw-eval --workdir={workdir}"
+  if config.get("task", "generate") == "generate":
+    command += " --iw_samples=100"
+  if config.eval.get("keep_best", ""):
+    command += " --checkpoint=best"
+  return command
+
+
+def handoff(workdir: str, step: int, next_command: str) -> None:
   """The last lines: the checkpoint and pictures written, and the commands to run next."""
   wrote = [f"{os.path.join(workdir, 'checkpoints')}/ (step {step}), {os.path.join(workdir, 'config.json')}"]
   for name, what in (("samples.png", "prior samples"), ("drawing.gif", "the drawing sequence"),
@@ -42,7 +54,7 @@ def handoff(workdir: str, step: int) -> None:
     if os.path.exists(path):
       wrote.append(f"{path} ({what})")
   wrote.append(f"{os.path.join(workdir, 'tensorboard')}/ (tensorboard --logdir={os.path.join(workdir, 'tensorboard')})")
-  progress.handoff("draw-train", wrote, [f"draw-eval --workdir={workdir} --iw_samples=100"])
+  progress.handoff("draw-train", wrote, [next_command])
 
 
 def run():

@@ -232,3 +232,17 @@ def test_a_workdir_written_before_a_config_field_existed_still_resumes(fake_cach
   changed = tiny_config(fake_cache, train__mixed_precision="mixed_bfloat16")
   with pytest.raises(WorkdirConfigMismatchError, match="train.mixed_precision: 'float32'"):
     workdir_lib.check_or_write_config(changed, str(tmp_path), write=False)
+
+
+def test_draw_train_suggests_the_eval_command_that_fits_the_run():
+  """A generative run is offered the IW bound, a classifier not; a kept best is evaluated."""
+  from configs import cluttered_mnist_classify, tiny  # pylint: disable=g-import-not-at-top
+  from draw_tf import train_main  # pylint: disable=g-import-not-at-top
+  assert train_main.next_eval_command("/w", tiny.get_config()) == "draw-eval --workdir=/w --iw_samples=100"
+  classify = cluttered_mnist_classify.get_config()
+  assert train_main.next_eval_command("/w", classify) == "draw-eval --workdir=/w --checkpoint=best"
+  classify.eval.keep_best = ""
+  assert train_main.next_eval_command("/w", classify) == "draw-eval --workdir=/w"
+  generate = tiny.get_config()
+  generate.eval.keep_best = "nll_bound"
+  assert train_main.next_eval_command("/w", generate) == "draw-eval --workdir=/w --iw_samples=100 --checkpoint=best"
