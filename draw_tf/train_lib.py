@@ -263,6 +263,53 @@ def read_metrics(path: str) -> list:
   return lines
 
 
+def metric_rows(metrics_path: str, key: str) -> list:
+  """The evaluation lines of ``metrics_path`` that hold ``key``, oldest first.
+
+  Returns:
+    A list of ``{"minutes", "step", "value"}``; ``minutes`` is ``train_minutes`` (a budget
+    run: evaluation not counted) where the line has it, else the wall ``minutes``.
+  """
+  rows = []
+  for line in read_metrics(metrics_path):
+    if key not in line:
+      continue
+    minutes = line.get("train_minutes", line.get("minutes"))
+    rows.append({"minutes": minutes, "step": line["step"], "value": float(line[key])})
+  return rows
+
+
+def best_and_fallback(values: list, lower_is_better: bool = True):
+  """Index of the best value and the largest fall-back from it in any later value.
+
+  Args:
+    values: the metric at each evaluation, in order.
+    lower_is_better: whether lower values are better.
+
+  Returns:
+    ``(best_index, fallback)``: the first index holding the best value, and
+    ``max(later - best)`` (``max(best - later)`` when higher is better), 0 when nothing
+    follows the best.
+  """
+  if not values:
+    raise ValueError("best_and_fallback needs at least one value.")
+  sign = 1.0 if lower_is_better else -1.0
+  best = min(range(len(values)), key=lambda i: (sign * values[i], i))
+  later = [sign * (v - values[best]) for v in values[best + 1:]]
+  return best, max(later, default=0.0)
+
+
+def next_eval_command(workdir: str, config) -> str:
+  """The ``draw-eval`` command for this run: the IW bound for a generative model (a
+  classifier has none), of the best checkpoint where ``eval.keep_best`` kept one."""
+  command = f"draw-eval --workdir={workdir}"
+  if config.get("task", "generate") == "generate":
+    command += " --iw_samples=100"
+  if config.eval.get("keep_best", ""):
+    command += " --checkpoint=best"
+  return command
+
+
 def _write_metrics(path: str, lines: list) -> None:
   with atomic_path(path) as tmp:
     with open(tmp, "w") as f:

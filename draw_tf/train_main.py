@@ -31,18 +31,7 @@ def main(argv):
   with cli.user_errors("draw-train"):
     model, _ = train_lib.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   workdir = os.path.abspath(_WORKDIR.value)
-  handoff(workdir, int(model.optimizer.iterations.numpy()), next_eval_command(workdir, _CONFIG.value))
-
-
-def next_eval_command(workdir: str, config) -> str:
-  """The ``draw-eval`` command for this run: the IW bound for a generative model (a
-  classifier has none), of the best checkpoint where ``eval.keep_best`` kept one."""
-  command = f"draw-eval --workdir={workdir}"
-  if config.get("task", "generate") == "generate":
-    command += " --iw_samples=100"
-  if config.eval.get("keep_best", ""):
-    command += " --checkpoint=best"
-  return command
+  handoff(workdir, int(model.optimizer.iterations.numpy()), train_lib.next_eval_command(workdir, _CONFIG.value))
 
 
 def handoff(workdir: str, step: int, next_command: str) -> None:

@@ -192,12 +192,11 @@ def test_keep_best_must_be_a_lower_is_better_metric(fake_cache, tmp_path, traine
 
 
 def test_best_and_fallback_finds_the_best_mark_and_the_worst_later_regression():
-  from tools import metrics_curve  # pylint: disable=g-import-not-at-top
-  assert metrics_curve.best_and_fallback([10.0, 8.0, 7.0, 7.5, 9.25, 7.0]) == (2, 2.25)
-  assert metrics_curve.best_and_fallback([1.0, 3.0, 2.0], lower_is_better=False) == (1, 1.0)
-  assert metrics_curve.best_and_fallback([5.0]) == (0, 0.0)
+  assert train_lib.best_and_fallback([10.0, 8.0, 7.0, 7.5, 9.25, 7.0]) == (2, 2.25)
+  assert train_lib.best_and_fallback([1.0, 3.0, 2.0], lower_is_better=False) == (1, 1.0)
+  assert train_lib.best_and_fallback([5.0]) == (0, 0.0)
   with pytest.raises(ValueError, match="at least one value"):
-    metrics_curve.best_and_fallback([])
+    train_lib.best_and_fallback([])
 
 
 def test_metrics_curve_tool_tables_one_key_against_training_minutes(tmp_path):

@@ -237,12 +237,11 @@ def test_a_workdir_written_before_a_config_field_existed_still_resumes(fake_cach
 def test_draw_train_suggests_the_eval_command_that_fits_the_run():
   """A generative run is offered the IW bound, a classifier not; a kept best is evaluated."""
   from configs import cluttered_mnist_classify, tiny  # pylint: disable=g-import-not-at-top
-  from draw_tf import train_main  # pylint: disable=g-import-not-at-top
-  assert train_main.next_eval_command("/w", tiny.get_config()) == "draw-eval --workdir=/w --iw_samples=100"
+  assert train_lib.next_eval_command("/w", tiny.get_config()) == "draw-eval --workdir=/w --iw_samples=100"
   classify = cluttered_mnist_classify.get_config()
-  assert train_main.next_eval_command("/w", classify) == "draw-eval --workdir=/w --checkpoint=best"
+  assert train_lib.next_eval_command("/w", classify) == "draw-eval --workdir=/w --checkpoint=best"
   classify.eval.keep_best = ""
-  assert train_main.next_eval_command("/w", classify) == "draw-eval --workdir=/w"
+  assert train_lib.next_eval_command("/w", classify) == "draw-eval --workdir=/w"
   generate = tiny.get_config()
   generate.eval.keep_best = "nll_bound"
-  assert train_main.next_eval_command("/w", generate) == "draw-eval --workdir=/w --iw_samples=100 --checkpoint=best"
+  assert train_lib.next_eval_command("/w", generate) == "draw-eval --workdir=/w --iw_samples=100 --checkpoint=best"

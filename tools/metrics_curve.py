@@ -35,42 +35,6 @@ _TITLE = flags.DEFINE_string("title", "", "Plot title (default: the workdir's na
 flags.mark_flags_as_required(["workdir", "key", "out"])
 
 
-def metric_rows(metrics_path: str, key: str) -> list:
-  """The evaluation lines of ``metrics_path`` that hold ``key``, oldest first.
-
-  Returns:
-    A list of ``{"minutes", "step", "value"}``; ``minutes`` is ``train_minutes`` (a budget
-    run: evaluation not counted) where the line has it, else the wall ``minutes``.
-  """
-  rows = []
-  for line in train_lib.read_metrics(metrics_path):
-    if key not in line:
-      continue
-    minutes = line.get("train_minutes", line.get("minutes"))
-    rows.append({"minutes": minutes, "step": line["step"], "value": float(line[key])})
-  return rows
-
-
-def best_and_fallback(values: list, lower_is_better: bool = True):
-  """Index of the best value and the largest fall-back from it in any later value.
-
-  Args:
-    values: the metric at each evaluation, in order.
-    lower_is_better: whether lower values are better.
-
-  Returns:
-    ``(best_index, fallback)``: the first index holding the best value, and
-    ``max(later - best)`` (``max(best - later)`` when higher is better), 0 when nothing
-    follows the best.
-  """
-  if not values:
-    raise ValueError("best_and_fallback needs at least one value.")
-  sign = 1.0 if lower_is_better else -1.0
-  best = min(range(len(values)), key=lambda i: (sign * values[i], i))
-  later = [sign * (v - values[best]) for v in values[best + 1:]]
-  return best, max(later, default=0.0)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -79,11 +43,11 @@ def main(argv):
   with cli.user_errors("metrics_curve"):
     if not os.path.exists(metrics_path):
       raise cli.UsageError(f"{metrics_path} does not exist: --workdir must be a training workdir.")
-    rows = metric_rows(metrics_path, _KEY.value)
+    rows = train_lib.metric_rows(metrics_path, _KEY.value)
     if not rows:
       raise cli.UsageError(f"No line of {metrics_path} holds {_KEY.value!r}; the evaluation keys are "
                           "e.g. validation_error_percent, test_error_percent, test_nll_bound.")
-    best, fallback = best_and_fallback([r["value"] for r in rows], _LOWER.value)
+    best, fallback = train_lib.best_and_fallback([r["value"] for r in rows], _LOWER.value)
     result = {"workdir": workdir, "key": _KEY.value, "lower_is_better": _LOWER.value, "rows": rows,
               "best": rows[best], "fallback_after_best": fallback}
     lines = [f"`{_KEY.value}` of `{workdir}` at each evaluation:", "",
