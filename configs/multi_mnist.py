@@ -20,12 +20,12 @@ def get_config():
   config = default.get_config()
   config.model.image_shape = (60, 60, 1)
   config.data.name = "multi_mnist"
-  # configs/mnist_attention.py's recipe (batch 100, Adam 3e-3 after 200 warm-up steps, cosine
+  # configs/mnist_attention.py's recipe (batch 200, Adam 4e-3 after 200 warm-up steps, cosine
   # decay to 5 %) over a budget of three hours of training, evaluated every 20 minutes. The
   # budget is kept in the checkpoint: rerun the same command (e.g. with
   # --config.train.max_minutes=60) until the three hours are spent.
-  config.train.batch_size = 100
-  config.train.learning_rate = 3e-3
+  config.train.batch_size = 200
+  config.train.learning_rate = 4e-3
   config.train.warmup_steps = 200
   config.train.lr_schedule = "cosine"
   config.train.final_lr_fraction = 0.05
