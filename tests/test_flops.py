@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from draw_tf import flops
@@ -57,6 +58,10 @@ def test_benchmark_tool_reports_a_json_line(tmp_path):
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   assert result["images_per_s"] > 0 and result["limit_images_per_s"] > 0
   assert 0 < result["fraction_of_limit"]
+  # Each of the 2 timed blocks has its own limit, from GEMM timings before and after it.
+  assert len(result["gemm_gflops_repeats"]) == 3 and len(result["step_ms_repeats"]) == 2
+  assert result["fraction_of_limit"] == pytest.approx(
+      float(np.median(result["fraction_of_limit_repeats"])), abs=1e-3)
   assert result["train_gflop_per_image"] == pytest.approx(
       flops.train_flops_per_image(dict(image_shape=(12, 12, 1), num_steps=3, latent_dim=4,
                                        encoder_units=16, decoder_units=16, read_size=2,

@@ -4,10 +4,12 @@ r"""Training-throughput benchmark: images/s against the machine's own matmul lim
 
 Builds DrawModel from ``config.model``, compiles it as training does
 (``config.train``: optimizer clipping, ``jit_compile``, ``mixed_precision``), runs
-warm-up steps, then times ``--repeats`` runs of ``--steps`` training steps each and
-reports the median. In the same run it measures the float32 GEMM rate of the
-model's own LSTM matmul shapes (forward and both backward products) and reports
-``limit = rate / analytic FLOPs per image`` and ``achieved / limit``. Also peak RSS.
+warm-up steps, then times ``--repeats`` blocks of ``--steps`` training steps each and
+reports the median. Before and after each block it measures the float32 GEMM rate of the
+model's own LSTM matmul shapes (forward and both backward products), so each block
+has its own ``limit = rate / analytic FLOPs per image`` from the same minutes, and
+reports the median of the blocks' ``achieved / limit`` (``fraction_of_limit``; each
+block's in ``fraction_of_limit_repeats``). Also peak RSS.
 
 The batches are synthetic binary images held in memory: this measures the
 training step, not the input pipeline. The last line is one JSON object.
@@ -42,7 +44,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_c
 _BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: config.train.batch_size).")
 _STEPS = flags.DEFINE_integer("steps", 10, "Training steps per timed repeat.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats; the median is reported.")
-_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, XLA compile).")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, XLA compile).",
+                               lower_bound=1)
 _JIT = flags.DEFINE_enum("jit_compile", None, ["auto", "true", "false"],
                          "Override config.train.jit_compile.")
 _BACKWARD = flags.DEFINE_enum("backward", None, ["auto", "fused", "autodiff"],
@@ -59,39 +62,49 @@ _VERBOSE = flags.DEFINE_integer(
 flags.mark_flags_as_required(["config"])
 
 
-def gemm_rate(shapes, iters: int, repeats: int = 5, bar=None) -> dict:
-  """Measures float32 GEMM FLOP/s over ``shapes`` (``(m, k, n)`` each) as one step would.
+class GemmTimer:
+  """Times the float32 GEMM rate of ``shapes`` (``(m, k, n)`` each) as one step would use them.
 
-  Returns the FLOP-weighted rate (total FLOPs / total median time) and per-shape rates.
+  The loops are traced once; :meth:`measure` can then be called between blocks of
+  training steps, so that each block's limit comes from the same minute of a
+  host whose speed drifts (measured here: 67 to 120 GFLOP/s within 15 minutes).
   """
-  per_shape = []
-  total_flops = total_time = total_cpu = 0.0
-  for m, k, n in progress.iterate(shapes, bar):
-    a = tf.random.normal([m, k])
-    b = tf.random.normal([k, n])
 
-    @tf.function
-    def loop(a, b):
-      acc = tf.zeros([m, n])
-      for _ in tf.range(iters):
-        acc += tf.matmul(a, b)
-      return acc
+  def __init__(self, shapes, iters: int):
+    self.shapes, self.iters, self._loops = list(shapes), iters, []
+    for m, k, n in self.shapes:
+      a = tf.random.normal([m, k])
+      b = tf.random.normal([k, n])
 
-    loop(a, b).numpy()  # trace + warm
-    times, cpus = [], []
-    for _ in range(repeats):
-      t0, c0 = time.perf_counter(), time.process_time()
-      loop(a, b).numpy()
-      times.append((time.perf_counter() - t0) / iters)
-      cpus.append((time.process_time() - c0) / iters)
-    t, c = statistics.median(times), statistics.median(cpus)
-    flops = 2.0 * m * k * n
-    per_shape.append({"shape": [m, k, n], "gflops": flops / t / 1e9})
-    total_flops += flops
-    total_time += t
-    total_cpu += c
-  return {"gflops": total_flops / total_time / 1e9,
-          "gflops_per_cpu_s": total_flops / total_cpu / 1e9, "per_shape": per_shape}
+      @tf.function
+      def loop(a, b, m=m, n=n):
+        acc = tf.zeros([m, n])
+        for _ in tf.range(iters):
+          acc += tf.matmul(a, b)
+        return acc
+
+      loop(a, b).numpy()  # trace + warm
+      self._loops.append((loop, a, b))
+
+  def measure(self, repeats: int = 3) -> dict:
+    """FLOP-weighted rate (total FLOPs / total median time), per CPU-second, and per shape."""
+    per_shape = []
+    total_flops = total_time = total_cpu = 0.0
+    for (m, k, n), (loop, a, b) in zip(self.shapes, self._loops):
+      times, cpus = [], []
+      for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        loop(a, b).numpy()
+        times.append((time.perf_counter() - t0) / self.iters)
+        cpus.append((time.process_time() - c0) / self.iters)
+      t, c = statistics.median(times), statistics.median(cpus)
+      flops = 2.0 * m * k * n
+      per_shape.append({"shape": [m, k, n], "gflops": flops / t / 1e9})
+      total_flops += flops
+      total_time += t
+      total_cpu += c
+    return {"gflops": total_flops / total_time / 1e9,
+            "gflops_per_cpu_s": total_flops / total_cpu / 1e9, "per_shape": per_shape}
 
 
 def main(argv):
@@ -121,32 +134,55 @@ def main(argv):
   ds = tf.data.Dataset.from_tensor_slices(images).batch(batch, drop_remainder=True)
   ds = ds.cache().repeat().prefetch(tf.data.AUTOTUNE)
 
-  stamps, cpu_stamps = [], []
+  flops_per_image = flops_lib.train_flops_per_image(model_kwargs, model.num_steps)
+  shapes = flops_lib.lstm_gemm_shapes(model_kwargs, batch)
+  gemm_timer = GemmTimer(shapes, _GEMM_ITERS.value)
+  # Each block of --steps training steps is timed between two GEMM timings; its
+  # limit is the mean of the two rates, so images/s and limit share the host's speed.
+  gemms, blocks, starts = [], [], []
   total = _WARMUP.value + _STEPS.value * _REPEATS.value
   # The heartbeat keeps the line alive through the first step (tracing, XLA compilation).
   bar = progress.Progress(total, "Training steps", unit="steps", heartbeat=True)
 
   class Timer(keras.callbacks.Callback):
+    """Stamps the end of the warm-up and of each block; times the GEMMs there."""
+
+    def __init__(self):
+      super().__init__()
+      self.done = 0
 
     def on_train_batch_end(self, batch_index, logs=None):
-      stamps.append(time.perf_counter())
-      cpu_stamps.append(time.process_time())
-      bar.update(len(stamps), phase="warm-up" if len(stamps) <= _WARMUP.value else "timed")
+      self.done += 1
+      now, cpu = time.perf_counter(), time.process_time()
+      if self.done == 1:
+        starts.append(now)  # end of the first step (tracing, XLA compilation)
+      bar.update(self.done, phase="warm-up" if self.done <= _WARMUP.value else "timed")
+      since_warmup = self.done - _WARMUP.value
+      if since_warmup < 0 or since_warmup % _STEPS.value:
+        return
+      if since_warmup:
+        blocks[-1] += [now, cpu]
+      gemms.append(gemm_timer.measure())
+      if since_warmup < _STEPS.value * _REPEATS.value:
+        blocks.append([time.perf_counter(), time.process_time()])
 
   t0 = time.perf_counter()
   with bar:
     hist = model.fit(ds, steps_per_epoch=total, epochs=1, verbose=0, callbacks=[Timer()])
-  first_step_s = stamps[0] - t0
-  timed = stamps[_WARMUP.value - 1:]
-  step_s = [(timed[(r + 1) * _STEPS.value] - timed[r * _STEPS.value]) / _STEPS.value
-            for r in range(_REPEATS.value)]
+  first_step_s = starts[0] - t0
+  step_s = [(end - start) / _STEPS.value for start, _, end, _ in blocks]
+  cpu_step_s = [(cend - cstart) / _STEPS.value for _, cstart, _, cend in blocks]
+  limits = [0.5 * (g0["gflops"] + g1["gflops"]) * 1e9 / flops_per_image
+            for g0, g1 in zip(gemms, gemms[1:])]
+  cpu_limits = [0.5 * (g0["gflops_per_cpu_s"] + g1["gflops_per_cpu_s"]) * 1e9 / flops_per_image
+                for g0, g1 in zip(gemms, gemms[1:])]
+  fractions = [batch / s / lim for s, lim in zip(step_s, limits)]
+  cpu_fractions = [batch / s / lim for s, lim in zip(cpu_step_s, cpu_limits)]
   median_step = statistics.median(step_s)
   images_per_s = batch / median_step
-  cpu_timed = cpu_stamps[_WARMUP.value - 1:]
-  cpu_step_s = statistics.median(
-      (cpu_timed[(r + 1) * _STEPS.value] - cpu_timed[r * _STEPS.value]) / _STEPS.value
-      for r in range(_REPEATS.value))
-  images_per_cpu_s = batch / cpu_step_s
+  images_per_cpu_s = batch / statistics.median(cpu_step_s)
+  gemm_rates = [g["gflops"] for g in gemms]
+  gemm = min(gemms, key=lambda g: abs(g["gflops"] - statistics.median(gemm_rates)))
 
   eval_images_per_s = None
   if _EVAL_STEPS.value:
@@ -162,11 +198,7 @@ def main(argv):
       model.evaluate(ds, steps=_EVAL_STEPS.value + 1, verbose=0, callbacks=[EvalTimer()])
     eval_images_per_s = batch * _EVAL_STEPS.value / (eval_stamps[-1] - eval_stamps[0])
 
-  flops_per_image = flops_lib.train_flops_per_image(model_kwargs, model.num_steps)
-  shapes = flops_lib.lstm_gemm_shapes(model_kwargs, batch)
-  with progress.Progress(len(shapes), "GEMM timing", unit="shapes", show_rate=False, heartbeat=True) as bar:
-    gemm = gemm_rate(shapes, _GEMM_ITERS.value, bar=bar)
-  limit = gemm["gflops"] * 1e9 / flops_per_image
+  limit = statistics.median(limits)
   rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
   result = {
       "config": config_flags.get_config_filename(flags.FLAGS["config"]),
@@ -179,15 +211,16 @@ def main(argv):
       "first_step_s": round(first_step_s, 1),
       "train_gflop_per_image": round(flops_per_image / 1e9, 4),
       "gemm_gflops": round(gemm["gflops"], 1),
+      "gemm_gflops_repeats": [round(g, 1) for g in gemm_rates],
       "gemm_per_shape": [{"shape": s["shape"], "gflops": round(s["gflops"], 1)}
                          for s in gemm["per_shape"]],
       "limit_images_per_s": round(limit, 1),
-      "fraction_of_limit": round(images_per_s / limit, 3),
+      "fraction_of_limit": round(statistics.median(fractions), 3),
+      "fraction_of_limit_repeats": [round(f, 3) for f in fractions],
       "achieved_gflops": round(images_per_s * flops_per_image / 1e9, 1),
       "images_per_cpu_s": round(images_per_cpu_s, 2),
       "gemm_gflops_per_cpu_s": round(gemm["gflops_per_cpu_s"], 1),
-      "fraction_of_limit_cpu": round(
-          images_per_cpu_s * flops_per_image / 1e9 / gemm["gflops_per_cpu_s"], 3),
+      "fraction_of_limit_cpu": round(statistics.median(cpu_fractions), 3),
       "peak_rss_gb": round(rss_gb, 3),
       "final_loss": float(hist.history["loss"][-1]),
       "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
