@@ -224,6 +224,11 @@ def main(argv):
       "peak_rss_gb": round(rss_gb, 3),
       "final_loss": float(hist.history["loss"][-1]),
       "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+      # The limit depends on them too (TF_NUM_INTEROP_THREADS=1 slows the GEMM loop
+      # more than the step: docs/performance.md), so a fraction is only compared
+      # between runs with the same settings.
+      "thread_env": {k: os.environ[k] for k in ("TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS",
+                                                "OMP_NUM_THREADS", "XLA_FLAGS") if k in os.environ},
       "data": "synthetic binary images in memory (step benchmark)",
   }
   table = (f"images/s {result['images_per_s']:.1f} (eval {result['eval_images_per_s']}) "
