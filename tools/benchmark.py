@@ -139,7 +139,7 @@ def main(argv):
   gemm_timer = GemmTimer(shapes, _GEMM_ITERS.value)
   # Each block of --steps training steps is timed between two GEMM timings; its
   # limit is the mean of the two rates, so images/s and limit share the host's speed.
-  gemms, blocks, starts = [], [], []
+  gemms, blocks = [], []
   total = _WARMUP.value + _STEPS.value * _REPEATS.value
   # The heartbeat keeps the line alive through the first step (tracing, XLA compilation).
   bar = progress.Progress(total, "Training steps", unit="steps", heartbeat=True)
@@ -150,12 +150,13 @@ def main(argv):
     def __init__(self):
       super().__init__()
       self.done = 0
+      self.first_step_end = None  # the first step includes tracing and XLA compilation
 
     def on_train_batch_end(self, batch_index, logs=None):
       self.done += 1
       now, cpu = time.perf_counter(), time.process_time()
       if self.done == 1:
-        starts.append(now)  # end of the first step (tracing, XLA compilation)
+        self.first_step_end = now
       bar.update(self.done, phase="warm-up" if self.done <= _WARMUP.value else "timed")
       since_warmup = self.done - _WARMUP.value
       if since_warmup < 0 or since_warmup % _STEPS.value:
@@ -166,16 +167,20 @@ def main(argv):
       if since_warmup < _STEPS.value * _REPEATS.value:
         blocks.append([time.perf_counter(), time.process_time()])
 
+  timer = Timer()
   t0 = time.perf_counter()
   with bar:
-    hist = model.fit(ds, steps_per_epoch=total, epochs=1, verbose=0, callbacks=[Timer()])
-  first_step_s = starts[0] - t0
+    hist = model.fit(ds, steps_per_epoch=total, epochs=1, verbose=0, callbacks=[timer])
+  first_step_s = timer.first_step_end - t0
   step_s = [(end - start) / _STEPS.value for start, _, end, _ in blocks]
   cpu_step_s = [(cend - cstart) / _STEPS.value for _, cstart, _, cend in blocks]
-  limits = [0.5 * (g0["gflops"] + g1["gflops"]) * 1e9 / flops_per_image
-            for g0, g1 in zip(gemms, gemms[1:])]
-  cpu_limits = [0.5 * (g0["gflops_per_cpu_s"] + g1["gflops_per_cpu_s"]) * 1e9 / flops_per_image
-                for g0, g1 in zip(gemms, gemms[1:])]
+
+  def block_limits(key):
+    """Images/s each block's GEMM rate allows: the mean of the timings before and after it."""
+    return [0.5 * (g0[key] + g1[key]) * 1e9 / flops_per_image for g0, g1 in zip(gemms, gemms[1:])]
+
+  limits, cpu_limits = block_limits("gflops"), block_limits("gflops_per_cpu_s")
+  limit = statistics.median(limits)
   fractions = [batch / s / lim for s, lim in zip(step_s, limits)]
   cpu_fractions = [batch / s / lim for s, lim in zip(cpu_step_s, cpu_limits)]
   median_step = statistics.median(step_s)
@@ -198,7 +203,6 @@ def main(argv):
       model.evaluate(ds, steps=_EVAL_STEPS.value + 1, verbose=0, callbacks=[EvalTimer()])
     eval_images_per_s = batch * _EVAL_STEPS.value / (eval_stamps[-1] - eval_stamps[0])
 
-  limit = statistics.median(limits)
   rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
   result = {
       "config": config_flags.get_config_filename(flags.FLAGS["config"]),
