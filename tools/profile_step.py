@@ -17,6 +17,11 @@ traced op (or, under XLA, kernel) durations by category:
   concatenations, the KL, the optimizer);
 * ``idle``: thread time with nothing traced (``threads * wall`` minus all of the above).
 
+Under XLA the tool also sums the kernels by the TensorFlow op each one was
+built from (``by_op_type``: ``Sigmoid``, ``Exp``, ``Sum``, ``TensorListSetItem``
+...), read from the ``op_type`` metadata of the compiled HLO, which it dumps
+to ``--logdir/hlo``; a fusion counts as the op of its root instruction.
+
 Per step, in milliseconds of thread time (two threads on two cores can give
 up to ``2 * wall``). The profiler itself slows the step (about 20 %); compare
 categories, not the wall time with the benchmark's. The trace stays in
@@ -30,6 +35,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -47,6 +53,9 @@ _JIT = flags.DEFINE_enum("jit_compile", None, ["auto", "true", "false"], "Overri
 _BACKWARD = flags.DEFINE_enum("backward", None, ["auto", "fused", "autodiff"], "Override config.train.backward.")
 _LOGDIR = flags.DEFINE_string("logdir", "/tmp/draw_profile", "Where the trace is written.")
 _TOP = flags.DEFINE_integer("top", 12, "Also list this many heaviest ops.")
+_OP_TYPES = flags.DEFINE_boolean(
+    "op_types", True, "Under XLA, also sum the kernels by the TF op type they were built from "
+    "(dumps the compiled HLO to --logdir/hlo).")
 flags.mark_flags_as_required(["config"])
 
 _GEMM = re.compile(r"^(_Mkl)?(Native)?(Fused)?MatMul$|^dot$|^MatMul$")
@@ -71,7 +80,31 @@ def category(op_type: str, name: str) -> str:
   return "elementwise"
 
 
-def summarize(logdir: str, steps: int, wall_s: float, top: int) -> dict:
+_HLO_INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%([\w.\-]+) = .*?op_type="(\w+)"', re.M)
+
+
+def hlo_op_types(text: str) -> dict[str, str]:
+  """``{instruction name: TF op type}`` from one ``*after_optimizations.txt`` HLO dump."""
+  return {name: op_type for name, op_type in _HLO_INSTRUCTION.findall(text)}
+
+
+def by_op_type(kernel_ms: dict[str, float], modules: list[dict[str, str]], steps: int) -> dict:
+  """Kernel milliseconds per step summed by TF op type.
+
+  Kernel names repeat across XLA modules, so the names are looked up in the
+  one module that holds most of the traced time (the training step); kernels
+  it does not name are summed as ``(unnamed)``.
+  """
+  if not modules:
+    return {}
+  best = max(modules, key=lambda m: sum(ms for n, ms in kernel_ms.items() if n in m))
+  totals = collections.Counter()
+  for name, ms in kernel_ms.items():
+    totals[best.get(name, "(unnamed)")] += ms
+  return {k: round(v / steps, 1) for k, v in totals.most_common()}
+
+
+def summarize(logdir: str, steps: int, wall_s: float, top: int, hlo_dir: str | None = None) -> dict:
   """Per-step milliseconds by category from the newest ``*.xplane.pb`` under ``logdir``."""
   from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
   path = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1]
@@ -79,8 +112,12 @@ def summarize(logdir: str, steps: int, wall_s: float, top: int) -> dict:
   with open(path, "rb") as f:
     space.ParseFromString(f.read())
   plane = next(p for p in space.planes if p.name == "/host:CPU")
+  modules = []
+  for hlo in sorted(glob.glob(os.path.join(hlo_dir, "*after_optimizations.txt"))) if hlo_dir else []:
+    with open(hlo) as f:
+      modules.append(hlo_op_types(f.read()))
   meta = plane.event_metadata
-  totals, heaviest = collections.Counter(), collections.Counter()
+  totals, heaviest, kernels = collections.Counter(), collections.Counter(), collections.Counter()
   threads = set()
   for line in plane.lines:
     executor = line.name.startswith("tf_Compute")
@@ -99,6 +136,8 @@ def summarize(logdir: str, steps: int, wall_s: float, top: int) -> dict:
           continue
         op_name, op_type = name, name
       ms = event.duration_ps / 1e9
+      if xla:
+        kernels[name] += ms
       totals[category(op_type, op_name)] += ms
       heaviest[re.sub(r"_\d+(?=/|$)", "", op_name)[-90:]] += ms
   # The executor's threads and XLA's share the two cores; count the cores.
@@ -108,11 +147,19 @@ def summarize(logdir: str, steps: int, wall_s: float, top: int) -> dict:
   return {"per_step_ms": {k: round(v / steps, 1) for k, v in totals.most_common()},
           "wall_ms_per_step": round(wall_s * 1e3 / steps, 1), "cores": cores,
           "heaviest_ms_per_step": [(n, round(v / steps, 2)) for n, v in heaviest.most_common(top)],
+          **({"by_op_type_ms_per_step": by_op_type(kernels, modules, steps)} if modules else {}),
           "trace": path}
 
 
 def main(argv):
   del argv
+  hlo_dir = None
+  if _OP_TYPES.value:
+    # Read when XLA first compiles, so set before anything is built.
+    hlo_dir = os.path.join(_LOGDIR.value, "hlo")
+    shutil.rmtree(hlo_dir, ignore_errors=True)
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_dump_to={hlo_dir} --xla_dump_hlo_as_text").strip()
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -138,7 +185,7 @@ def main(argv):
   model.fit(ds, steps_per_epoch=_STEPS.value, verbose=0)
   wall = time.perf_counter() - t0
   tf.profiler.experimental.stop()
-  result = summarize(_LOGDIR.value, _STEPS.value, wall, _TOP.value)
+  result = summarize(_LOGDIR.value, _STEPS.value, wall, _TOP.value, hlo_dir)
   result.update(jit_compile=model.jit_step, backward=model.backward, batch_size=_BATCH.value,
                 load_avg_1m=round(os.getloadavg()[0], 2))
   parts = result["per_step_ms"]
@@ -147,6 +194,9 @@ def main(argv):
         f"| XLA {model.jit_step}, backward {model.backward}", file=sys.stderr)
   for name, ms in result["heaviest_ms_per_step"]:
     print(f"  {ms:8.2f} ms  {name}", file=sys.stderr)
+  if result.get("by_op_type_ms_per_step"):
+    print("by TF op type: " + ", ".join(
+        f"{k} {v}" for k, v in result["by_op_type_ms_per_step"].items()), file=sys.stderr)
   print(json.dumps(result))
 
 
