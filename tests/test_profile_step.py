@@ -1,5 +1,6 @@
 """tools/profile_step.py: the XLA kernels summed by the TF op types they were built from."""
 
+import glob
 import json
 import os
 import subprocess
@@ -26,4 +27,6 @@ def test_profile_names_the_xla_kernels_by_tf_op_type(tmp_path):
   # Nearly every kernel's name is found in the dumped HLO of the training step.
   total = sum(by_type.values())
   assert by_type.get("(unnamed)", 0) < 0.5 * total
-  assert os.listdir(tmp_path / "hlo")
+  # One new folder per run under --logdir/hlo, holding this run's compiled modules.
+  (run_dir,) = os.listdir(tmp_path / "hlo")
+  assert glob.glob(str(tmp_path / "hlo" / run_dir / "*after_optimizations.txt"))

@@ -20,7 +20,7 @@ traced op (or, under XLA, kernel) durations by category:
 Under XLA the tool also sums the kernels by the TensorFlow op each one was
 built from (``by_op_type``: ``Sigmoid``, ``Exp``, ``Sum``, ``TensorListSetItem``
 ...), read from the ``op_type`` metadata of the compiled HLO, which it dumps
-to ``--logdir/hlo``; a fusion counts as the op of its root instruction.
+to ``--logdir/hlo/<time>``; a fusion counts as the op of its root instruction.
 
 Per step, in milliseconds of thread time (two threads on two cores can give
 up to ``2 * wall``). The profiler itself slows the step (about 20 %); compare
@@ -35,7 +35,6 @@ import glob
 import json
 import os
 import re
-import shutil
 import sys
 import time
 
@@ -55,7 +54,7 @@ _LOGDIR = flags.DEFINE_string("logdir", "/tmp/draw_profile", "Where the trace is
 _TOP = flags.DEFINE_integer("top", 12, "Also list this many heaviest ops.")
 _OP_TYPES = flags.DEFINE_boolean(
     "op_types", True, "Under XLA, also sum the kernels by the TF op type they were built from "
-    "(dumps the compiled HLO to --logdir/hlo).")
+    "(dumps the compiled HLO to a new folder under --logdir/hlo).")
 flags.mark_flags_as_required(["config"])
 
 _GEMM = re.compile(r"^(_Mkl)?(Native)?(Fused)?MatMul$|^dot$|^MatMul$")
@@ -155,9 +154,9 @@ def main(argv):
   del argv
   hlo_dir = None
   if _OP_TYPES.value:
-    # Read when XLA first compiles, so set before anything is built.
-    hlo_dir = os.path.join(_LOGDIR.value, "hlo")
-    shutil.rmtree(hlo_dir, ignore_errors=True)
+    # Read when XLA first compiles, so set before anything is built. A new folder per run
+    # (nothing is deleted), so only this run's modules are read back.
+    hlo_dir = os.path.join(_LOGDIR.value, "hlo", time.strftime("%Y%m%d_%H%M%S"))
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_dump_to={hlo_dir} --xla_dump_hlo_as_text").strip()
   import keras  # pylint: disable=g-import-not-at-top
