@@ -90,3 +90,51 @@ def test_conv_variants_are_refused_rather_than_miscounted():
     flops.forward_macs_per_step(**dict(PAPER, read_features="conv"))
   with pytest.raises(ValueError, match="encoder='conv'"):
     flops.forward_macs_per_step(**dict(PAPER, encoder="conv"))
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_gemm_timer_times_the_product_it_claims(dtype, jit_compile):
+  """The timed loop computes iters x (a @ b): the product is not hoisted away or skipped."""
+  import tensorflow as tf
+  from draw_tf.gemm_rate import GemmTimer
+  timer = GemmTimer([(4, 6, 5)], iters=3, dtype=dtype, jit_compile=jit_compile)
+  loop, a, b = timer._loops[0]
+  assert a.dtype == tf.as_dtype(dtype) and loop(a, b).dtype == tf.as_dtype(dtype)
+  a32, b32 = tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy()
+  expected = 3 * (a32 @ b32)  # exact operands: a and b were rounded to dtype already
+  # Each result is at most k + iters = 9 roundings of partial sums no larger than
+  # 3 |a| @ |b|, each off by at most half a unit in the last place: 2**-24 (float32)
+  # or 2**-8 (bfloat16, 8 significant bits) of the magnitude.
+  unit = 2.0**-24 if dtype == "float32" else 2.0**-8
+  tol = 9 * unit * (3 * np.abs(a32) @ np.abs(b32)).max()
+  np.testing.assert_allclose(tf.cast(loop(a, b), tf.float32).numpy(), expected, atol=tol)
+  result = timer.measure(repeats=1)
+  assert result["gflops"] > 0 and result["per_shape"][0]["shape"] == [4, 6, 5]
+
+
+def test_gemm_bench_tool_reports_each_dtype_and_runtime(tmp_path):
+  """tools/bench_gemm.py: a row per dtype, runtime and shape group; float32 is its own 1.0."""
+  cfg = tmp_path / "tiny_gemm.py"
+  cfg.write_text(
+      "import ml_collections\n"
+      "def get_config():\n"
+      "  c = ml_collections.ConfigDict()\n"
+      "  c.model = ml_collections.ConfigDict(dict(image_shape=(12, 12, 1), num_steps=3,\n"
+      "      latent_dim=4, encoder_units=16, decoder_units=16, read_size=2, write_size=3))\n"
+      "  c.train = ml_collections.ConfigDict(dict(batch_size=8))\n"
+      "  return c\n")
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "tools", "bench_gemm.py"), f"--config={cfg}",
+       "--iters=3", "--rounds=1"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      env={**os.environ, "PYTHONPATH": ROOT})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  keys = {(r["dtype"], r["runtime"], r["shapes"]) for r in result["rates"]}
+  assert keys == {(d, rt, s) for d in ("float32", "bfloat16") for rt in ("tf", "xla")
+                  for s in ("per_step", "all_steps")}
+  assert all(r["gflops"] > 0 for r in result["rates"])
+  assert all(r["speedup_vs_float32"] == 1.0 for r in result["rates"] if r["dtype"] == "float32")
+  assert result["all_steps_shape"] == [result["per_step_shapes"][2][0], 3 * 8,
+                                       result["per_step_shapes"][2][2]]

@@ -36,6 +36,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from draw_tf import cli  # noqa: E402
 from draw_tf import config_check  # noqa: E402
+from draw_tf.gemm_rate import GemmTimer  # noqa: E402
 from draw_tf import progress  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -60,51 +61,6 @@ _VERBOSE = flags.DEFINE_integer(
     "verbose", 1, "Progress on stderr: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
     "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
 flags.mark_flags_as_required(["config"])
-
-
-class GemmTimer:
-  """Times the float32 GEMM rate of ``shapes`` (``(m, k, n)`` each) as one step would use them.
-
-  The loops are traced once; :meth:`measure` can then be called between blocks of
-  training steps, so that each block's limit comes from the same minute of a
-  host whose speed drifts (measured here: 67 to 120 GFLOP/s within 15 minutes).
-  """
-
-  def __init__(self, shapes, iters: int):
-    self.shapes, self.iters, self._loops = list(shapes), iters, []
-    for m, k, n in self.shapes:
-      a = tf.random.normal([m, k])
-      b = tf.random.normal([k, n])
-
-      @tf.function
-      def loop(a, b, m=m, n=n):
-        acc = tf.zeros([m, n])
-        for _ in tf.range(iters):
-          acc += tf.matmul(a, b)
-        return acc
-
-      loop(a, b).numpy()  # trace + warm
-      self._loops.append((loop, a, b))
-
-  def measure(self, repeats: int = 3) -> dict:
-    """FLOP-weighted rate (total FLOPs / total median time), per CPU-second, and per shape."""
-    per_shape = []
-    total_flops = total_time = total_cpu = 0.0
-    for (m, k, n), (loop, a, b) in zip(self.shapes, self._loops):
-      times, cpus = [], []
-      for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        loop(a, b).numpy()
-        times.append((time.perf_counter() - t0) / self.iters)
-        cpus.append((time.process_time() - c0) / self.iters)
-      t, c = statistics.median(times), statistics.median(cpus)
-      flops = 2.0 * m * k * n
-      per_shape.append({"shape": [m, k, n], "gflops": flops / t / 1e9})
-      total_flops += flops
-      total_time += t
-      total_cpu += c
-    return {"gflops": total_flops / total_time / 1e9,
-            "gflops_per_cpu_s": total_flops / total_cpu / 1e9, "per_shape": per_shape}
 
 
 def main(argv):
