@@ -38,9 +38,9 @@ def test_gemm_shapes_cover_forward_and_both_backward_products():
   assert (100, 356, 1024) in shapes
 
 
-def test_benchmark_tool_reports_a_json_line(tmp_path):
-  """tools/benchmark.py on a tiny model prints positive throughput and limit figures."""
-  cfg = tmp_path / "tiny_bench.py"
+def _run_tool(tmp_path, tool, *flags):
+  """Runs tools/TOOL on a tiny config (12 x 12, T = 3, 16 units, batch 8); its last JSON line."""
+  cfg = tmp_path / "tiny_tool_config.py"
   cfg.write_text(
       "import ml_collections\n"
       "def get_config():\n"
@@ -50,12 +50,17 @@ def test_benchmark_tool_reports_a_json_line(tmp_path):
       "  c.train = ml_collections.ConfigDict(dict(batch_size=8, jit_compile=False))\n"
       "  return c\n")
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "tools", "benchmark.py"), f"--config={cfg}",
-       "--steps=2", "--repeats=2", "--warmup=1", "--gemm_iters=5", "--json"],
+      [sys.executable, os.path.join(ROOT, "tools", tool), f"--config={cfg}", *flags],
       cwd=ROOT, capture_output=True, text=True, timeout=300,
       env={**os.environ, "PYTHONPATH": ROOT})
   assert proc.returncode == 0, proc.stderr[-3000:]
-  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_benchmark_tool_reports_a_json_line(tmp_path):
+  """tools/benchmark.py on a tiny model prints positive throughput and limit figures."""
+  result = _run_tool(tmp_path, "benchmark.py", "--steps=2", "--repeats=2", "--warmup=1",
+                     "--gemm_iters=5", "--json")
   assert result["images_per_s"] > 0 and result["limit_images_per_s"] > 0
   assert 0 < result["fraction_of_limit"]
   # Each of the 2 timed blocks has its own limit, from GEMM timings before and after it.
@@ -95,7 +100,7 @@ def test_conv_variants_are_refused_rather_than_miscounted():
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_gemm_timer_times_the_product_it_claims(dtype, jit_compile):
-  """The timed loop computes iters x (a @ b): the product is not hoisted away or skipped."""
+  """The timed loop computes iters x (a @ b) in the dtype asked for (nothing skipped or upcast)."""
   import tensorflow as tf
   from draw_tf.gemm_rate import GemmTimer
   timer = GemmTimer([(4, 6, 5)], iters=3, dtype=dtype, jit_compile=jit_compile)
@@ -115,22 +120,7 @@ def test_gemm_timer_times_the_product_it_claims(dtype, jit_compile):
 
 def test_gemm_bench_tool_reports_each_dtype_and_runtime(tmp_path):
   """tools/bench_gemm.py: a row per dtype, runtime and shape group; float32 is its own 1.0."""
-  cfg = tmp_path / "tiny_gemm.py"
-  cfg.write_text(
-      "import ml_collections\n"
-      "def get_config():\n"
-      "  c = ml_collections.ConfigDict()\n"
-      "  c.model = ml_collections.ConfigDict(dict(image_shape=(12, 12, 1), num_steps=3,\n"
-      "      latent_dim=4, encoder_units=16, decoder_units=16, read_size=2, write_size=3))\n"
-      "  c.train = ml_collections.ConfigDict(dict(batch_size=8))\n"
-      "  return c\n")
-  proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "tools", "bench_gemm.py"), f"--config={cfg}",
-       "--iters=3", "--rounds=1"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300,
-      env={**os.environ, "PYTHONPATH": ROOT})
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  result = _run_tool(tmp_path, "bench_gemm.py", "--iters=3", "--rounds=1")
   keys = {(r["dtype"], r["runtime"], r["shapes"]) for r in result["rates"]}
   assert keys == {(d, rt, s) for d in ("float32", "bfloat16") for rt in ("tf", "xla")
                   for s in ("per_step", "all_steps")}
