@@ -1,18 +1,37 @@
-"""The machine's measured GEMM rate on the model's own matmul shapes.
+"""The machine: its CPU, and its measured GEMM rate on the model's own matmul shapes.
 
 ``tools/benchmark.py`` divides this rate by the analytic FLOPs per image
 (:mod:`draw_tf.flops`) to get the images/s the matmuls alone would allow (its
 "limit"); ``tools/bench_gemm.py`` compares it across dtypes and runtimes (TF's
 own kernels, which use oneDNN on x86, against XLA's), which tells whether a
 reduced-precision dtype can speed up the training step on a CPU at all.
+:func:`cpu_model` names the CPU for every tool that reports a figure.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 
 import tensorflow as tf
+
+
+def cpu_model() -> str:
+  """The CPU's model name and vector flags, e.g. ``AMD EPYC (avx2, avx512f, avx512_bf16; 2 cores)``.
+
+  Read from ``/proc/cpuinfo`` (what ``lscpu`` shows); elsewhere ``platform.processor()``.
+  """
+  try:
+    with open("/proc/cpuinfo") as f:
+      lines = f.read().splitlines()
+  except OSError:
+    return platform.processor() or "unknown CPU"
+  name = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), "?")
+  flags = next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), [])
+  kinds = [k for k in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if k in flags]
+  return f"{name} ({', '.join(kinds) or 'no AVX2'}; {os.cpu_count()} cores)"
 
 
 class GemmTimer:
@@ -20,10 +39,10 @@ class GemmTimer:
 
   Each shape runs ``iters`` times in one traced loop (``acc += a @ b``; under
   XLA ``acc += (a * s_i) @ b``, where the scalar ``s_i == 1`` depends on the
-  loop counter, so that the compiler cannot hoist the product out of the loop). The loops are traced once; :meth:`measure`
-  can then be called between blocks of training steps, so that each block's
-  limit comes from the same minute of a host whose speed drifts (measured here:
-  67 to 120 GFLOP/s within 15 minutes).
+  loop counter, so that the compiler cannot hoist the product out of the loop).
+  The loops are traced once; :meth:`measure` can then be called between blocks
+  of training steps, so that each block's limit comes from the same minute of a
+  host whose speed drifts (measured here: 67 to 120 GFLOP/s within 15 minutes).
 
   Args:
     shapes: ``(m, k, n)`` triples: ``[m, k] x [k, n]``.
@@ -34,13 +53,13 @@ class GemmTimer:
 
   def __init__(self, shapes, iters: int, dtype: str = "float32", jit_compile: bool = False):
     self.shapes, self.iters, self._loops = [tuple(int(d) for d in s) for s in shapes], iters, []
-    self.dtype, self.jit_compile = tf.as_dtype(dtype), bool(jit_compile)
+    dtype, jit_compile = tf.as_dtype(dtype), bool(jit_compile)
     for m, k, n in self.shapes:
-      a = tf.cast(tf.random.normal([m, k]), self.dtype)
-      b = tf.cast(tf.random.normal([k, n]), self.dtype)
+      a = tf.cast(tf.random.normal([m, k]), dtype)
+      b = tf.cast(tf.random.normal([k, n]), dtype)
 
-      @tf.function(jit_compile=self.jit_compile)
-      def loop(a, b, m=m, n=n, jit_compile=self.jit_compile):
+      @tf.function(jit_compile=jit_compile)
+      def loop(a, b, m=m, n=n):
         acc = tf.zeros([m, n], a.dtype)
         for i in tf.range(iters):
           if jit_compile:  # keeps XLA from hoisting the product out of the loop

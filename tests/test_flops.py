@@ -128,3 +128,4 @@ def test_gemm_bench_tool_reports_each_dtype_and_runtime(tmp_path):
   assert all(r["speedup_vs_float32"] == 1.0 for r in result["rates"] if r["dtype"] == "float32")
   assert result["all_steps_shape"] == [result["per_step_shapes"][2][0], 3 * 8,
                                        result["per_step_shapes"][2][2]]
+  assert result["cpu"].endswith(f"; {os.cpu_count()} cores)")  # draw_tf.gemm_rate.cpu_model

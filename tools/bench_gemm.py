@@ -29,7 +29,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from draw_tf import cli  # noqa: E402
 from draw_tf import flops as flops_lib  # noqa: E402
-from draw_tf.gemm_rate import GemmTimer  # noqa: E402
+from draw_tf.gemm_rate import GemmTimer, cpu_model  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
 _BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: config.train.batch_size).")
@@ -38,17 +38,6 @@ _ITERS = flags.DEFINE_integer("iters", 50, "Products per timed call (per-step sh
 _ROUNDS = flags.DEFINE_integer("rounds", 2, "Interleaved rounds; the best rate of each is kept.",
                                lower_bound=1)
 flags.mark_flags_as_required(["config"])
-
-
-def cpu_flags() -> list:
-  """The CPU's vector and 16-bit-arithmetic flags (from /proc/cpuinfo; empty elsewhere)."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      line = next(l for l in f if l.startswith("flags"))
-  except (OSError, StopIteration):
-    return []
-  keep = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
-  return [f for f in line.split(":", 1)[1].split() if f in keep]
 
 
 def main(argv):
@@ -85,7 +74,7 @@ def main(argv):
   print(json.dumps({
       "config": config_flags.get_config_filename(flags.FLAGS["config"]), "batch_size": batch,
       "per_step_shapes": [list(s) for s in shapes], "all_steps_shape": list(all_steps),
-      "rates": rows, "cpu_flags": cpu_flags(), "machine": platform.machine(),
+      "rates": rows, "cpu": cpu_model(), "machine": platform.machine(),
       "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}))
 
 

@@ -21,8 +21,6 @@ CPU (issue 15 of this project; evaluation on the whole test set).
 
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -37,6 +35,7 @@ from draw_tf import progress
 from draw_tf import train_lib
 from draw_tf import visualize
 from draw_tf.fileio import atomic_path, write_json
+from draw_tf.gemm_rate import cpu_model
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.py).",
                                           lock_config=False)
@@ -59,18 +58,6 @@ REFERENCES = {
     "pytorch_draw": ("public PyTorch DRAW (reported)",
                      [(10, 153.6), (20, 123.7), (30, 111.3), (40, 104.6), (50, 100.3), (60, 98.49)]),
 }
-
-
-def cpu_model() -> str:
-  """``lscpu``'s model name and its AVX-512 / AMX flags, e.g. ``Intel(R) Xeon(R) ... (avx512_bf16 amx)``."""
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-  except (OSError, subprocess.SubprocessError):
-    return platform.processor() or "unknown CPU"
-  name = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-  flags_line = next((l for l in out.splitlines() if l.startswith("Flags")), "")
-  kinds = [k for k in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {k}" in flags_line]
-  return f"{name} ({', '.join(kinds) or 'no AVX2'}; {os.cpu_count()} cores)"
 
 
 def curve_rows(workdir: str, batch_size: int) -> list:

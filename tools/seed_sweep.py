@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 from absl import app
 from absl import flags
 
+from draw_tf.gemm_rate import cpu_model
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Config file (configs/*.py).")
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds to train, comma separated.")
@@ -39,21 +40,6 @@ flags.DEFINE_integer("steps", 0, "Training steps per seed (0: the config's num_e
 flags.DEFINE_multi_string("set", [], "Config overrides KEY=VALUE, e.g. train.mixed_precision=mixed_bfloat16.")
 flags.DEFINE_string("out", "runs/seed_sweep", "Output folder.")
 flags.mark_flag_as_required("config")
-
-
-def cpu_model() -> str:
-  """The CPU's model name and whether it has AVX-512 / AVX512_BF16 (Linux), for the table."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      info = f.read()
-  except OSError:
-    return platform.processor() or "unknown CPU"
-  name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-               if line.startswith("model name")), "unknown CPU")
-  flags_line = next((line for line in info.splitlines() if line.startswith("flags")), "")
-  isa = "AVX512_BF16" if "avx512_bf16" in flags_line else (
-      "AVX-512" if "avx512f" in flags_line else ("AVX2" if "avx2" in flags_line else "no AVX2"))
-  return f"{name}, {os.cpu_count()} cores, {isa}"
 
 
 def step_overrides(steps: int) -> list:
