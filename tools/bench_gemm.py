@@ -29,6 +29,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from draw_tf import cli  # noqa: E402
 from draw_tf import flops as flops_lib  # noqa: E402
+from draw_tf import progress  # noqa: E402
 from draw_tf.gemm_rate import GemmTimer, cpu_model  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
@@ -37,6 +38,9 @@ _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Dtypes to time (
 _ITERS = flags.DEFINE_integer("iters", 50, "Products per timed call (per-step shapes).", lower_bound=1)
 _ROUNDS = flags.DEFINE_integer("rounds", 2, "Interleaved rounds; the best rate of each is kept.",
                                lower_bound=1)
+_VERBOSE = flags.DEFINE_integer(
+    "verbose", 1, "Progress on stderr: 1 a line redrawn on a terminal (a log line every 15 s "
+    "otherwise), 2 log lines, 0 none.", lower_bound=0, upper_bound=2)
 flags.mark_flags_as_required(["config"])
 
 
@@ -54,14 +58,19 @@ def main(argv):
   m, _, n = shapes[2]
   all_steps = (m, steps * batch, n)
   groups = {"per_step": (shapes, _ITERS.value), "all_steps": ([all_steps], max(1, _ITERS.value // steps))}
-  timers = {(dtype, runtime, group): GemmTimer(s, iters, dtype, jit_compile=runtime == "xla")
-            for dtype in _DTYPES.value for runtime in ("tf", "xla")
-            for group, (s, iters) in groups.items()}
-  best = {}
-  for _ in range(_ROUNDS.value):
-    for key, timer in timers.items():
-      rate = timer.measure()["gflops"]
-      best[key] = max(best.get(key, 0.0), rate)
+  keys = [(dtype, runtime, group) for dtype in _DTYPES.value for runtime in ("tf", "xla")
+          for group in groups]
+  progress.set_verbosity(_VERBOSE.value)
+  with progress.Progress(len(keys) * (1 + _ROUNDS.value), "GEMM timing", unit="timings",
+                         show_rate=False, heartbeat=True) as bar:
+    timers = {}
+    for key in bar.iterate(keys):  # tracing and XLA compilation first
+      shapes_of_group, iters = groups[key[2]]
+      timers[key] = GemmTimer(shapes_of_group, iters, key[0], jit_compile=key[1] == "xla")
+    best = {}
+    for _ in range(_ROUNDS.value):
+      for key in bar.iterate(keys):
+        best[key] = max(best.get(key, 0.0), timers[key].measure()["gflops"])
   rows = []
   for (dtype, runtime, group), rate in best.items():
     base = best.get(("float32", runtime, group))
