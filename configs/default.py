@@ -97,6 +97,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.warmup_steps = 0
   # KL warm-up: the training loss weighs L_z by min(1, step / N) (0 = off); nll_bound stays unweighted.
   config.train.kl_warmup_steps = 0
+  # Moving average of the weights (Polyak/EMA) used for evaluation, pictures and export:
+  # a <- d a + (1 - d) w after every step, d = this (0 = off; draw_tf/weight_average.py).
+  config.train.ema_decay = 0.0
   # Final learning rate as a fraction of the peak (cosine and exponential).
   config.train.final_lr_fraction = 0.1
   # Adam beta_1 (several working DRAW implementations use 0.5).

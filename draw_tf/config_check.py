@@ -196,6 +196,7 @@ FIELDS = {
     "train.lr_schedule": Choice(*LR_SCHEDULES),
     "train.warmup_steps": Int(0),
     "train.kl_warmup_steps": Int(0),
+    "train.ema_decay": Float(0, 1, high_open=True),
     "train.final_lr_fraction": Float(0, 1),
     "train.adam_beta1": Float(0, 1, high_open=True),
     "train.adam_beta2": Float(0, 1, high_open=True),
@@ -234,7 +235,7 @@ CLASSIFIER_MODEL_FIELDS = {
 # recorded in metrics.jsonl ({"config_changes": ...}); config.json takes the new values.
 RESUMABLE_CHANGES = (
     "train.learning_rate", "train.grad_clip_norm", "train.lr_schedule", "train.warmup_steps",
-    "train.final_lr_fraction", "train.kl_warmup_steps", "train.num_epochs", "train.checkpoint_every_steps",
+    "train.final_lr_fraction", "train.kl_warmup_steps", "train.ema_decay", "train.num_epochs", "train.checkpoint_every_steps",
     "train.max_checkpoints", "train.log_every_steps", "train.jit_compile", "train.backward",
     "train.budget_minutes", "eval.every_minutes", "eval.keep_best",
     "eval.batch_size", "eval.every_epochs", "eval.num_samples", "eval.num_gif_samples",

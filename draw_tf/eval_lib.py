@@ -21,6 +21,7 @@ import time
 from draw_tf import data
 from draw_tf import seeds
 from draw_tf import tasks
+from draw_tf import weight_average
 from draw_tf import workdir as workdir_lib
 from draw_tf.fileio import write_json
 
@@ -35,7 +36,8 @@ def write_eval_json(workdir: str, result: dict) -> str:
 
 
 def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", batch_size: int | None = None,
-                     seed: int = 0, write: bool = True, checkpoint: str = "latest") -> dict:
+                     seed: int = 0, write: bool = True, checkpoint: str = "latest",
+                     weights: str = "average") -> dict:
   """Evaluates a training workdir's latest checkpoint; writes ``workdir/eval.json``.
 
   Args:
@@ -46,11 +48,13 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
     seed: noise seed.
     write: write ``eval.json`` (``draw-eval`` prints the result first, then writes).
     checkpoint: ``latest``, ``best`` (the one ``eval.keep_best`` kept) or a checkpoint path.
+    weights: ``average`` (the run's moving average of the weights when it kept one,
+      ``train.ema_decay``) or ``raw`` (:func:`draw_tf.workdir.load_model_from_workdir`).
 
   Returns:
     The dict written to ``eval.json`` (nll_bound, recon, kl, num_examples,
     iw_bound and iw_samples when K > 1, plus step, split, dataset, data
-    source, checkpoint, seconds).
+    source, checkpoint, seconds, and ``weights``: ``average`` or ``raw``, what was evaluated).
 
   Raises:
     NoCheckpointError: the workdir has no checkpoint.
@@ -61,7 +65,8 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
   workdir = os.path.abspath(workdir)
   config = workdir_lib.load_config(workdir)
   checkpoint = workdir_lib.resolve_checkpoint(workdir, checkpoint)
-  model = workdir_lib.load_model_from_workdir(workdir, checkpoint)
+  model = workdir_lib.load_model_from_workdir(workdir, checkpoint, weights)
+  evaluated = "average" if weights == "average" and weight_average.checkpoint_has_average(checkpoint) else "raw"
   train, test, info = data.load_splits(config.data)
   chosen = test if split == "test" else (
       data.binarize_once(train, seed=seeds.numpy_seed(config.data.seed, seeds.TRAIN_BINARIZATION)) if config.data.binarization == "dynamic" else train)
@@ -69,7 +74,7 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
                                       batch_size or config.eval.batch_size, seed)
   step = workdir_lib.checkpoint_step(checkpoint)
   result.update(split=split, step=step, checkpoint=checkpoint, dataset=info.name, data_source=info.source,
-                binarization=info.binarization, seed=seed, seconds=round(time.time() - start, 1))
+                binarization=info.binarization, seed=seed, weights=evaluated, seconds=round(time.time() - start, 1))
   if write:
     write_eval_json(workdir, result)
   return result

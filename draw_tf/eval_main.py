@@ -30,6 +30,9 @@ _SEED = flags.DEFINE_integer("seed", 0, "Noise seed.")
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", "latest", "latest, best (the checkpoint config.eval.keep_best kept in WORKDIR/best/) "
     "or a checkpoint prefix (WORKDIR/checkpoints/ckpt-N).")
+_WEIGHTS = flags.DEFINE_enum(
+    "weights", "average", list(workdir_lib.WEIGHTS), "average: the run's moving average of the weights "
+    "when it kept one (train.ema_decay), else the weights; raw: the weights as the optimizer left them.")
 _VERBOSE = flags.DEFINE_integer(
     "verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
     "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
@@ -43,7 +46,7 @@ def main(argv):
   with cli.user_errors("draw-eval"):
     result = eval_lib.evaluate_workdir(_WORKDIR.value, _IW_SAMPLES.value, _SPLIT.value,
                                        _BATCH_SIZE.value or None, _SEED.value, write=False,
-                                       checkpoint=_CHECKPOINT.value)
+                                       checkpoint=_CHECKPOINT.value, weights=_WEIGHTS.value)
     # The result first: a workdir that cannot take eval.json (read-only) still shows it.
     print(json.dumps(result, sort_keys=True), flush=True)
     eval_lib.write_eval_json(os.path.abspath(_WORKDIR.value), result)

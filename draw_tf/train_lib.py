@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -41,6 +42,8 @@ from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import tasks
 from draw_tf import workdir as workdir_lib
+from draw_tf import weight_average
+from draw_tf.weight_average import WeightAverage, WeightAveraging
 from draw_tf.errors import ConfigError, NoCheckpointError, TrainingDivergedError, UsageError
 from draw_tf.fileio import atomic_path, write_json
 
@@ -521,8 +524,9 @@ class Reporter(StepCallback):
   """
 
   def __init__(self, workdir: str, config, checkpointer: Checkpointer, task: tasks.Task, test_split=None,
-               clock: BudgetClock | None = None, eval_name: str = "test"):
+               clock: BudgetClock | None = None, eval_name: str = "test", average: WeightAverage | None = None):
     super().__init__()
+    self.average = average  # pictures are drawn with the weight average when training keeps one
     self.clock = clock  # a budget run's lines also say its training minutes
     self.eval_name = eval_name  # "validation" when data.validation_examples holds one out
     self.workdir = workdir
@@ -608,8 +612,10 @@ class Reporter(StepCallback):
 
   def pictures(self, step):
     self.last_picture_step = step
-    self.task.pictures(self.model, self.config.eval, os.path.join(self.workdir, tasks.SAMPLES_DIR), step,
-                       self.test_split, self.train_writer)
+    with (self.average.applied(self.model.trainable_variables) if self.average is not None
+          else contextlib.nullcontext()):
+      self.task.pictures(self.model, self.config.eval, os.path.join(self.workdir, tasks.SAMPLES_DIR), step,
+                         self.test_split, self.train_writer)
     self.train_writer.flush()
     self.test_writer.flush()
 
@@ -620,6 +626,19 @@ class Reporter(StepCallback):
 
 # ----------------------------------------------------------------------------
 # The training loop
+
+
+def _evaluate_logs(model, test_ds, average) -> dict:
+  """``val_*`` logs of one evaluation outside ``fit``; with a weight average, of the average,
+  and ``val_raw_*`` of the weights as trained (evaluated first, so the model's evaluation
+  state, e.g. its latent usage, is the average's)."""
+  evaluate = lambda: model.evaluate(test_ds, verbose=0, return_dict=True)
+  if average is None:
+    return {f"val_{k}": v for k, v in evaluate().items()}
+  raw = evaluate()
+  with average.applied(model.trainable_variables):
+    logs = evaluate()
+  return {**{f"val_{k}": v for k, v in logs.items()}, **{f"val_raw_{k}": v for k, v in raw.items()}}
 
 
 def _budget_segments(clock: BudgetClock):
@@ -691,8 +710,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     clock = BudgetClock(train_cfg.budget_minutes, config.eval.every_minutes) if budget else None
     optimizer = make_optimizer(train_cfg, total_steps, clock.progress if budget else None)
     task.compile(model, optimizer, train_cfg)
-  # The budget's training seconds are run state: they live in the checkpoint beside the step.
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+    average = (WeightAverage(model.trainable_variables, train_cfg.ema_decay)
+               if train_cfg.get("ema_decay", 0.0) else None)
+  # The budget's training seconds are run state: they live in the checkpoint beside the step,
+  # and so does the weight average (train.ema_decay).
+  averaged = {weight_average.CHECKPOINT_KEY: average} if average is not None else {}
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **averaged,
                                    **({"train_seconds": clock.seconds} if budget else {}))
   checkpoint_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
   # The newest checkpoint that reads back whole; damaged newer ones are named and set aside.
@@ -750,13 +773,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   noise_shape = task.noise_shape(config, model)
   test_ds = task.eval_dataset(config, eval_split, noise_shape)
   checkpointer = Checkpointer(manager, train_cfg.checkpoint_every_steps, train_cfg.max_minutes)
-  reporter = Reporter(workdir, config, checkpointer, task, test_split, clock, eval_name) if chief else None
+  reporter = (Reporter(workdir, config, checkpointer, task, test_split, clock, eval_name, average)
+              if chief else None)
   keeper = None
   if config.eval.get("keep_best"):
-    keeper = BestKeeper(tf.train.Checkpoint(model=model), os.path.join(scratch or workdir, BEST_DIR),
+    keeper = BestKeeper(tf.train.Checkpoint(model=model, **averaged), os.path.join(scratch or workdir, BEST_DIR),
                         config.eval.keep_best, task, eval_name, chief)
   # The clock runs first: the checkpoint saved at a step holds that step's training seconds.
-  all_callbacks = [*([clock] if budget else []), Throughput(train_cfg.batch_size), checkpointer,
+  # The weight average is updated before the checkpointer saves a step and adds the raw
+  # evaluation to the logs before the keeper and the reporter read them.
+  averaging = [WeightAveraging(average, test_ds)] if average is not None else []
+  all_callbacks = [*([clock] if budget else []), *averaging, Throughput(train_cfg.batch_size), checkpointer,
                    LatentUsageReader(task), *([keeper] if keeper else []), *([reporter] if reporter else []),
                    *callbacks]
   for callback in all_callbacks:
@@ -774,7 +801,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
       line.get("epoch") == first_epoch for line in read_metrics(metrics_path)):
     logs = {}
     if budget or first_epoch % config.eval.every_epochs == 0 or first_epoch >= train_cfg.num_epochs:
-      logs = {f"val_{k}": v for k, v in model.evaluate(test_ds, verbose=0, return_dict=True).items()}
+      logs = _evaluate_logs(model, test_ds, average)
       checkpointer.last_test_step = step
       if keeper is not None:
         keeper.consider({k[len("val_"):]: v for k, v in logs.items()}, step)
@@ -830,13 +857,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     final_step = int(optimizer.iterations.numpy())
     if trained and checkpointer.last_test_step != final_step:
       # The last epoch was not evaluated (eval.every_epochs): evaluate now (on every worker).
-      logs = model.evaluate(test_ds, verbose=0, return_dict=True)
+      logs = _evaluate_logs(model, test_ds, average)
       task.read_latent_usage(model)
       if keeper is not None:
-        keeper.consider(logs, final_step)
+        keeper.consider({k[len("val_"):]: v for k, v in logs.items()}, final_step)
       if reporter is not None:
         epoch = clock.segments_done() if budget else -(-final_step // steps_per_epoch)
-        reporter.record(epoch, {f"val_{k}": v for k, v in logs.items()}, pictures=False)
+        reporter.record(epoch, logs, pictures=False)
     if reporter is not None and reporter.last_picture_step != final_step:
       reporter.pictures(final_step)
   finally:

@@ -27,16 +27,20 @@ import json
 import os
 
 import ml_collections
+from absl import logging
 import tensorflow as tf
 
 from draw_tf import checkpoints
 from draw_tf import config_check
 from draw_tf import variants
+from draw_tf import weight_average
 from draw_tf.classifier import DrawClassifier
 from draw_tf.errors import ConfigError, NoCheckpointError, WorkdirConfigMismatchError
 from draw_tf.fileio import write_json
 from draw_tf.model import DrawModel
 
+# Which weights a reader restores (load_model_from_workdir): the run's moving average if it kept one, or as trained.
+WEIGHTS = ("average", "raw")
 BEST_DIR = "best"  # train_lib.BestKeeper's folder (eval.keep_best)
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -47,7 +51,7 @@ RESUMABLE_CHANGES = config_check.RESUMABLE_CHANGES
 # Fields added to the configs after workdirs were first written, with the value
 # that computes what older runs computed: a workdir without the field matches it.
 ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli",
-                "model.beta": 1.0, "train.kl_warmup_steps": 0,
+                "model.beta": 1.0, "train.kl_warmup_steps": 0, "train.ema_decay": 0.0,
                 "train.budget_minutes": 0.0, "eval.every_minutes": 0.0,
                 "data.validation_examples": 0, "eval.keep_best": "",
                 "model.bounded_window": False,  # the classifier's; only compared when present
@@ -197,7 +201,7 @@ def checkpoint_step(checkpoint: str) -> int:
   return int(os.path.basename(checkpoint).rsplit("-", 1)[-1])
 
 
-def load_model_from_workdir(workdir: str, checkpoint: str | None = None):
+def load_model_from_workdir(workdir: str, checkpoint: str | None = None, weights: str = "average"):
   """Builds the model of a training workdir and restores its latest checkpoint.
 
   Returns:
@@ -207,12 +211,19 @@ def load_model_from_workdir(workdir: str, checkpoint: str | None = None):
   Args:
     workdir: a folder written by ``draw-train``.
     checkpoint: the checkpoint to restore (default: :func:`latest_checkpoint`).
+    weights: ``"average"``: the moving average of the weights when the run kept
+      one (``train.ema_decay``; :mod:`draw_tf.weight_average`), else the weights;
+      ``"raw"``: the weights as the optimizer left them.
 
   Raises:
     NoCheckpointError: no ``config.json`` or no good checkpoint in ``workdir``.
   """
   config = load_config(workdir)
   path = checkpoint or latest_checkpoint(workdir)
+  if weights not in WEIGHTS:
+    raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}.")
   model = (DrawClassifier if is_classifier(config) else DrawModel)(**config.model)
   tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+  if weights == "average" and weight_average.restore_average(model, path):
+    logging.info("Restored the moving average of the weights (train.ema_decay) from %s", path)
   return model
