@@ -12,6 +12,11 @@ Checkpoints are found by their files, not only by TensorFlow's ``checkpoint``
 state file, so a state file that names a deleted checkpoint does not hide the
 older ones.
 
+:func:`save` saves through a ``CheckpointManager``; a full disk becomes one
+line naming the folder and the bytes needed (:mod:`draw_tf.disk_space`), and
+the unfinished files of that save are removed, so the workdir stays resumable
+from the previous checkpoint.
+
 Example::
 
     path, damaged = checkpoints.newest_good_checkpoint("/tmp/run/checkpoints")
@@ -22,9 +27,12 @@ from __future__ import annotations
 import glob
 import os
 import re
+import shutil
 
 import tensorflow as tf
 from absl import logging
+
+from draw_tf import disk_space
 
 DAMAGED_DIR = "damaged"
 # A save killed before any file of the checkpoint itself existed: not a checkpoint.
@@ -125,3 +133,43 @@ def rewrite_state(checkpoint_dir: str) -> None:
         checkpoint_dir, prefixes[-1], all_model_checkpoint_paths=prefixes)
   elif os.path.exists(os.path.join(checkpoint_dir, "checkpoint")):
     os.remove(os.path.join(checkpoint_dir, "checkpoint"))
+
+
+def _files_of(checkpoint_dir: str, step: int) -> set:
+  return set(glob.glob(os.path.join(glob.escape(checkpoint_dir), f"ckpt-{step}[._]*")))
+
+
+def save(manager: tf.train.CheckpointManager, step: int, variables=()) -> str:
+  """``manager.save(checkpoint_number=step)``; a full disk is one :class:`DiskFullError` line.
+
+  On any failure the files this save created (``ckpt-N_temp``, a partial
+  ``ckpt-N.index``) are removed; older checkpoints are untouched.
+
+  Args:
+    manager: the run's checkpoint manager.
+    step: the checkpoint number.
+    variables: what the checkpoint holds, for the bytes needed when nothing
+      was saved before (else the newest checkpoint's size is the estimate).
+
+  Returns:
+    The saved checkpoint's path prefix.
+  """
+  directory = manager.directory
+  before = _files_of(directory, step)
+
+  def needed() -> int:
+    for _, _, files in candidates(directory):
+      if any(f.endswith(".index") for f in files):
+        return sum(os.path.getsize(f) for f in files if os.path.isfile(f))
+    return disk_space.variables_bytes(variables)
+
+  previous = manager.latest_checkpoint
+  then = ("free space there (or move the workdir elsewhere) and rerun the same command: it resumes from "
+          f"{os.path.basename(previous) if previous else 'the start'}")
+  with disk_space.named_if_full(directory, needed, f"checkpoint ckpt-{step}", then):
+    try:
+      return manager.save(checkpoint_number=step)
+    except BaseException:
+      for path in _files_of(directory, step) - before:
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+      raise

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -39,8 +40,10 @@ from draw_tf import checkpoints
 from draw_tf import config_check
 from draw_tf import data
 from draw_tf import diagnostics
+from draw_tf import interrupts
 from draw_tf import tasks
 from draw_tf import workdir as workdir_lib
+from draw_tf import workdir_lock
 from draw_tf.errors import ConfigError, NoCheckpointError, TrainingDivergedError, UsageError
 from draw_tf.fileio import atomic_path, write_json
 
@@ -413,18 +416,20 @@ class Checkpointer(StepCallback):
   def _weights_finite(self) -> bool:
     return all(bool(tf.reduce_all(tf.math.is_finite(v.value))) for v in self.model.trainable_variables)
 
-  def save(self, reason: str) -> None:
+  def save(self, reason: str) -> str | None:
+    """Saves the step (once) if every weight is finite; returns the newest checkpoint's path."""
     if self.failed_step is not None:
-      return
+      return self.manager.latest_checkpoint
     step = self.step
     if step == self.last_saved:
-      return
+      return self.manager.latest_checkpoint
     if not self._weights_finite():
       self._fail(step, "a weight became NaN or Inf")
-      return
-    path = self.manager.save(checkpoint_number=step)
+      return self.manager.latest_checkpoint
+    path = checkpoints.save(self.manager, step, self.model.variables + self.model.optimizer.variables)
     self.last_saved = step
     logging.info("Saved checkpoint %s (%s)", path, reason)
+    return path
 
   def _fail(self, step: int, what: str) -> None:
     self.failed_step, self.failure = step, what
@@ -655,6 +660,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   workdir = _check_workdir(workdir)
   strategy = make_strategy(config.train.strategy)
   chief = _is_chief(strategy)
+  # One writer per workdir: the chief holds the lock, the other workers of the run do not.
+  with workdir_lock.hold(workdir) if chief else contextlib.nullcontext():
+    return _train(config, workdir, strategy, chief, callbacks)
+
+
+def _train(config, workdir: str, strategy, chief: bool, callbacks):
+  """The body of :func:`train_and_evaluate`, run while holding the workdir's lock."""
   changes = workdir_lib.check_or_write_config(config, workdir, write=False)
   if "train.budget_minutes" in changes and 0 in [float(v or 0) for v in changes["train.budget_minutes"]]:
     old, new = changes["train.budget_minutes"]
@@ -757,6 +769,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
                         config.eval.keep_best, task, eval_name, chief)
   # The clock runs first: the checkpoint saved at a step holds that step's training seconds.
   all_callbacks = [*([clock] if budget else []), Throughput(train_cfg.batch_size), checkpointer,
+                   interrupts.StopOnInterrupt(save=lambda: checkpointer.save("Ctrl-C")),
                    LatentUsageReader(task), *([keeper] if keeper else []), *([reporter] if reporter else []),
                    *callbacks]
   for callback in all_callbacks:

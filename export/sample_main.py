@@ -125,7 +125,7 @@ def main(argv):
 def run():
   """Console-script entry point."""
   flags.mark_flags_as_required(["model", "out"])
-  app.run(main)
+  cli.run(main, "draw-sample")
 
 
 if __name__ == "__main__":
