@@ -170,13 +170,20 @@ def best_checkpoint(workdir: str) -> str:
   """Path prefix of the checkpoint ``eval.keep_best`` kept in ``workdir/best/``.
 
   Raises:
-    NoCheckpointError: the run kept none (``eval.keep_best`` was empty, or no evaluation yet).
+    NoCheckpointError: the run kept none (``eval.keep_best`` was empty, or no evaluation yet), or the
+      one it kept is damaged.
   """
   path = tf.train.latest_checkpoint(os.path.join(workdir, BEST_DIR))
   if path is None:
     raise NoCheckpointError(
         f"{workdir} keeps no best checkpoint (no {os.path.join(workdir, BEST_DIR)}/ checkpoint): train with "
         "--config.eval.keep_best=METRIC (e.g. error_percent, nll_bound); it is saved at the first evaluation.")
+  what = checkpoints.problem(path)
+  if what is not None:
+    raise NoCheckpointError(
+        f"The best checkpoint {path} is damaged: {what}. Evaluate another one (--checkpoint=latest, or a "
+        f"prefix in {os.path.join(workdir, CHECKPOINT_DIR)}/), or restore {os.path.join(workdir, BEST_DIR)}/ "
+        "from a copy.")
   return path
 
 
@@ -189,6 +196,10 @@ def resolve_checkpoint(workdir: str, which: str = "latest") -> str:
   if not tf.io.gfile.exists(which + ".index"):
     raise NoCheckpointError(f"No checkpoint {which!r} (no {which}.index); pass latest, best or a "
                             f"checkpoint prefix such as {os.path.join(workdir, CHECKPOINT_DIR, 'ckpt-500')}.")
+  what = checkpoints.problem(which)
+  if what is not None:
+    raise NoCheckpointError(f"The checkpoint {which} is damaged: {what}. Pass --checkpoint=latest (the newest "
+                            "good one) or another checkpoint prefix.")
   return which
 
 

@@ -59,8 +59,9 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
 
   Raises:
     ValueError: unknown output type, bad noise, or a model that is not a DRAW
-      decoder. FileNotFoundError: a missing input.
+      decoder; ``out`` is one of the inputs (:class:`draw_tf.errors.SameFileError`). FileNotFoundError: a missing input.
   """
+  fileio.refuse_overwriting_inputs({"out": out}, {"model": model, "noise": noise})
   ext = os.path.splitext(out)[1].lower()
   if os.path.isdir(out):
     raise ValueError(f"--out={out} is a folder; name a file in it, e.g. --out={os.path.join(out, 'samples.png')}.")
