@@ -41,6 +41,7 @@ from draw_tf import config_check
 from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import interrupts
+from draw_tf import memory
 from draw_tf import tasks
 from draw_tf import workdir as workdir_lib
 from draw_tf import workdir_lock
@@ -696,6 +697,10 @@ def _train(config, workdir: str, strategy, chief: bool, callbacks):
   total_steps = steps_per_epoch * train_cfg.num_epochs
 
   budget = train_cfg.budget_minutes > 0
+  fields = workdir_lib.config_to_dict(config.model)
+  memory.check_fits(memory.training_bytes(fields, train_cfg.batch_size),
+                    f"Training this model ({memory.describe_model(fields)}, train.batch_size={train_cfg.batch_size})",
+                    "lower the largest of these sizes (--config.model.FIELD=...) or --config.train.batch_size")
 
   keras.utils.set_random_seed(train_cfg.seed)
   with strategy.scope():
@@ -718,7 +723,9 @@ def _train(config, workdir: str, strategy, chief: bool, callbacks):
     raise NoCheckpointError(
         f"{metrics_path} records a run but {checkpoint_dir} holds no checkpoint. Refusing to "
         "restart it from step 0; train in a new --workdir.")
-  if latest:
+  if latest:  # a checkpoint trained with other model fields (config.json edited) is named, field by field
+    checkpoints.check_fits(latest, model, workdir_lib.config_to_dict(config.model),
+                           lambda changes: workdir_lib.build_model(config, changes))
     checkpoint.restore(latest).assert_existing_objects_matched()
   step = int(optimizer.iterations.numpy())
   if budget:

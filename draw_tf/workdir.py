@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from draw_tf import checkpoints
 from draw_tf import config_check
+from draw_tf import memory
 from draw_tf import variants
 from draw_tf.classifier import DrawClassifier
 from draw_tf.errors import ConfigError, NoCheckpointError, WorkdirConfigMismatchError
@@ -208,6 +209,12 @@ def checkpoint_step(checkpoint: str) -> int:
   return int(os.path.basename(checkpoint).rsplit("-", 1)[-1])
 
 
+def build_model(config, changes=None):
+  """The (unrestored) model a resolved config describes, with ``changes`` to ``config.model`` applied."""
+  fields = {**config_to_dict(config.model), **(changes or {})}
+  return (DrawClassifier if is_classifier(config) else DrawModel)(**fields)
+
+
 def load_model_from_workdir(workdir: str, checkpoint: str | None = None):
   """Builds the model of a training workdir and restores its latest checkpoint.
 
@@ -221,9 +228,15 @@ def load_model_from_workdir(workdir: str, checkpoint: str | None = None):
 
   Raises:
     NoCheckpointError: no ``config.json`` or no good checkpoint in ``workdir``.
+    CheckpointMismatchError: the checkpoint was trained with other ``config.model`` values
+      (the message names the field).
   """
   config = load_config(workdir)
   path = checkpoint or latest_checkpoint(workdir)
-  model = (DrawClassifier if is_classifier(config) else DrawModel)(**config.model)
+  fields = config_to_dict(config.model)
+  memory.check_fits(memory.FLOAT_BYTES * memory.parameter_count(fields), f"The model of {workdir} ({memory.describe_model(fields)})",
+                    "use a machine with more memory")
+  model = build_model(config)
+  checkpoints.check_fits(path, model, config_to_dict(config.model), lambda changes: build_model(config, changes))
   tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
   return model

@@ -24,6 +24,7 @@ import numpy as np
 
 from draw_tf import cli
 from draw_tf import fileio
+from draw_tf import memory
 from draw_tf import progress
 from draw_tf import tasks
 from draw_tf import workdir as workdir_lib
@@ -82,6 +83,9 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
   if noise is None:
     if num < 1:
       raise ValueError(f"--num must be >= 1, got {num}.")
+    memory.check_fits(memory.sampling_bytes(sampler.config, num),
+                      f"--num={num}: drawing {num:,} pictures of {sampler.image_shape} in {sampler.num_steps} steps",
+                      "lower --num (or draw in several runs with different --seed)")
     if seed is None:
       seed = random.SystemRandom().randrange(2**31)
       logging.info("Using --seed=%d", seed)
