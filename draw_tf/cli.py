@@ -75,7 +75,7 @@ def user_errors(program: str):
   except OSError as e:
     fail(program, os_error_message(e))
   except KeyboardInterrupt:
-    fail(program, interrupts.interrupted_message())
+    fail(program, interrupts.interrupted_message(program))
 
 
 def _config_argument(argv, name="config"):

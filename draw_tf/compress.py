@@ -283,9 +283,9 @@ def decompress_file(workdir: str, codes_path: str, out: str, seed: int = 0) -> d
     dict with ``num_images``, ``steps`` and ``mse`` against the coded test
     images (per pixel, mean over images).
   """
+  fileio.refuse_overwriting_inputs({"out": out}, {"codes": codes_path, "workdir": workdir})
   if not out.endswith((".npy", ".png")):
     raise ConfigError(f"--out must end in .npy or .png, got {out!r}.")
-  fileio.refuse_overwriting_inputs({"out": out}, {"codes": codes_path, "workdir": workdir})
   _check_out(out)
   codes = load_codes(codes_path)
   model = workdir_lib.load_model_from_workdir(workdir)

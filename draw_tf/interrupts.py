@@ -39,8 +39,13 @@ _state = {"program": None, "deferring": False, "requested": False, "timer": None
 
 
 def install(program: str) -> None:
-  """Handles SIGINT as this module says (main thread only; elsewhere a no-op)."""
-  if threading.current_thread() is not threading.main_thread():
+  """Handles SIGINT as this module says (main thread only; elsewhere a no-op).
+
+  A process started with SIGINT ignored (``nohup``, a background job of a
+  script) keeps ignoring it, as Python itself does.
+  """
+  if (threading.current_thread() is not threading.main_thread()
+      or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
     return
   _state.update(program=program, deferring=False, requested=False)
   signal.signal(signal.SIGINT, _handler)
@@ -72,10 +77,11 @@ def _give_up() -> None:
   os._exit(1)  # pylint: disable=protected-access
 
 
-def interrupted_message() -> str:
-  """The line for a Ctrl-C that stopped a command at once."""
+def interrupted_message(program: str) -> str:
+  """The line for a Ctrl-C that stopped ``program`` at once."""
+  then = RESUME_HINT if program == "draw-train" else "rerun the same command to start again"
   return ("stopped by Ctrl-C; nothing half-written was left (outputs are written to a temporary name, "
-          f"then renamed); rerun the same command to start again (draw-train: {RESUME_HINT}).")
+          f"then renamed); {then}.")
 
 
 class StopOnInterrupt(keras.callbacks.Callback):
