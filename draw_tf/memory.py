@@ -2,7 +2,7 @@
 
 A ``latent_dim`` or ``--num`` in the millions would otherwise run for a minute
 and die in an allocation. The estimates here are pure functions of the
-config: lower bounds (the variables DRAW certainly holds, the activations a
+config: lower bounds (the variables the paper's DRAW holds, the activations a
 step certainly keeps), so a refusal is certain to be right and a size that
 fits is never refused. :func:`check_fits` compares one with the memory this
 machine has free (:func:`available_bytes`: ``MemAvailable``, capped by a
@@ -53,18 +53,24 @@ def available_bytes() -> int | None:
 
 
 def parameter_count(model: dict) -> int:
-  """A lower bound on a DRAW model's parameters (``config.model`` fields; variants add more).
+  """The parameters of the paper's DRAW (``config.model`` fields; a research variant may add more).
 
-  Encoder LSTM ``(read + h_enc) x 4 h_enc``, posterior ``h_enc x 2 z``, decoder LSTM
-  ``(z + h_dec) x 4 h_dec``, write ``h_dec x`` (patch or canvas), where read is ``2 N^2 C`` with
-  attention (``2 H W C`` without) and the patch ``N_w^2 C``.
+  Encoder LSTM ``(read + h_dec + h_enc + 1) x 4 h_enc`` (``h_dec`` when the encoder sees the
+  decoder), posterior ``(h_enc + 1) x 2 z``, decoder LSTM ``(z + h_dec + 1) x 4 h_dec``, write
+  ``(h_dec + 1) x`` (patch or canvas), and ``(h_dec + 1) x 5`` window parameters for each
+  attention, where read is ``2 N^2 C`` with attention (``2 H W C`` without) and the patch
+  ``N_w^2 C``.
   """
   h, w, c = (int(d) for d in model.get("image_shape", (28, 28, 1)))
   z = int(model.get("latent_dim", 0))
   enc, dec = int(model.get("encoder_units", 0)), int(model.get("decoder_units", 0))
-  read = 2 * int(model.get("read_size", 0)) ** 2 * c if model.get("read_attention", True) else 2 * h * w * c
-  write = int(model.get("write_size", 0)) ** 2 * c if model.get("write_attention", True) else h * w * c
-  return (read + enc) * 4 * enc + enc * 2 * z + (z + dec) * 4 * dec + dec * write
+  read_attention, write_attention = model.get("read_attention", True), model.get("write_attention", True)
+  read = 2 * int(model.get("read_size", 0)) ** 2 * c if read_attention else 2 * h * w * c
+  write = int(model.get("write_size", 0)) ** 2 * c if write_attention else h * w * c
+  context = dec if model.get("encoder_sees_decoder", True) else 0
+  windows = 5 * (dec + 1) * (int(bool(read_attention)) + int(bool(write_attention)))
+  return ((read + context + enc + 1) * 4 * enc + (enc + 1) * 2 * z + (z + dec + 1) * 4 * dec
+          + (dec + 1) * write + windows)
 
 
 def training_bytes(model: dict, batch_size: int) -> int:
