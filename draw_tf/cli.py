@@ -10,7 +10,7 @@ from absl import logging
 
 from draw_tf import disk_space
 from draw_tf import interrupts
-from draw_tf.errors import UsageError
+from draw_tf.errors import StoppedByUser, UsageError
 
 
 class _DropCheckpointChatter(std_logging.Filter):
@@ -40,10 +40,17 @@ def prepare(argv) -> None:
         sys.path.insert(0, root)
 
 
-def fail(program: str, message: str) -> None:
-  """Prints ``program: error: message`` on stderr and exits with status 1."""
+def fail(program: str, message: str, at_once: bool = False) -> None:
+  """Prints ``program: error: message`` on stderr and exits with status 1.
+
+  ``at_once`` (Ctrl-C) skips the interpreter's teardown, which with TensorFlow's
+  threads can take many seconds; every file is closed or published by then.
+  """
   logging.flush()
   print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+  if at_once:
+    sys.stdout.flush()
+    os._exit(1)  # pylint: disable=protected-access
   sys.exit(1)
 
 
@@ -70,12 +77,14 @@ def user_errors(program: str):
   """
   try:
     yield
+  except StoppedByUser as e:
+    fail(program, str(e), at_once=interrupts.installed())
   except UsageError as e:
     fail(program, str(e))
   except OSError as e:
     fail(program, os_error_message(e))
   except KeyboardInterrupt:
-    fail(program, interrupts.interrupted_message(program))
+    fail(program, interrupts.interrupted_message(program), at_once=interrupts.installed())
 
 
 def _config_argument(argv, name="config"):

@@ -51,6 +51,11 @@ def install(program: str) -> None:
   signal.signal(signal.SIGINT, _handler)
 
 
+def installed() -> bool:
+  """Whether :func:`install` handles SIGINT in this process (a binary, not a library caller)."""
+  return signal.getsignal(signal.SIGINT) is _handler
+
+
 def requested() -> bool:
   """Whether a deferred Ctrl-C asked for a stop."""
   return _state["requested"]

@@ -193,7 +193,7 @@ def test_ctrl_c_during_draw_train_saves_says_where_it_stopped_and_exits_within_1
     if proc.poll() is None:
       proc.kill()
   assert code == 1
-  assert seconds < 10, seconds
+  assert seconds < 10, f"{seconds:.1f} s from Ctrl-C to exit"
   line = _error_line(log.read_text(), "draw-train")
   assert "stopped by Ctrl-C at step" in line and "Rerun the same command to resume" in line, line
   step = int(line.split("at step ")[1].split(";")[0])
