@@ -654,6 +654,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     DataUnavailableError: the dataset cannot be read here.
     TrainingDivergedError: the loss became NaN or Inf (the last good checkpoint
       is kept).
+    WorkdirLockedError: another process is training in ``workdir``.
+    CheckpointMismatchError: the checkpoint was trained with other ``config.model`` values.
+    InsufficientMemoryError: the model and batch cannot fit in this machine's memory.
+    DiskFullError: a checkpoint save ran out of space (the workdir stays resumable).
+    StoppedByUser: Ctrl-C in a binary (:mod:`draw_tf.interrupts`); a checkpoint was saved.
   """
   # Everything is checked before anything is written: a rejected run leaves no
   # config.json behind to refuse the corrected command.
