@@ -8,7 +8,9 @@ import sys
 from absl import app
 from absl import logging
 
-from draw_tf.errors import UsageError
+from draw_tf import disk_space
+from draw_tf import interrupts
+from draw_tf.errors import StoppedByUser, UsageError
 
 
 class _DropCheckpointChatter(std_logging.Filter):
@@ -38,10 +40,17 @@ def prepare(argv) -> None:
         sys.path.insert(0, root)
 
 
-def fail(program: str, message: str) -> None:
-  """Prints ``program: error: message`` on stderr and exits with status 1."""
+def fail(program: str, message: str, at_once: bool = False) -> None:
+  """Prints ``program: error: message`` on stderr and exits with status 1.
+
+  ``at_once`` (Ctrl-C) skips the interpreter's teardown, which with TensorFlow's
+  threads can take many seconds; every file is closed or published by then.
+  """
   logging.flush()
   print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+  if at_once:
+    sys.stdout.flush()
+    os._exit(1)  # pylint: disable=protected-access
   sys.exit(1)
 
 
@@ -52,6 +61,9 @@ def os_error_message(e: OSError) -> str:
   hint = ""
   if isinstance(e, PermissionError):
     hint = "; make it writable or choose another path"
+  elif disk_space.is_disk_full(e):
+    hint = f" ({disk_space.human(disk_space.free_bytes(str(names[0])))} free)" if names else ""
+    hint += "; free space there and rerun the same command"
   return f"{what}: {' -> '.join(map(str, names))}{hint}" if names else f"{what}{hint}"
 
 
@@ -60,14 +72,19 @@ def user_errors(program: str):
   """Turns :class:`UsageError` and file-system errors into one line on stderr and exit status 1.
 
   A file-system error (``OSError``: a read-only workdir, a file where a folder is
-  due, a full disk) is the user's machine, not a bug: it gets one line too.
+  due, a full disk) is the user's machine, not a bug: it gets one line too, and
+  so does Ctrl-C (``KeyboardInterrupt``: :mod:`draw_tf.interrupts`).
   """
   try:
     yield
+  except StoppedByUser as e:
+    fail(program, str(e), at_once=interrupts.installed())
   except UsageError as e:
     fail(program, str(e))
   except OSError as e:
     fail(program, os_error_message(e))
+  except KeyboardInterrupt:
+    fail(program, interrupts.interrupted_message(program), at_once=interrupts.installed())
 
 
 def _config_argument(argv, name="config"):
@@ -103,7 +120,10 @@ def _config_problem(argv, error: BaseException) -> str:
 
 
 def run(main, program: str, config_flag=None) -> None:
-  """``app.run(main)`` with config-flag and user errors as one line and exit status 1.
+  """``app.run(main)`` with config-flag and user errors, and Ctrl-C, as one line and exit status 1.
+
+  Every binary starts here: SIGINT is handled by :mod:`draw_tf.interrupts` and
+  ``main`` runs inside :func:`user_errors`, so only a bug prints a traceback.
 
   Args:
     main: the absl main.
@@ -130,4 +150,9 @@ def run(main, program: str, config_flag=None) -> None:
         raise
       fail(program, _config_problem(argv, e))
 
-  app.run(main, flags_parser=parser)
+  def guarded_main(argv):
+    with user_errors(program):
+      return main(argv)
+
+  interrupts.install(program)
+  app.run(guarded_main, flags_parser=parser)

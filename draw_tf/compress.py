@@ -53,6 +53,7 @@ from draw_tf import unroll
 from draw_tf import visualize
 from draw_tf import workdir as workdir_lib
 from draw_tf.errors import ConfigError
+from draw_tf import fileio
 from draw_tf.fileio import atomic_path
 
 LOG2 = math.log(2.0)
@@ -266,6 +267,7 @@ def compress_workdir(workdir: str, num_steps: int, out: str, quant_step: float =
   Returns:
     dict with ``num_images``, ``steps``, ``quant_step`` and ``bits_per_image`` (mean).
   """
+  fileio.refuse_overwriting_inputs({"out": out}, {"workdir": workdir})
   _check_out(out)
   model = workdir_lib.load_model_from_workdir(workdir)
   codes = encode(model, test_images(workdir, num_images), num_steps, quant_step)
@@ -281,6 +283,7 @@ def decompress_file(workdir: str, codes_path: str, out: str, seed: int = 0) -> d
     dict with ``num_images``, ``steps`` and ``mse`` against the coded test
     images (per pixel, mean over images).
   """
+  fileio.refuse_overwriting_inputs({"out": out}, {"codes": codes_path, "workdir": workdir})
   if not out.endswith((".npy", ".png")):
     raise ConfigError(f"--out must end in .npy or .png, got {out!r}.")
   _check_out(out)

@@ -28,3 +28,33 @@ class NoCheckpointError(UsageError, FileNotFoundError):
 
 class TrainingDivergedError(UsageError, FloatingPointError):
   """The loss became NaN or Inf; the last good checkpoint was kept."""
+
+
+class WorkdirLockedError(UsageError, RuntimeError):
+  """Another process is writing the workdir (:mod:`draw_tf.workdir_lock`)."""
+
+
+class SameFileError(UsageError, ValueError):
+  """An output flag names a file the same command reads (:func:`draw_tf.fileio.refuse_overwriting_inputs`)."""
+
+
+class StoppedByUser(UsageError):
+  """Ctrl-C stopped the command cleanly; the message says where and how to go on."""
+
+
+class DiskFullError(UsageError, OSError):
+  """A folder is full; the message names it and the bytes needed (:mod:`draw_tf.disk_space`).
+
+  Raised as ``DiskFullError(errno.ENOSPC, message)``; ``str()`` is the message alone.
+  """
+
+  def __str__(self):
+    return self.strerror or super().__str__()
+
+
+class CheckpointMismatchError(UsageError, ValueError):
+  """A checkpoint does not fit the model ``config.json`` describes; the message names the field."""
+
+
+class InsufficientMemoryError(UsageError, MemoryError):
+  """A size cannot fit in this machine's memory (:mod:`draw_tf.memory`)."""

@@ -1,4 +1,10 @@
-"""Atomic file writing: nothing half-written is ever left under its final name."""
+"""Writing files safely: atomically (nothing half-written under its final name), never over an input.
+
+* :func:`atomic_path` / :func:`write_json`: a temporary name, then a rename.
+* :func:`refuse_overwriting_inputs`: every binary calls it with its output and
+  input flags before writing, so ``--out`` can never replace a file the same
+  command reads (paths compared after resolving links, hard links included).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import json
 import os
 import shutil
 import tempfile
+
+from draw_tf.errors import SameFileError
 
 
 @contextlib.contextmanager
@@ -73,3 +81,31 @@ def write_json(path: str, obj) -> None:
     with open(tmp, "w") as f:
       json.dump(obj, f, indent=2, sort_keys=True)
       f.write("\n")
+
+
+def _same(a: str, b: str) -> bool:
+  if os.path.realpath(a) == os.path.realpath(b):
+    return True
+  try:
+    return os.path.samefile(a, b)  # hard links
+  except OSError:
+    return False
+
+
+def refuse_overwriting_inputs(outputs: dict, inputs: dict) -> None:
+  """Refuses an output path that is one of the input paths (resolved, links included).
+
+  Args:
+    outputs: ``{flag: path}`` the command writes (``{"out": "n.npy"}``); None values are skipped.
+    inputs: ``{flag: path}`` the command reads (``{"noise": "n.npy", "model": "run/"}``).
+
+  Raises:
+    SameFileError: e.g. ``--out=n.npy is --noise=n.npy: it would overwrite its own input; write
+      to another file.``
+  """
+  for out_flag, out in outputs.items():
+    for in_flag, src in inputs.items():
+      if out and src and _same(out, src):
+        link = "" if os.path.abspath(out) == os.path.abspath(src) else f" (both are {os.path.realpath(src)})"
+        raise SameFileError(f"--{out_flag}={out} is --{in_flag}={src}{link}: the command would overwrite "
+                            f"its own input; write to another path.")

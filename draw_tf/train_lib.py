@@ -40,10 +40,13 @@ from draw_tf import checkpoints
 from draw_tf import config_check
 from draw_tf import data
 from draw_tf import diagnostics
+from draw_tf import interrupts
+from draw_tf import memory
 from draw_tf import tasks
 from draw_tf import workdir as workdir_lib
 from draw_tf import weight_average
 from draw_tf.weight_average import WeightAverage, WeightAveraging
+from draw_tf import workdir_lock
 from draw_tf.errors import ConfigError, NoCheckpointError, TrainingDivergedError, UsageError
 from draw_tf.fileio import atomic_path, write_json
 
@@ -416,18 +419,20 @@ class Checkpointer(StepCallback):
   def _weights_finite(self) -> bool:
     return all(bool(tf.reduce_all(tf.math.is_finite(v.value))) for v in self.model.trainable_variables)
 
-  def save(self, reason: str) -> None:
+  def save(self, reason: str) -> str | None:
+    """Saves the step (once) if every weight is finite; returns the newest checkpoint's path."""
     if self.failed_step is not None:
-      return
+      return self.manager.latest_checkpoint
     step = self.step
     if step == self.last_saved:
-      return
+      return self.manager.latest_checkpoint
     if not self._weights_finite():
       self._fail(step, "a weight became NaN or Inf")
-      return
-    path = self.manager.save(checkpoint_number=step)
+      return self.manager.latest_checkpoint
+    path = checkpoints.save(self.manager, step, self.model.variables + self.model.optimizer.variables)
     self.last_saved = step
     logging.info("Saved checkpoint %s (%s)", path, reason)
+    return path
 
   def _fail(self, step: int, what: str) -> None:
     self.failed_step, self.failure = step, what
@@ -667,6 +672,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     DataUnavailableError: the dataset cannot be read here.
     TrainingDivergedError: the loss became NaN or Inf (the last good checkpoint
       is kept).
+    WorkdirLockedError: another process is training in ``workdir``.
+    CheckpointMismatchError: the checkpoint was trained with other ``config.model`` values.
+    InsufficientMemoryError: the model and batch cannot fit in this machine's memory.
+    DiskFullError: a checkpoint save ran out of space (the workdir stays resumable).
+    StoppedByUser: Ctrl-C in a binary (:mod:`draw_tf.interrupts`); a checkpoint was saved.
   """
   # Everything is checked before anything is written: a rejected run leaves no
   # config.json behind to refuse the corrected command.
@@ -674,6 +684,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   workdir = _check_workdir(workdir)
   strategy = make_strategy(config.train.strategy)
   chief = _is_chief(strategy)
+  # One writer per workdir: the chief holds the lock, the other workers of the run do not.
+  with workdir_lock.hold(workdir) if chief else contextlib.nullcontext():
+    return _train(config, workdir, strategy, chief, callbacks)
+
+
+def _train(config, workdir: str, strategy, chief: bool, callbacks):
+  """The body of :func:`train_and_evaluate`, run while holding the workdir's lock."""
   changes = workdir_lib.check_or_write_config(config, workdir, write=False)
   if "train.budget_minutes" in changes and 0 in [float(v or 0) for v in changes["train.budget_minutes"]]:
     old, new = changes["train.budget_minutes"]
@@ -703,6 +720,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   total_steps = steps_per_epoch * train_cfg.num_epochs
 
   budget = train_cfg.budget_minutes > 0
+  fields = workdir_lib.config_to_dict(config.model)
+  memory.check_fits(memory.training_bytes(fields, train_cfg.batch_size),
+                    f"Training this model ({memory.describe_model(fields)}, train.batch_size={train_cfg.batch_size})",
+                    "lower the largest of these sizes (--config.model.FIELD=...) or --config.train.batch_size")
 
   keras.utils.set_random_seed(train_cfg.seed)
   with strategy.scope():
@@ -729,7 +750,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
     raise NoCheckpointError(
         f"{metrics_path} records a run but {checkpoint_dir} holds no checkpoint. Refusing to "
         "restart it from step 0; train in a new --workdir.")
-  if latest:
+  if latest:  # a checkpoint trained with other model fields (config.json edited) is named, field by field
+    checkpoints.check_fits(latest, model, workdir_lib.config_to_dict(config.model),
+                           lambda changes: workdir_lib.build_model(config, changes))
     checkpoint.restore(latest).assert_existing_objects_matched()
   step = int(optimizer.iterations.numpy())
   if budget:
@@ -784,6 +807,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, callback
   # evaluation to the logs before the keeper and the reporter read them.
   averaging = [WeightAveraging(average, test_ds)] if average is not None else []
   all_callbacks = [*([clock] if budget else []), *averaging, Throughput(train_cfg.batch_size), checkpointer,
+                   interrupts.StopOnInterrupt(save=lambda: checkpointer.save("Ctrl-C")),
                    LatentUsageReader(task), *([keeper] if keeper else []), *([reporter] if reporter else []),
                    *callbacks]
   for callback in all_callbacks:

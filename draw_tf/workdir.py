@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from draw_tf import checkpoints
 from draw_tf import config_check
+from draw_tf import memory
 from draw_tf import variants
 from draw_tf import weight_average
 from draw_tf.classifier import DrawClassifier
@@ -174,13 +175,20 @@ def best_checkpoint(workdir: str) -> str:
   """Path prefix of the checkpoint ``eval.keep_best`` kept in ``workdir/best/``.
 
   Raises:
-    NoCheckpointError: the run kept none (``eval.keep_best`` was empty, or no evaluation yet).
+    NoCheckpointError: the run kept none (``eval.keep_best`` was empty, or no evaluation yet), or the
+      one it kept is damaged.
   """
   path = tf.train.latest_checkpoint(os.path.join(workdir, BEST_DIR))
   if path is None:
     raise NoCheckpointError(
         f"{workdir} keeps no best checkpoint (no {os.path.join(workdir, BEST_DIR)}/ checkpoint): train with "
         "--config.eval.keep_best=METRIC (e.g. error_percent, nll_bound); it is saved at the first evaluation.")
+  what = checkpoints.problem(path)
+  if what is not None:
+    raise NoCheckpointError(
+        f"The best checkpoint {path} is damaged: {what}. Evaluate another one (--checkpoint=latest, or a "
+        f"prefix in {os.path.join(workdir, CHECKPOINT_DIR)}/), or restore {os.path.join(workdir, BEST_DIR)}/ "
+        "from a copy.")
   return path
 
 
@@ -193,12 +201,22 @@ def resolve_checkpoint(workdir: str, which: str = "latest") -> str:
   if not tf.io.gfile.exists(which + ".index"):
     raise NoCheckpointError(f"No checkpoint {which!r} (no {which}.index); pass latest, best or a "
                             f"checkpoint prefix such as {os.path.join(workdir, CHECKPOINT_DIR, 'ckpt-500')}.")
+  what = checkpoints.problem(which)
+  if what is not None:
+    raise NoCheckpointError(f"The checkpoint {which} is damaged: {what}. Pass --checkpoint=latest (the newest "
+                            "good one) or another checkpoint prefix.")
   return which
 
 
 def checkpoint_step(checkpoint: str) -> int:
   """The training step a checkpoint ``.../ckpt-N`` was saved at (``N``)."""
   return int(os.path.basename(checkpoint).rsplit("-", 1)[-1])
+
+
+def build_model(config, changes=None):
+  """The (unrestored) model a resolved config describes, with ``changes`` to ``config.model`` applied."""
+  fields = {**config_to_dict(config.model), **(changes or {})}
+  return (DrawClassifier if is_classifier(config) else DrawModel)(**fields)
 
 
 def load_model_from_workdir(workdir: str, checkpoint: str | None = None, weights: str = "average"):
@@ -217,12 +235,18 @@ def load_model_from_workdir(workdir: str, checkpoint: str | None = None, weights
 
   Raises:
     NoCheckpointError: no ``config.json`` or no good checkpoint in ``workdir``.
+    CheckpointMismatchError: the checkpoint was trained with other ``config.model`` values
+      (the message names the field).
   """
   config = load_config(workdir)
   path = checkpoint or latest_checkpoint(workdir)
   if weights not in WEIGHTS:
     raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}.")
-  model = (DrawClassifier if is_classifier(config) else DrawModel)(**config.model)
+  fields = config_to_dict(config.model)
+  memory.check_fits(memory.FLOAT_BYTES * memory.parameter_count(fields), f"The model of {workdir} ({memory.describe_model(fields)})",
+                    "use a machine with more memory")
+  model = build_model(config)
+  checkpoints.check_fits(path, model, config_to_dict(config.model), lambda changes: build_model(config, changes))
   tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
   if weights == "average" and weight_average.restore_average(model, path):
     logging.info("Restored the moving average of the weights (train.ema_decay) from %s", path)

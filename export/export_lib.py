@@ -45,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 import draw_tf
+from draw_tf import disk_space
 from draw_tf import fileio
 from draw_tf import progress
 from draw_tf import sampling
@@ -325,6 +326,12 @@ def verify_export(model, folder: str, noise: np.ndarray) -> dict:
 
 
 # --------------------------------------------------------------------------- export
+def export_bytes(model) -> int:
+  """About the bytes an export takes: the weights in the SavedModel and the float32, float16 and int8
+  TFLite files (1 + 1 + 1/2 + 1/4 times the float32 weights), plus the graphs (about 1 MB each)."""
+  return int(2.75 * disk_space.variables_bytes(model.weights)) + (1 + len(TFLITE_FILES)) * 1_000_000
+
+
 def export_model(model, output_dir: str,
                  steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION,
                  verify_batch_size: int = 8, verify_seed: int = 0) -> dict:
@@ -343,6 +350,8 @@ def export_model(model, output_dir: str,
   Raises:
     ExportVerificationError: an artifact failed a check; ``output_dir`` is
       left as it was.
+    DiskFullError: the folder filled up (named, with :func:`export_bytes`); ``output_dir`` is
+      left as it was.
     UnsafeOutputDirError: ``output_dir`` is neither new, empty nor a previous
       export (:func:`check_output_dir`); nothing is touched.
     ConfigError: the model's prior is learned (the exported fused decoder
@@ -355,7 +364,10 @@ def export_model(model, output_dir: str,
   start = time.time()
   # Stages: the SavedModel, one conversion per TFLite file, the self-check.
   bar = progress.Progress(len(TFLITE_FILES) + 2, "Exporting", unit="stages", show_rate=False, heartbeat=True)
-  with bar, fileio.atomic_path(output_dir, is_dir=True) as tmp:
+  full = disk_space.named_if_full(os.path.dirname(output_dir), lambda: export_bytes(model), "the export",
+                                  f"nothing was written to {output_dir}; free space there or choose another "
+                                  "--output_dir")
+  with full, bar, fileio.atomic_path(output_dir, is_dir=True) as tmp:
     saved_model_dir = os.path.join(tmp, contract.SAVED_MODEL_DIR)
     bar.update(0, stage="writing the SavedModel")
     save_saved_model(model, saved_model_dir, steps_per_iteration)

@@ -84,7 +84,7 @@ def main(argv):
 def run():
   """Console-script entry point."""
   flags.mark_flags_as_required(["workdir", "output_dir"])
-  app.run(main)
+  cli.run(main, "draw-export")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 
 from draw_tf import cli
 from draw_tf import fileio
+from draw_tf import memory
 from draw_tf import progress
 from draw_tf import tasks
 from draw_tf import workdir as workdir_lib
@@ -59,8 +60,9 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
 
   Raises:
     ValueError: unknown output type, bad noise, or a model that is not a DRAW
-      decoder. FileNotFoundError: a missing input.
+      decoder; ``out`` is one of the inputs (:class:`draw_tf.errors.SameFileError`). FileNotFoundError: a missing input.
   """
+  fileio.refuse_overwriting_inputs({"out": out}, {"model": model, "noise": noise})
   ext = os.path.splitext(out)[1].lower()
   if os.path.isdir(out):
     raise ValueError(f"--out={out} is a folder; name a file in it, e.g. --out={os.path.join(out, 'samples.png')}.")
@@ -81,6 +83,9 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
   if noise is None:
     if num < 1:
       raise ValueError(f"--num must be >= 1, got {num}.")
+    memory.check_fits(memory.sampling_bytes(sampler.config, num),
+                      f"--num={num}: drawing {num:,} pictures of {sampler.image_shape} in {sampler.num_steps} steps",
+                      "lower --num (or draw in several runs with different --seed)")
     if seed is None:
       seed = random.SystemRandom().randrange(2**31)
       logging.info("Using --seed=%d", seed)
@@ -125,7 +130,7 @@ def main(argv):
 def run():
   """Console-script entry point."""
   flags.mark_flags_as_required(["model", "out"])
-  app.run(main)
+  cli.run(main, "draw-sample")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from draw_tf import cli
 from draw_tf import filterbank as fb  # noqa: E402
 
 _BATCH = flags.DEFINE_integer("batch_size", 100, "Images per batch.")
@@ -133,4 +134,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "bench_attention")

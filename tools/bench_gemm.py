@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from draw_tf import cli
 from draw_tf import cli  # noqa: E402
 from draw_tf import flops as flops_lib  # noqa: E402
 from draw_tf import progress  # noqa: E402
@@ -90,4 +91,4 @@ def main(argv):
 if __name__ == "__main__":
   logging.set_verbosity(logging.WARNING)
   cli.prepare(sys.argv)
-  app.run(main)
+  cli.run(main, "bench_gemm")

@@ -28,6 +28,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from draw_tf import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir; default: a random paper-size model.")
 flags.DEFINE_string("export_dir", None, "Where to export (default: a temporary folder).")
@@ -237,4 +239,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "bench_sample")

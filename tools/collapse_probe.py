@@ -27,6 +27,7 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
+from draw_tf import cli
 from draw_tf import data
 from draw_tf import diagnostics
 from draw_tf import DrawModel
@@ -102,4 +103,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "collapse_probe")

