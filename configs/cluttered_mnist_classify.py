@@ -41,6 +41,9 @@ def get_config():
   config.model.bounded_window = True
   config.data.name = "cluttered_mnist"
   config.data.binarization = "none"
+  # New training images every data epoch (new placements and clutter, from (data.seed, epoch));
+  # validation and test images stay the fixed, cached ones.
+  config.data.fresh_each_epoch = True
   # 5,000 training images held out for validation: the evaluations during training and the
   # best checkpoint (eval.keep_best) use them, never the test split.
   config.data.validation_examples = 5000
