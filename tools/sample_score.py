@@ -259,7 +259,7 @@ def load_or_train_judge(judged: str, data_config, steps: int = 0, train_examples
   if os.path.exists(meta_path) and os.path.exists(path):  # the .json is written last
     with open(meta_path) as f:
       info = json.load(f)
-    return keras.models.load_model(path, compile=True), {**info, "path": path, "trained_now": False}
+    return keras.models.load_model(path, compile=False), {**info, "path": path, "trained_now": False}
   keras.utils.set_random_seed(seeds.numpy_seed(0, seeds.SAMPLE_SCORE_JUDGE))
   num_classes = NUM_PAIRS if judged == "multi_mnist" else 10
   judge = build_judge(train.images.shape[1:], num_classes)
