@@ -117,6 +117,7 @@ class ScoredModel(NamedTuple):
   model: object  # draw_tf.DrawModel
   data_config: ml_collections.ConfigDict
   description: str
+  checkpoint: str = ""  # the workdir's checkpoint scored ("" for a pretrained model)
 
 
 def load_pretrained(name: str):
@@ -144,6 +145,7 @@ def load_scored_model(spec: str) -> ScoredModel:
   from draw_tf import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   if spec.startswith(PRETRAINED_PREFIX):
     model, config = load_pretrained(spec[len(PRETRAINED_PREFIX):])
+    checkpoint = ""
     if config is None:  # no recorded config: the dataset of its image size, dynamically binarised
       config = default.get_config()
       config.data.name = {28: "mnist", 60: "multi_mnist"}.get(int(model.image_shape[0]), "?")
@@ -151,13 +153,14 @@ def load_scored_model(spec: str) -> ScoredModel:
     config = workdir_lib.load_config(spec)
     if workdir_lib.is_classifier(config):
       raise UsageError(f"--model={spec} holds a classifier; the sample score judges a DRAW's samples.")
-    model = workdir_lib.load_model_from_workdir(spec)
+    checkpoint = workdir_lib.latest_checkpoint(spec)
+    model = workdir_lib.load_model_from_workdir(spec, checkpoint)
   data_config = default.get_config().data
   data_config.update(config.data.to_dict())  # older workdirs lack newer fields
   if data_config.name not in JUDGED:
     raise UsageError(f"--model={spec} was trained on {data_config.name!r}; the sample score has judges "
                      f"for {', '.join(JUDGED)} only.")
-  return ScoredModel(model, data_config, spec)
+  return ScoredModel(model, data_config, spec, checkpoint)
 
 
 def prior_samples(model, num: int, seed: int, chunk: int = 250) -> np.ndarray:
@@ -211,6 +214,7 @@ def judge_dataset(split, batch_size: int, seed: int = 0):
   ds = ds.shuffle(10_000, seed=seeds.numpy_seed(seed, seeds.SAMPLE_SCORE_JUDGE))
   ds = ds.batch(batch_size, drop_remainder=True).enumerate()
 
+  @tf.autograph.experimental.do_not_convert  # no Python control flow; and its closure holds modules
   def prepare(step, batch):
     images, labels = batch
     grey = tf.cast(images, tf.float32) / split.max_value
@@ -307,7 +311,8 @@ def sample_score(scored: ScoredModel, num: int = 1000, seed: int = 0, threshold:
   real_probs = predict(judge, real)
   labels_note = "unordered digit pairs (55 classes)" if judged == "multi_mnist" else "digits (10 classes)"
   return {
-      "model": scored.description, "dataset": scored.data_config.name, "judge": judged,
+      "model": scored.description, "checkpoint": scored.checkpoint, "dataset": scored.data_config.name,
+      "judge": judged,
       "classes": labels_note, "num": num, "seed": seed, "threshold": threshold,
       "score": confident_fraction(sample_probs, threshold),
       "ceiling": confident_fraction(real_probs, threshold), "ceiling_num": len(real),
@@ -324,7 +329,8 @@ def table(result: dict) -> str:
   """The result as a few readable lines."""
   t = result["threshold"]
   return "\n".join([
-      f"Sample score of {result['model']} ({result['dataset']}; judge: {result['classes']})",
+      f"Sample score of {result['model']} {os.path.basename(result['checkpoint'])} ({result['dataset']}; "
+      f"judge: {result['classes']})",
       f"  prior samples   {result['score']:7.1%}  of {result['num']} (seed {result['seed']}) "
       f"assigned to one class with p >= {t}",
       f"  real test (ceiling) {result['ceiling']:7.1%}  of {result['ceiling_num']} "
