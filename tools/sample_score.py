@@ -331,11 +331,11 @@ def table(result: dict) -> str:
   return "\n".join([
       f"Sample score of {result['model']} {os.path.basename(result['checkpoint'])} ({result['dataset']}; "
       f"judge: {result['classes']})",
-      f"  prior samples   {result['score']:7.1%}  of {result['num']} (seed {result['seed']}) "
+      f"  {'prior samples':20} {result['score']:7.1%}  of {result['num']} (seed {result['seed']}) "
       f"assigned to one class with p >= {t}",
-      f"  real test (ceiling) {result['ceiling']:7.1%}  of {result['ceiling_num']} "
+      f"  {'real test (ceiling)':20} {result['ceiling']:7.1%}  of {result['ceiling_num']} "
       f"(binarization {result['ceiling_binarization']})",
-      f"  judge test accuracy {result['judge_test_accuracy']:7.2%}  on {result['judge_test_examples']} grey "
+      f"  {'judge test accuracy':20} {result['judge_test_accuracy']:7.2%}  on {result['judge_test_examples']} grey "
       f"test images ({result['judge_steps']} steps; {result['judge_cache']})",
       f"  confident samples per class {result['sample_class_counts']}",
   ])
