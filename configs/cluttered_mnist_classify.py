@@ -5,7 +5,8 @@
 
 100 x 100 images, each one MNIST digit at a random place and 8 clutter
 fragments of 8 x 8 from other digits (``cluttered_mnist``, built from the real
-MNIST on first use). A 256-unit LSTM takes 8 glimpses of 12 x 12 through the
+MNIST on first use; the training images are made afresh every data epoch,
+``data.fresh_each_epoch``, docs/data.md). A 256-unit LSTM takes 8 glimpses of 12 x 12 through the
 attention filterbank, each placed by its previous state, then classifies.
 Paper: 3.36 % test error with 8 glimpses (convolutional net 14.35 %).
 
@@ -41,6 +42,9 @@ def get_config():
   config.model.bounded_window = True
   config.data.name = "cluttered_mnist"
   config.data.binarization = "none"
+  # New training images every data epoch (new placements and clutter, from (data.seed, epoch));
+  # validation and test images stay the fixed, cached ones.
+  config.data.fresh_each_epoch = True
   # 5,000 training images held out for validation: the evaluations during training and the
   # best checkpoint (eval.keep_best) use them, never the test split.
   config.data.validation_examples = 5000

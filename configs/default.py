@@ -75,6 +75,8 @@ def get_config() -> ml_collections.ConfigDict:
   # With one, training's evaluations (metrics.jsonl validation_*, eval.keep_best) run on it
   # and the test split is left for draw-eval.
   config.data.validation_examples = 0
+  # cluttered_mnist only: compose new training images every data epoch (placement, clutter), seeded by (seed, epoch).
+  config.data.fresh_each_epoch = False
 
   config.train = ml_collections.ConfigDict()
   # Global batch size (split across replicas).

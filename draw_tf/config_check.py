@@ -187,6 +187,7 @@ FIELDS = {
     "data.max_train_examples": Int(0),
     "data.max_test_examples": Int(0),
     "data.validation_examples": Int(0),
+    "data.fresh_each_epoch": Bool(),
     "train.batch_size": Int(1),
     "train.num_epochs": Int(1),
     "train.steps_per_epoch": Int(0),
@@ -292,6 +293,9 @@ def validate(config) -> None:
       raise ConfigError(f"{name} = {flat[name]!r}: unknown config field (no rule for it in "
                         "draw_tf/config_check.py).")
     check_field(name, flat[name], rules[name])
+  if flat.get("data.fresh_each_epoch") and flat.get("data.name") != "cluttered_mnist":
+    raise ConfigError(f"data.fresh_each_epoch = True: applies to cluttered_mnist only, not "
+                      f"{flat.get('data.name')!r} (--config.data.fresh_each_epoch=False).")
   if flat.get("task") == "classify" and flat.get("train.mixed_precision", "float32") != "float32":
     raise ConfigError("train.mixed_precision applies to DrawModel only; the classifier trains in "
                       "float32 (--config.train.mixed_precision=float32).")

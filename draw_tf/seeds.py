@@ -24,6 +24,8 @@ stream                      what it draws                                   offs
 ``PRIOR_NOISE``             generation's prior ``eps`` (``generate``)       0 (second word 0)
 ``DECOMPRESS_NOISE``        ``draw-compress``'s prior ``eps`` after step K  0 (batch counter)
 ``RECONSTRUCTION_NOISE``    the posterior ``eps`` of the tools' pictures    0 (second word 1)
+``FRESH_CLUTTER``           a data epoch's cluttered_mnist placements       1299709
+``SAMPLE_SCORE_JUDGE``      the judge of ``tools/sample_score.py``          7368787
 ==========================  ==============================================  =========
 
 The offset-0 streams are the oldest: ``FIXED_BINARIZATION`` is a NumPy seed,
@@ -46,6 +48,8 @@ TRAIN_NOISE = 104729
 EVAL_NOISE = 15485863
 DECOMPRESS_NOISE = 0
 RECONSTRUCTION_NOISE = 0
+FRESH_CLUTTER = 1299709
+SAMPLE_SCORE_JUDGE = 7368787
 
 
 def numpy_seed(seed: int, stream: int) -> int:

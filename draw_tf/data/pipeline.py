@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from draw_tf import seeds
+from draw_tf.data import fresh as fresh_lib
 from draw_tf.data.derived import load_derived
 from draw_tf.data.sources import load_source
 from draw_tf.data.types import BINARIZATIONS, DERIVED, SOURCES, DataInfo, Split, check_dataset_name
@@ -113,14 +114,17 @@ def binarize_once(split: Split, seed: int) -> Split:
 
 
 def train_dataset(split: Split, batch_size: int, seed: int, dynamic_binarization: bool = False,
-                  start_step: int = 0, noise_shape=None, with_labels: bool = False) -> tf.data.Dataset:
+                  start_step: int = 0, noise_shape=None, with_labels: bool = False,
+                  fresh: fresh_lib.FreshClutter | None = None) -> tf.data.Dataset:
   """An endless, deterministic stream of training batches.
 
   Data epoch ``e`` visits the examples in the order of a permutation seeded by
   ``(seed, e)``, in ``N // batch_size`` full batches (the remainder is left to
   the next permutation). Batch ``k`` of the stream depends only on ``seed`` and
   ``k``, so a run resumed at step ``k`` sees exactly the batches an
-  uninterrupted run would.
+  uninterrupted run would. With ``fresh``, example ``i`` of data epoch ``e`` is
+  composed afresh from ``(seed, e, i)`` (:mod:`draw_tf.data.fresh`) instead of
+  read from ``split.images``.
 
   Args:
     split: the training :class:`Split`.
@@ -131,6 +135,8 @@ def train_dataset(split: Split, batch_size: int, seed: int, dynamic_binarization
     noise_shape: optional ``(T, latent_dim)``; then each batch also carries the
       model's noise ``eps``, drawn from ``(seed, step)``.
     with_labels: yield ``(images, labels)`` pairs (for a classifier).
+    fresh: a :class:`draw_tf.data.fresh.FreshClutter` (``data.fresh_each_epoch``)
+      whose digits are the split's: compose new cluttered images every data epoch.
 
   Returns:
     ``tf.data.Dataset`` of float32 ``[batch_size, H, W, C]`` in [0, 1], or of
@@ -143,7 +149,10 @@ def train_dataset(split: Split, batch_size: int, seed: int, dynamic_binarization
   steps_per_data_epoch = n // batch_size
   if steps_per_data_epoch < 1:
     raise ConfigError(f"batch_size {batch_size} is larger than the {n} training examples.")
-  images = tf.constant(split.images)
+  if fresh is not None and len(fresh.digits) != n:
+    raise ConfigError(f"fresh holds {len(fresh.digits)} digits for {n} training examples.")
+  # The stored images are not read when they are made afresh (fresh_lib.compose_batch).
+  images = tf.constant(fresh.digits[..., 0] if fresh is not None else split.images)
   scale = 1.0 / split.max_value
   first_epoch, offset = divmod(int(start_step), steps_per_data_epoch)
 
@@ -152,10 +161,17 @@ def train_dataset(split: Split, batch_size: int, seed: int, dynamic_binarization
         tf.range(n, dtype=tf.int64), seed=seeds.stateless(seed, seeds.TRAIN_ORDER, epoch))
     index = tf.reshape(perm[:steps_per_data_epoch * batch_size], [steps_per_data_epoch, batch_size])
     step = epoch * steps_per_data_epoch + tf.range(steps_per_data_epoch, dtype=tf.int64)
-    return tf.data.Dataset.from_tensor_slices((step, index))
+    if fresh is None:
+      return tf.data.Dataset.from_tensor_slices((step, index))
+    corners, fragments = fresh_lib.epoch_placements(fresh, seed, epoch)
+    return tf.data.Dataset.from_tensor_slices((step, index, tf.gather(corners, index),
+                                               tf.gather(fragments, index)))
 
-  def make_batch(step, index):
-    batch = tf.cast(tf.gather(images, index), tf.float32) * scale
+  def make_batch(step, index, *placements):
+    if fresh is None:
+      batch = tf.cast(tf.gather(images, index), tf.float32) * scale
+    else:
+      batch = fresh_lib.compose_batch(fresh, index, *placements, digits=images) * scale
     if dynamic_binarization and not split.binary:
       noise = tf.random.stateless_uniform(tf.shape(batch),
                                           seed=seeds.stateless(seed, seeds.DYNAMIC_BINARIZATION, step))
