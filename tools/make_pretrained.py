@@ -205,18 +205,6 @@ def write_model_files(model, config_dict: dict, folder: str) -> dict:
   return checks
 
 
-def check_size(models_dir: str, name: str, new_bytes: int) -> int:
-  """All pretrained models with this one (``new_bytes``, replacing ``name``); UsageError above the limit."""
-  others = pretrained.total_size(models_dir, skip=name)
-  total = others + new_bytes
-  if total > pretrained.SIZE_LIMIT_BYTES:
-    raise UsageError(
-        f"pretrained model {name!r} ({new_bytes / 1e6:.2f} MB) with the others in {models_dir} "
-        f"({others / 1e6:.2f} MB) would be {total / 1e6:.2f} MB, over the {pretrained.SIZE_LIMIT_BYTES / 1e6:.0f} MB "
-        "that may ship in the package; nothing was written. Remove a model or ship a smaller one.")
-  return total
-
-
 # --------------------------------------------------------------------------- the command
 def make_pretrained(workdir: str, name: str, iw_samples: int = 100, models_dir: str | None = None,
                     description: str = "", train_cpu: str | None = None, replace: bool = False) -> dict:
@@ -229,6 +217,7 @@ def make_pretrained(workdir: str, name: str, iw_samples: int = 100, models_dir: 
   target = os.path.join(models_dir, name)
   if os.path.exists(target) and not replace:
     raise UsageError(f"{target} exists; pass --replace to replace the pretrained model {name!r}.")
+  pretrained.check_total_size(name, 0, models_dir)  # the others alone: refuse before the work
   config = workdir_lib.load_config(workdir)
   if tasks.get(config).name != "generate":
     raise UsageError(f"{workdir} trains a {tasks.get(config).name!r} model; pretrained models are DRAW generators.")
@@ -276,7 +265,8 @@ def make_pretrained(workdir: str, name: str, iw_samples: int = 100, models_dir: 
         "total_size_bytes": sum(f["size_bytes"] for f in files.values()),
     }
     fileio.write_json(os.path.join(tmp, pretrained.MANIFEST), manifest)
-    check_size(models_dir, name, pretrained.total_size(os.path.dirname(tmp), only=os.path.basename(tmp)))
+    pretrained.check_total_size(name, pretrained.total_size(os.path.dirname(tmp), only=os.path.basename(tmp)),
+                                models_dir)
   pretrained.check_files(target)  # what was published reads back
   logging.info("Made %s in %.0f s.", target, time.time() - start)
   return manifest

@@ -176,6 +176,23 @@ def total_size(root: str | None = None, skip: str | None = None, only: str | Non
   return total
 
 
+def check_total_size(name: str, new_bytes: int, root: str | None = None) -> int:
+  """All pretrained models once ``name`` is ``new_bytes`` (replacing a model of that name); the bytes.
+
+  Raises:
+    PretrainedError: above :data:`SIZE_LIMIT_BYTES` (the models ship in the wheel).
+  """
+  root = root or models_dir()
+  others = total_size(root, skip=name)
+  total = others + int(new_bytes)
+  if total > SIZE_LIMIT_BYTES:
+    raise PretrainedError(
+        f"pretrained model {name!r} ({new_bytes / 1e6:.2f} MB) with the other models in {root} "
+        f"({others / 1e6:.2f} MB) would be {total / 1e6:.2f} MB, over the {SIZE_LIMIT_BYTES / 1e6:.0f} MB "
+        "that may ship in the package; nothing was written. Remove a model or make a smaller one.")
+  return total
+
+
 # --------------------------------------------------------------------------- models
 def config(name: str):
   """The resolved training config of a pretrained model (an ``ml_collections.ConfigDict``)."""
