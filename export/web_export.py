@@ -10,6 +10,9 @@
     web_dir/manifest.json                      shapes, files, sha256, self-check
 
 Serve it with ``python -m http.server --directory web_dir --bind 127.0.0.1``.
+``write_pretrained_web_folder(name, web_dir)`` (``draw-export --web`` without
+``--workdir``) writes the same page with a shipped pretrained model's packaged
+batch-1 int8 decoder (:mod:`draw_tf.pretrained`) instead, converting nothing.
 
 Why separate ``.tflite`` files: LiteRT.js (``@litertjs/core`` 2.5.3) loads and
 compiles ``draw_decoder.tflite`` (all its builtin ops run) but cannot call its
@@ -183,8 +186,10 @@ def page_manifest(config: dict, models: list, files: dict, runtime_version: str,
   }
 
 
-def write_pretrained_web_folder(name: str, web_dir: str, node_modules: str | None = None) -> dict:
+def write_pretrained_web_folder(name: str | None, web_dir: str, node_modules: str | None = None) -> dict:
   """The page with a shipped pretrained decoder (:mod:`draw_tf.pretrained`): no TensorFlow, no conversion.
+
+  ``name``: a pretrained model (None: the first of ``draw_tf.pretrained.names()``).
 
   Copies the page, LiteRT.js and the model's packaged batch-1 int8 decoder
   (sha256-checked against the pretrained manifest; it was checked against the
@@ -196,6 +201,12 @@ def write_pretrained_web_folder(name: str, web_dir: str, node_modules: str | Non
     FileNotFoundError: LiteRT.js is not installed (run ``npm ci``).
   """
   from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
+  if name is None:
+    if not pretrained.names():
+      raise pretrained.PretrainedError(
+          f"no pretrained model ships with this draw-tf (none in {pretrained.models_dir()}), so there is no "
+          "page without a model of your own: train one and run draw-export --workdir=DIR --output_dir=OUT --web.")
+    name = pretrained.names()[0]
   source = pretrained.path(name, pretrained.WEB_FILE)
   info = pretrained.read_manifest(name)
   core = runtime_dir(node_modules)
