@@ -4,7 +4,8 @@ r"""draw-sample: pictures from a workdir, a SavedModel or a .tflite file.
     python -m export.sample_main --model=PATH --out=FILE ...
 
 PATH: a training workdir, an export folder or its saved_model/, a .tflite
-file, or pretrained:NAME (a model shipped in the package, draw_tf.pretrained). FILE: .png (grid of the final images), .gif (the drawing sequence with
+file, or pretrained:NAME (a model shipped in the package, draw_tf.pretrained).
+FILE: .png (grid of the final images), .gif (the drawing sequence with
 the write boxes) or .npy (float32 images [N, H, W, C] in [0, 1]). --noise takes
 float32 [N, T, latent_dim]; the same noise gives the same images (to ~1e-4)
 through every backend, and so does the same --seed.
