@@ -19,10 +19,12 @@ import os
 import time
 
 from draw_tf import data
+from draw_tf import pretrained
 from draw_tf import seeds
 from draw_tf import tasks
 from draw_tf import weight_average
 from draw_tf import workdir as workdir_lib
+from draw_tf.errors import UsageError
 from draw_tf.fileio import write_json
 
 EVAL_FILE = "eval.json"
@@ -41,7 +43,8 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
   """Evaluates a training workdir's latest checkpoint; writes ``workdir/eval.json``.
 
   Args:
-    workdir: a training workdir.
+    workdir: a training workdir, or ``pretrained:NAME`` (a shipped model,
+      :mod:`draw_tf.pretrained`; nothing is written, there is no workdir).
     iw_samples: ``K`` for the importance-weighted bound (1: ELBO only).
     split: ``test`` or ``train``.
     batch_size: rollouts per forward pass (default ``config.eval.batch_size``).
@@ -62,17 +65,27 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
   if split not in ("test", "train"):
     raise ValueError(f"split must be 'test' or 'train', got {split!r}.")
   start = time.time()
-  workdir = os.path.abspath(workdir)
-  config = workdir_lib.load_config(workdir)
-  checkpoint = workdir_lib.resolve_checkpoint(workdir, checkpoint)
-  model = workdir_lib.load_model_from_workdir(workdir, checkpoint, weights)
-  evaluated = "average" if weights == "average" and weight_average.checkpoint_has_average(checkpoint) else "raw"
+  name = pretrained.parse(workdir)
+  evaluated = "raw"
+  if name is not None:  # pretrained:NAME, a shipped model (draw_tf.pretrained): no workdir, no eval.json
+    if checkpoint != "latest":
+      raise UsageError(f"--checkpoint={checkpoint}: a pretrained model has one set of weights; leave --checkpoint out.")
+    config, model = pretrained.config(name), pretrained.load(name, compile=False)
+    checkpoint, step, write = workdir, int(pretrained.read_manifest(name)["training"]["steps"]), False
+    evaluated = "pretrained"
+  else:
+    workdir = os.path.abspath(workdir)
+    config = workdir_lib.load_config(workdir)
+    checkpoint = workdir_lib.resolve_checkpoint(workdir, checkpoint)
+    model = workdir_lib.load_model_from_workdir(workdir, checkpoint, weights)
+    if weights == "average" and weight_average.checkpoint_has_average(checkpoint):
+      evaluated = "average"
+    step = workdir_lib.checkpoint_step(checkpoint)
   train, test, info = data.load_splits(config.data)
   chosen = test if split == "test" else (
       data.binarize_once(train, seed=seeds.numpy_seed(config.data.seed, seeds.TRAIN_BINARIZATION)) if config.data.binarization == "dynamic" else train)
   result = tasks.get(config).evaluate(model, chosen, split, config, iw_samples,
                                       batch_size or config.eval.batch_size, seed)
-  step = workdir_lib.checkpoint_step(checkpoint)
   result.update(split=split, step=step, checkpoint=checkpoint, dataset=info.name, data_source=info.source,
                 binarization=info.binarization, seed=seed, weights=evaluated, seconds=round(time.time() - start, 1))
   if write:

@@ -2,7 +2,9 @@
 
   draw-eval --workdir=/tmp/draw_quick [--iw_samples=10] [--split=test] [--checkpoint=best]
 
-Prints one JSON line and writes ``WORKDIR/eval.json``. Also runnable as
+Prints one JSON line and writes ``WORKDIR/eval.json``. ``--workdir=pretrained:NAME``
+evaluates a shipped pretrained model (:mod:`draw_tf.pretrained`): the JSON line
+only, as it has no workdir to write to. Also runnable as
 ``python -m draw_tf.eval_main``; the work is in
 :func:`draw_tf.eval_lib.evaluate_workdir`.
 """
@@ -15,11 +17,14 @@ from absl import flags
 
 from draw_tf import cli
 from draw_tf import eval_lib
+from draw_tf import pretrained
 from draw_tf import progress
 from draw_tf import tasks
 from draw_tf import workdir as workdir_lib
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (with checkpoints/).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Training workdir (with checkpoints/), or pretrained:NAME (a shipped model; "
+    "the JSON line is printed, nothing is written).")
 _IW_SAMPLES = flags.DEFINE_integer(
     "iw_samples", 1, "K > 1 also computes the importance-weighted bound with K rollouts per image.",
     lower_bound=1)
@@ -49,6 +54,8 @@ def main(argv):
                                        checkpoint=_CHECKPOINT.value, weights=_WEIGHTS.value)
     # The result first: a workdir that cannot take eval.json (read-only) still shows it.
     print(json.dumps(result, sort_keys=True), flush=True)
+    if pretrained.parse(_WORKDIR.value) is not None:  # no workdir: the line above is all
+      return progress.handoff("draw-eval", next_commands=[f"draw-sample --model={_WORKDIR.value} --out=samples.png"])
     eval_lib.write_eval_json(os.path.abspath(_WORKDIR.value), result)
   workdir = os.path.abspath(_WORKDIR.value)
   task = tasks.get(workdir_lib.load_config(workdir))

@@ -12,7 +12,10 @@ refused before anything is written.
 
 With --web it also writes OUT/web/, a page that draws with the decoder in a
 browser (export/web_export.py; LiteRT.js from `npm ci`): serve it with
-`python -m http.server --directory OUT/web --bind 127.0.0.1`.
+`python -m http.server --directory OUT/web --bind 127.0.0.1`. Without --workdir,
+`draw-export --web --output_dir=OUT` writes only OUT/web/, with the int8
+decoder of the first pretrained model shipped in the package (draw_tf.pretrained):
+no training needed.
 """
 
 import os
@@ -30,7 +33,8 @@ from export import export_lib
 from export import web_export
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training workdir holding the model to export.")
+flags.DEFINE_string("workdir", None, "Training workdir holding the model to export, or pretrained:NAME. "
+                    "Without it, --web writes only OUT/web/ with a shipped pretrained decoder.")
 flags.DEFINE_string("output_dir", None, "New or empty folder, or a previous export (replaced on success).")
 flags.DEFINE_integer("steps_per_iteration", sampling.DEFAULT_STEPS_PER_ITERATION,
                      "Decoder steps unrolled per loop iteration in the exported graph.")
@@ -46,6 +50,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   progress.set_verbosity(FLAGS.verbose)
+  if FLAGS.workdir is None:  # the page alone, with a shipped pretrained decoder
+    return _pretrained_page()
   try:
     if FLAGS.web:  # before the export, so a missing runtime fails fast
       web_export.runtime_dir(FLAGS.web_node_modules)
@@ -81,9 +87,27 @@ def main(argv):
   progress.handoff("draw-export", written, next_commands)
 
 
+def _pretrained_page():
+  """``draw-export --web --output_dir=OUT`` without --workdir: OUT/web/ with the first shipped pretrained decoder."""
+  if not FLAGS.web:
+    cli.fail("draw-export", "--workdir is required (a training workdir or pretrained:NAME); without it, "
+             "--web writes only the page, with a shipped pretrained decoder.")
+  web_dir = os.path.join(FLAGS.output_dir, "web")
+  try:
+    export_lib.check_output_dir(web_dir)
+    web = web_export.write_pretrained_web_folder(None, web_dir, FLAGS.web_node_modules)
+  except (UsageError, ValueError) as e:
+    cli.fail("draw-export", str(e))
+  except OSError as e:
+    cli.fail("draw-export", cli.os_error_message(e))
+  progress.handoff("draw-export", [f"{os.path.abspath(web_dir)}/ (the web page with the pretrained decoder "
+                                   f"{web['pretrained']['name']!r}, {web['models'][0]['file']})"],
+                   [f"python -m http.server --directory {web_dir} --bind 127.0.0.1"])
+
+
 def run():
   """Console-script entry point."""
-  flags.mark_flags_as_required(["workdir", "output_dir"])
+  flags.mark_flags_as_required(["output_dir"])
   cli.run(main, "draw-export")
 
 

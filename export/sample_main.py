@@ -3,8 +3,9 @@ r"""draw-sample: pictures from a workdir, a SavedModel or a .tflite file.
     draw-sample --model=PATH --out=FILE [--num=N] [--seed=S] [--noise=NOISE.npy]
     python -m export.sample_main --model=PATH --out=FILE ...
 
-PATH: a training workdir, an export folder or its saved_model/, or a .tflite
-file. FILE: .png (grid of the final images), .gif (the drawing sequence with
+PATH: a training workdir, an export folder or its saved_model/, a .tflite
+file, or pretrained:NAME (a model shipped in the package, draw_tf.pretrained).
+FILE: .png (grid of the final images), .gif (the drawing sequence with
 the write boxes) or .npy (float32 images [N, H, W, C] in [0, 1]). --noise takes
 float32 [N, T, latent_dim]; the same noise gives the same images (to ~1e-4)
 through every backend, and so does the same --seed.
@@ -33,7 +34,8 @@ from draw_tf import visualize
 from export import sampler as sampler_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Workdir, export folder, SavedModel folder or .tflite file.")
+flags.DEFINE_string("model", None, "Workdir, export folder, SavedModel folder, .tflite file or "
+                    "pretrained:NAME (a shipped model, draw_tf.pretrained.names()).")
 flags.DEFINE_string("out", None, "Output file: .png, .gif or .npy.")
 flags.DEFINE_integer("num", 16, "Number of pictures (ignored with --noise).")
 flags.DEFINE_integer("seed", None, "Seed of the prior noise (default: random, logged).")

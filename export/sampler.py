@@ -241,7 +241,8 @@ def load_model(workdir: str):
 
   Uses :func:`draw_tf.workdir.load_model_from_workdir` (the latest checkpoint of a
   ``draw-train`` workdir); a folder holding a ``model.keras`` file (a model saved
-  with ``model.save``) also works. Export never imports the training loop.
+  with ``model.save``) also works, and so does ``pretrained:NAME``
+  (:func:`draw_tf.pretrained.load`). Export never imports the training loop.
 
   Raises:
     FileNotFoundError: no such folder, or nothing to restore in it.
@@ -251,7 +252,10 @@ def load_model(workdir: str):
   # Keras nor the model code (nothing in draw_tf imports export, so no cycle).
   import keras  # pylint: disable=g-import-not-at-top
   import draw_tf  # pylint: disable=g-import-not-at-top
+  from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
   from draw_tf.workdir import load_model_from_workdir  # pylint: disable=g-import-not-at-top
+  if pretrained.parse(workdir) is not None:  # pretrained:NAME, a shipped model
+    return pretrained.load(pretrained.parse(workdir), compile=False)
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"--workdir={workdir}: no such folder.")
   keras_file = os.path.join(workdir, "model.keras")
@@ -275,7 +279,8 @@ def load_sampler(path: str, num_threads: int | None = None, load_workdir=None) -
   Args:
     path: a ``.tflite`` file; a SavedModel folder (has ``saved_model.pb``); an
       export folder written by ``draw-export`` (its ``saved_model/`` is used);
-      or a training workdir (the model is restored with ``load_workdir``).
+      a training workdir (the model is restored with ``load_workdir``); or
+      ``pretrained:NAME``, a shipped model (:mod:`draw_tf.pretrained`).
     num_threads: TFLite interpreter threads.
     load_workdir: ``fn(workdir) -> DrawModel``; defaults to :func:`load_model`.
 
@@ -283,6 +288,8 @@ def load_sampler(path: str, num_threads: int | None = None, load_workdir=None) -
     FileNotFoundError: ``path`` does not exist.
     ValueError: the file is not a DRAW decoder (wrong format or signature).
   """
+  if path.startswith("pretrained:"):  # a shipped model (draw_tf.pretrained), through Keras
+    return KerasSampler((load_workdir or load_model)(path))
   if not os.path.exists(path):
     raise FileNotFoundError(f"--model={path}: no such file or folder.")
   if os.path.isfile(path):

@@ -10,6 +10,9 @@
     web_dir/manifest.json                      shapes, files, sha256, self-check
 
 Serve it with ``python -m http.server --directory web_dir --bind 127.0.0.1``.
+``write_pretrained_web_folder(name, web_dir)`` (``draw-export --web`` without
+``--workdir``) writes the same page with a shipped pretrained model's packaged
+batch-1 int8 decoder (:mod:`draw_tf.pretrained`) instead, converting nothing.
 
 Why separate ``.tflite`` files: LiteRT.js (``@litertjs/core`` 2.5.3) loads and
 compiles ``draw_decoder.tflite`` (all its builtin ops run) but cannot call its
@@ -101,6 +104,128 @@ def _run_batch1(path: str, noise: np.ndarray) -> sampler_lib.Samples:
   return sampler_lib.Samples(*(np.concatenate([o[k] for o in outs]) for k in contract.OUTPUTS))
 
 
+def write_web_model(model, path: str, quantization: str, noise: np.ndarray,
+                    want: sampler_lib.Samples, saved_model_dir: str,
+                    steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION) -> tuple:
+  """Writes one batch-1 page model to ``path`` and checks it against the Keras model.
+
+  Args:
+    model: the :class:`draw_tf.DrawModel`.
+    path: the ``.tflite`` file to write.
+    quantization: ``float32`` or ``int8`` (dynamic range).
+    noise: the self-check noise ``[N, T, z]``; ``want``: the Keras model's outputs on it.
+    saved_model_dir: a scratch folder for the batch-1 SavedModel (written once, reused).
+    steps_per_iteration: decoder steps per loop iteration in the exported graph.
+
+  Returns:
+    ``(file entry for a manifest, max abs diff per output)``.
+
+  Raises:
+    ExportVerificationError: the conversion failed, a non-builtin op, NaN, or
+      (float32) a max abs diff above ``export_lib.FLOAT32_TOLERANCE``.
+  """
+  name = os.path.basename(path)
+  try:
+    data = _convert_batch1(model, saved_model_dir, quantization, steps_per_iteration)
+  except Exception as e:  # ConverterError, or an op outside the builtin set
+    raise export_lib.ExportVerificationError(
+        f"TFLite conversion of the batch-1 web model ({quantization}) failed; nothing was "
+        f"written: {e}") from e
+  with open(path, "wb") as f:
+    f.write(data)
+  ops = export_lib.tflite_op_names(data)
+  non_builtin = [op for op in ops if op.startswith(("CUSTOM", "UNKNOWN"))]
+  diffs = export_lib.max_abs_diffs(_run_batch1(path, noise), want)
+  worst = max(diffs.values())
+  logging.info("web model %s: max abs diff vs Keras %s", name, diffs)
+  if non_builtin or not np.isfinite(worst) or (
+      quantization == "float32" and not worst <= export_lib.FLOAT32_TOLERANCE):
+    raise export_lib.ExportVerificationError(
+        f"{name} failed its self-check (max abs diff {diffs}, non-builtin ops "
+        f"{non_builtin}); nothing was written.")
+  entry = {**export_lib.file_entry(path), "quantization": quantization,
+           "batch_size": WEB_BATCH_SIZE, "tflite_ops": ops}
+  return entry, diffs
+
+
+def copy_page(web_dir: str, core: str) -> None:
+  """Copies the page (export/web/) and LiteRT.js from ``core`` (:func:`runtime_dir`) into ``web_dir``."""
+  for name in PAGE_FILES:
+    shutil.copyfile(os.path.join(PAGE_DIR, name), os.path.join(web_dir, name))
+  litert = os.path.join(web_dir, "litert")
+  os.makedirs(os.path.join(litert, "wasm"))
+  shutil.copyfile(os.path.join(core, "dist", "index.js"), os.path.join(litert, "litert.js"))
+  shutil.copyfile(os.path.join(os.path.dirname(core), "wasm-utils", "dist", "index.js"),
+                  os.path.join(litert, "wasm-utils.js"))
+  for name in RUNTIME_WASM:
+    shutil.copyfile(os.path.join(core, "wasm", name), os.path.join(litert, "wasm", name))
+  # Its package.json names the version and the licence (Apache-2.0).
+  shutil.copyfile(os.path.join(core, "package.json"), os.path.join(litert, "package.json"))
+
+
+def page_manifest(config: dict, models: list, files: dict, runtime_version: str,
+                  verification: dict) -> dict:
+  """The page's ``manifest.json``: shapes, the models to offer (the first is shown first), files."""
+  return {
+      "format_version": MANIFEST_FORMAT,
+      "model": config,
+      "image_shape": config["image_shape"],
+      "num_steps": config["num_steps"],
+      "latent_dim": config["latent_dim"],
+      "write_size": config["write_size"],
+      "signature": {
+          "name": contract.GENERATE,
+          "inputs": contract.generate_inputs(config, WEB_BATCH_SIZE),
+          "outputs": list(contract.OUTPUTS)},
+      "models": models,
+      "files": files,
+      "runtime": {"package": LITERT_PACKAGE, "version": runtime_version,
+                  "files": ["litert/litert.js", "litert/wasm-utils.js"]
+                           + [f"litert/wasm/{n}" for n in RUNTIME_WASM]},
+      "verification": verification,
+  }
+
+
+def write_pretrained_web_folder(name: str | None, web_dir: str, node_modules: str | None = None) -> dict:
+  """The page with a shipped pretrained decoder (:mod:`draw_tf.pretrained`): no TensorFlow, no conversion.
+
+  ``name``: a pretrained model (None: the first of ``draw_tf.pretrained.names()``).
+
+  Copies the page, LiteRT.js and the model's packaged batch-1 int8 decoder
+  (sha256-checked against the pretrained manifest; it was checked against the
+  Keras model when ``tools/make_pretrained.py`` made it) into ``web_dir``,
+  with a ``manifest.json`` that also carries the model's name and test figures.
+
+  Raises:
+    PretrainedError: no such model (the message lists the names); ChecksumError: a damaged file.
+    FileNotFoundError: LiteRT.js is not installed (run ``npm ci``).
+  """
+  from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
+  if name is None:
+    if not pretrained.names():
+      raise pretrained.PretrainedError(
+          f"no pretrained model ships with this draw-tf (none in {pretrained.models_dir()}), so there is no "
+          "page without a model of your own: train one and run draw-export --workdir=DIR --output_dir=OUT --web.")
+    name = pretrained.names()[0]
+  source = pretrained.path(name, pretrained.WEB_FILE)
+  info = pretrained.read_manifest(name)
+  core = runtime_dir(node_modules)
+  with open(os.path.join(core, "package.json")) as f:
+    runtime_version = json.load(f)["version"]
+  web = info["web"]
+  with fileio.atomic_path(web_dir, is_dir=True) as tmp:
+    copy_page(tmp, core)
+    shutil.copyfile(source, os.path.join(tmp, pretrained.WEB_FILE))
+    files = {pretrained.WEB_FILE: {**info["files"][pretrained.WEB_FILE], "quantization": "int8",
+                                   "batch_size": WEB_BATCH_SIZE}}
+    manifest = page_manifest(info["decoder"], [{"file": pretrained.WEB_FILE, "quantization": "int8"}],
+                             files, runtime_version, web["verification"])
+    manifest["pretrained"] = {"name": name, "test": info.get("test", {}),
+                              "training": info.get("training", {}), "commit": info.get("commit")}
+    fileio.write_json(os.path.join(tmp, "manifest.json"), manifest)
+  return manifest
+
+
 def write_web_folder(model, web_dir: str, node_modules: str | None = None,
                      steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION,
                      verify_batch_size: int = 8, verify_seed: int = 0) -> dict:
@@ -132,64 +257,20 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
   want = sampler_lib.KerasSampler(model).generate(noise)
   files, checks = {}, {}
   with fileio.atomic_path(web_dir, is_dir=True) as tmp, tempfile.TemporaryDirectory() as work:
-    for name in PAGE_FILES:
-      shutil.copyfile(os.path.join(PAGE_DIR, name), os.path.join(tmp, name))
-    litert = os.path.join(tmp, "litert")
-    os.makedirs(os.path.join(litert, "wasm"))
-    shutil.copyfile(os.path.join(core, "dist", "index.js"), os.path.join(litert, "litert.js"))
-    shutil.copyfile(os.path.join(os.path.dirname(core), "wasm-utils", "dist", "index.js"),
-                    os.path.join(litert, "wasm-utils.js"))
-    for name in RUNTIME_WASM:
-      shutil.copyfile(os.path.join(core, "wasm", name), os.path.join(litert, "wasm", name))
-    # Its package.json names the version and the licence (Apache-2.0).
-    shutil.copyfile(os.path.join(core, "package.json"), os.path.join(litert, "package.json"))
+    copy_page(tmp, core)
     saved_model_dir = os.path.join(work, "saved_model_batch1")
     for quantization, name in WEB_TFLITE_FILES.items():
-      path = os.path.join(tmp, name)
-      try:
-        data = _convert_batch1(model, saved_model_dir, quantization, steps_per_iteration)
-      except Exception as e:  # ConverterError, or an op outside the builtin set
-        raise export_lib.ExportVerificationError(
-            f"TFLite conversion of the batch-1 web model ({quantization}) failed; nothing was "
-            f"written to {web_dir}: {e}") from e
-      with open(path, "wb") as f:
-        f.write(data)
-      ops = export_lib.tflite_op_names(data)
-      non_builtin = [op for op in ops if op.startswith(("CUSTOM", "UNKNOWN"))]
-      diffs = export_lib.max_abs_diffs(_run_batch1(path, noise), want)
-      worst = max(diffs.values())
-      logging.info("web model %s: max abs diff vs Keras %s", name, diffs)
-      if non_builtin or not np.isfinite(worst) or (
-          quantization == "float32" and not worst <= export_lib.FLOAT32_TOLERANCE):
-        raise export_lib.ExportVerificationError(
-            f"{name} failed its self-check (max abs diff {diffs}, non-builtin ops "
-            f"{non_builtin}); nothing was written to {web_dir}.")
-      files[name] = {**export_lib.file_entry(path),
-                     "quantization": quantization, "batch_size": WEB_BATCH_SIZE, "tflite_ops": ops}
-      checks[name] = diffs
-    manifest = {
-        "format_version": MANIFEST_FORMAT,
-        "model": config,
-        "image_shape": config["image_shape"],
-        "num_steps": config["num_steps"],
-        "latent_dim": config["latent_dim"],
-        "write_size": config["write_size"],
-        "signature": {
-            "name": contract.GENERATE,
-            "inputs": contract.generate_inputs(config, WEB_BATCH_SIZE),
-            "outputs": list(contract.OUTPUTS)},
-        "models": [{"file": name, "quantization": q} for q, name in WEB_TFLITE_FILES.items()],
-        "files": files,
-        "runtime": {"package": LITERT_PACKAGE, "version": runtime_version,
-                    "files": ["litert/litert.js", "litert/wasm-utils.js"]
-                             + [f"litert/wasm/{n}" for n in RUNTIME_WASM]},
-        "verification": {
+      files[name], checks[name] = write_web_model(
+          model, os.path.join(tmp, name), quantization, noise, want, saved_model_dir,
+          steps_per_iteration)
+    manifest = page_manifest(
+        config, [{"file": name, "quantization": q} for q, name in WEB_TFLITE_FILES.items()], files,
+        runtime_version, {
             "reference": "keras DrawModel.generate (step-by-step decoder)",
             "noise": {"batch_size": int(noise.shape[0]), "numpy_seed": int(verify_seed),
                       "distribution": "numpy default_rng(seed).standard_normal"},
             "max_abs_diff_per_output": checks,
             "float32_tolerance": export_lib.FLOAT32_TOLERANCE,
-        },
-    }
+        })
     fileio.write_json(os.path.join(tmp, "manifest.json"), manifest)
   return manifest

@@ -89,3 +89,40 @@ def trained_tiny(fake_cache, tmp_path_factory):
   config = tiny_config(fake_cache, train__num_epochs=3, train__steps_per_epoch=10)
   model, history = train_lib.train_and_evaluate(config, workdir)
   return workdir, config, model, history
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory):
+  """A pretrained model ``tiny`` made by ``tools/make_pretrained.py`` in a temporary models folder.
+
+  A tiny config trained for 4 steps on a made-up MNIST with 1,000 test images
+  (the fixed subset's size), evaluated with ``K = 2``. Point the library at it
+  with ``DRAW_TF_PRETRAINED_DIR=models_dir``. Returns a namespace with
+  ``models_dir``, ``name``, ``workdir``, ``cache``, ``manifest`` and the tool's
+  ``stdout`` / ``stderr``.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  from draw_tf import eval_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf import train_lib  # pylint: disable=g-import-not-at-top
+  from tests import fake_mnist  # pylint: disable=g-import-not-at-top
+
+  root = tmp_path_factory.mktemp("tiny_pretrained")
+  cache, workdir, models_dir = str(root / "cache"), str(root / "workdir"), str(root / "models")
+  fake_mnist.write_cache(cache, num_test=1000)
+  keras.utils.set_random_seed(0)
+  config = tiny_config(cache, data__max_test_examples=0, train__num_epochs=1, train__steps_per_epoch=4)
+  train_lib.train_and_evaluate(config, workdir)
+  eval_lib.evaluate_workdir(workdir, iw_samples=2)
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [sys.executable, os.path.join(repo, "tools", "make_pretrained.py"), f"--workdir={workdir}",
+       "--name=tiny", "--iw_samples=2", f"--models_dir={models_dir}", "--description=a test model"],
+      capture_output=True, text=True, timeout=600, cwd=repo)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  with open(os.path.join(models_dir, "tiny", "manifest.json")) as f:
+    manifest = json.load(f)
+  return types.SimpleNamespace(models_dir=models_dir, name="tiny", workdir=workdir, cache=cache,
+                               manifest=manifest, stdout=proc.stdout, stderr=proc.stderr)

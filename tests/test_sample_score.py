@@ -40,11 +40,14 @@ def test_the_score_counts_rows_with_one_class_at_or_above_the_threshold():
     sample_score.confident_fraction(np.zeros(3))
 
 
-def test_pretrained_names_fail_in_one_line_without_the_module(monkeypatch):
-  monkeypatch.setitem(sys.modules, "draw_tf.pretrained", None)  # import fails as if absent
-  with pytest.raises(sample_score.UsageError) as err:
-    sample_score.load_scored_model("pretrained:mnist_quick")
-  assert "pretrained" in str(err.value) and "\n" not in str(err.value)
+def test_pretrained_names_load_the_shipped_model_and_its_data_config(tiny_pretrained, monkeypatch):
+  """``--model=pretrained:NAME`` scores the model draw_tf.pretrained ships, on the data its manifest names."""
+  monkeypatch.setenv("DRAW_TF_PRETRAINED_DIR", tiny_pretrained.models_dir)
+  scored = sample_score.load_scored_model(f"pretrained:{tiny_pretrained.name}")
+  assert scored.checkpoint == f"pretrained:{tiny_pretrained.name}"
+  assert scored.model.num_steps == tiny_pretrained.manifest["config"]["model"]["num_steps"]
+  with pytest.raises(sample_score.UsageError, match="no pretrained model 'nope'"):
+    sample_score.load_scored_model("pretrained:nope")
 
 
 def test_tiny_end_to_end_run_prints_the_score_ceiling_and_judge(trained_tiny):

@@ -6,6 +6,11 @@ Needs /usr/bin/chromium (``apt-get install chromium``) and ``npm ci`` (LiteRT.js
 playwright-core); .ci/run installs both. Without them the test is skipped, except
 under CI (``CI`` set), where it fails.
 
+A second test opens the page that ``draw-export --web`` (no ``--workdir``) writes
+for a shipped pretrained model (a tiny one made by tools/make_pretrained.py in a
+temporary folder), untouched: it must draw with the packaged int8 decoder, and
+without a manifest say that there is no decoder.
+
 ``DRAW_WEB_FOLDER=OUT/web`` runs the same check on another export's page
 (e.g. a trained MNIST model) and ``DRAW_WEB_SCREENSHOT=FILE.png`` keeps the
 screenshot (``docs/web_page.png``, shown in docs/export.md, was taken so).
@@ -156,3 +161,76 @@ def test_page_draws_the_same_pictures_as_python_litert(web_folder, server, tmp_p
   pixels = np.asarray(Image.open(screenshot).convert("RGB")).astype(int)
   red = (pixels[..., 0] > 200) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
   assert red.sum() > 50, "no write window boxes in the screenshot"
+
+
+@pytest.fixture(scope="module")
+def pretrained_page(tiny_pretrained, tmp_path_factory):
+  """``draw-export --web --output_dir=OUT`` (no --workdir) with the tiny pretrained model as the shipped one."""
+  missing = _missing()
+  if missing:
+    if os.environ.get("CI"):
+      pytest.fail("the browser test must run under CI; missing: " + ", ".join(missing))
+    pytest.skip("no browser test here; missing: " + ", ".join(missing))
+  out = tmp_path_factory.mktemp("pretrained_page") / "out"
+  env_before = os.environ.get("DRAW_TF_PRETRAINED_DIR")
+  os.environ["DRAW_TF_PRETRAINED_DIR"] = tiny_pretrained.models_dir
+  try:
+    proc = run_module("export.export_main", "--web", f"--output_dir={out}")
+  finally:
+    if env_before is None:
+      os.environ.pop("DRAW_TF_PRETRAINED_DIR")
+    else:
+      os.environ["DRAW_TF_PRETRAINED_DIR"] = env_before
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  assert "the pretrained decoder 'tiny'" in proc.stderr
+  return str(out / "web")
+
+
+def _open_page(folder, tmp_path, name):
+  """Serves ``folder``, opens its page without touching it (tests/web_driver_open.mjs); the result."""
+  handler = functools.partial(_QuietHandler, directory=folder)
+  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  threading.Thread(target=httpd.serve_forever, daemon=True).start()
+  try:
+    result_path = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        ["node", os.path.join(ROOT, "tests", "web_driver_open.mjs"),
+         f"http://127.0.0.1:{httpd.server_address[1]}/index.html", str(result_path),
+         str(tmp_path / f"{name}.png")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  finally:
+    httpd.shutdown()
+    httpd.server_close()
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(result_path) as f:
+    return json.load(f)
+
+
+def test_page_opens_with_the_pretrained_decoder_and_draws(pretrained_page, tiny_pretrained, tmp_path):
+  """Opened with no action, the page of a shipped model draws with its packaged int8 decoder
+  (the very file of the pretrained folder) and names the model; the pictures are those of
+  Python LiteRT on the page's own noise. Without a manifest the page says there is no decoder."""
+  packaged = os.path.join(tiny_pretrained.models_dir, "tiny", "draw_decoder_web_int8.tflite")
+  with open(packaged, "rb") as a, open(os.path.join(pretrained_page, "draw_decoder_web_int8.tflite"), "rb") as b:
+    assert a.read() == b.read()
+  result = _open_page(pretrained_page, tmp_path, "pretrained")
+  assert result["errors"] == [] and result["errorText"] == ""
+  assert result["models"] == ["int8"] and result["quantization"] == "int8"
+  assert result["source"] == "seed 0" and "Pretrained model tiny" in result["sourceText"]
+  manifest = tiny_pretrained.manifest
+  steps, latent_dim = manifest["decoder"]["num_steps"], manifest["decoder"]["latent_dim"]
+  h, w, c = manifest["decoder"]["image_shape"]
+  n = result["n"]
+  noise = np.asarray(result["noise"], np.float32).reshape(n, steps, latent_dim)
+  canvases = np.asarray(result["canvases"], np.float32).reshape(n, steps, h, w, c)
+  want, _ = _python_litert(packaged, noise, repeats=1)
+  diff = float(np.max(np.abs(canvases - want.canvases)))
+  print(f"\npretrained page, int8: max abs diff of the canvases, browser vs Python LiteRT: {diff:.3g}")
+  # int8 weights dequantised by the same runtime (XNNPACK) in both: float32 arithmetic apart.
+  assert diff <= 1e-4
+  assert np.max(np.abs(canvases[:, -1] - canvases[:, 0])) > 1e-3  # it drew (a 4-step test model draws faintly)
+  bare = tmp_path / "bare"
+  shutil.copytree(pretrained_page, bare)
+  os.remove(bare / "manifest.json")
+  result = _open_page(str(bare), tmp_path, "bare")
+  assert "there is no decoder in this folder" in result["errorText"]
+  assert "draw-export --workdir=DIR --output_dir=OUT --web" in result["errorText"]

@@ -117,26 +117,13 @@ class ScoredModel(NamedTuple):
   model: object  # draw_tf.DrawModel
   data_config: ml_collections.ConfigDict
   description: str
-  checkpoint: str = ""  # the workdir's checkpoint scored ("" for a pretrained model)
+  checkpoint: str = ""  # the workdir's checkpoint scored, or pretrained:NAME
 
 
 def load_pretrained(name: str):
-  """``(model, config or None)`` of a pretrained model: the one place ``pretrained:`` is resolved.
-
-  Raises:
-    UsageError: this draw-tf has no ``draw_tf.pretrained``.
-  """
-  try:
-    from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
-  except ModuleNotFoundError as e:
-    if e.name not in ("draw_tf.pretrained",):
-      raise
-    raise UsageError(f"--model={PRETRAINED_PREFIX}{name}: this draw-tf has no pretrained models "
-                     "(draw_tf.pretrained); pass a training workdir instead.") from None
-  model = pretrained.load(name)
-  manifest = getattr(pretrained, "manifest", None)  # the run's config, where the module keeps it
-  config = manifest(name).get("config") if manifest else None
-  return model, (ml_collections.ConfigDict(config) if config else None)
+  """``(model, config)`` of a pretrained model (:mod:`draw_tf.pretrained`): the one place ``pretrained:`` is resolved."""
+  from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
+  return pretrained.load(name, compile=False), pretrained.config(name)
 
 
 def load_scored_model(spec: str) -> ScoredModel:
@@ -145,10 +132,7 @@ def load_scored_model(spec: str) -> ScoredModel:
   from draw_tf import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   if spec.startswith(PRETRAINED_PREFIX):
     model, config = load_pretrained(spec[len(PRETRAINED_PREFIX):])
-    checkpoint = ""
-    if config is None:  # no recorded config: the dataset of its image size, dynamically binarised
-      config = default.get_config()
-      config.data.name = {28: "mnist", 60: "multi_mnist"}.get(int(model.image_shape[0]), "?")
+    checkpoint = spec
   else:
     config = workdir_lib.load_config(spec)
     if workdir_lib.is_classifier(config):

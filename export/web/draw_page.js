@@ -3,6 +3,10 @@
 // [N, T, z]) and animates the drawing: sigmoid(c_t) of every image at each
 // step t, with that step's write window as a red box (as draw-sample --out=x.gif).
 //
+// The folder's manifest.json names the models; written for a pretrained model
+// (draw-export --web without --workdir) it also names it, and the page says so.
+// Without a manifest the page says there is no decoder and how to get one.
+//
 // For scripts (tests/test_web.py) the page exposes window.drawPage: `ready`
 // (a promise), `last` (the latest run: noise, images, canvases, write_windows
 // as Float32Arrays, msPerImage), `runs` (a counter), `error`, and
@@ -137,6 +141,7 @@ function showInfo() {
     `  (mean of ${ms.length} calls; median ${sorted[sorted.length >> 1].toFixed(2)},`,
     `   min ${sorted[0].toFixed(2)}, max ${sorted[sorted.length - 1].toFixed(2)} ms)`,
     `runtime: LiteRT.js ${manifest.runtime.version}, ${runtimeName}`,
+    ...(manifest.pretrained ? [`pretrained model: ${manifest.pretrained.name}`] : []),
     `model: T=${steps}, z=${manifest.latent_dim}, ` +
         `${manifest.image_shape.join('x')}, write ${manifest.write_size}x${manifest.write_size}`,
   ].join('\n');
@@ -211,7 +216,19 @@ async function upload(file) {
 }
 
 async function main() {
-  manifest = await (await fetch('./manifest.json')).json();
+  const response = await fetch('./manifest.json');
+  if (!response.ok) {
+    throw new Error('there is no decoder in this folder (no manifest.json). No pretrained model came with ' +
+        'this page: draw-export --web --output_dir=OUT writes it with the pretrained decoder shipped in ' +
+        'draw-tf, or export your own: draw-export --workdir=DIR --output_dir=OUT --web, then serve OUT/web');
+  }
+  manifest = await response.json();
+  if (manifest.pretrained) {
+    const {name, test} = manifest.pretrained;
+    const bound = test && test.nll_bound !== undefined ? `, test bound ${test.nll_bound.toFixed(2)} nats` : '';
+    $('source').textContent = `Pretrained model ${name} (shipped with draw-tf${bound}); ` +
+        'draw-export --workdir=DIR --output_dir=OUT --web makes this page for your own model.';
+  }
   await loadLiteRt('./litert/wasm/');
   const relaxed = await supportsFeature('relaxedSimd');
   runtimeName = `wasm CPU, XNNPACK, 1 thread, ${relaxed ? 'relaxed-SIMD' : 'compat'} build`;
@@ -246,6 +263,7 @@ async function main() {
 }
 
 page.ready = main().catch((e) => {
+  $('info').textContent = 'No decoder loaded.';
   fail(`could not start: ${e && e.message ? e.message : e}`);
   throw e;
 });

@@ -1,0 +1,308 @@
+r"""Makes a pretrained model (:mod:`draw_tf.pretrained`) from a trained workdir: the one command.
+
+  draw-eval --workdir=DIR --iw_samples=100           # first: the full test figures (eval.json)
+  python tools/make_pretrained.py --workdir=DIR --name=NAME [--iw_samples=100] \
+      [--description=TEXT] [--train_cpu=TEXT] [--models_dir=DIR] [--replace]
+
+Writes ``draw_tf/pretrained/models/NAME/`` (or ``--models_dir``, or
+``$DRAW_TF_PRETRAINED_DIR``): ``model.weights.h5`` (float32 weights, no
+optimizer slots), ``draw_decoder.tflite`` (float32), ``draw_decoder_int8.tflite``,
+``draw_decoder_web_int8.tflite`` (batch 1, for the web page) and
+``manifest.json`` (the resolved config, the commit, training minutes and steps,
+the CPU, the test figures of ``eval.json``, the bound on the fixed 1,000-image
+test subset and where it was measured, sha256 and size of every file).
+
+It refuses, writing nothing, when:
+
+* ``DIR/eval.json`` is missing or stale: not of the checkpoint
+  :func:`weights_for_export` picks, not the whole test split, or without the
+  importance-weighted bound with ``K = --iw_samples`` (the message gives the
+  ``draw-eval`` command; an IW bound over 10,000 images takes a while, so it is
+  computed once, by ``draw-eval``, with its progress bar, not here);
+* an exported decoder does not reproduce the Keras model (``export_lib``'s
+  self-check: float32 within 1e-4), or the reloaded weights do not;
+* all pretrained models together would exceed 30 MB (they ship in the wheel);
+* ``NAME`` exists (pass ``--replace``) or is not a plain lower-case name.
+
+The folder is written next to its final place and renamed into it only when
+complete. Why a tool and not a ``draw-export`` option: making a pretrained
+model evaluates on the test data and writes into the package, which the
+export binary (model in, decoder files out; it never reads datasets) should
+not do; the exported files themselves come from ``export_lib`` and
+``web_export``, the code ``draw-export`` runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # run as `python tools/make_pretrained.py` from a checkout
+  sys.path.insert(0, ROOT)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+
+import draw_tf
+from draw_tf import cli
+from draw_tf import data
+from draw_tf import eval_lib
+from draw_tf import fileio
+from draw_tf import pretrained
+from draw_tf import tasks
+from draw_tf import train_lib
+from draw_tf import weight_average
+from draw_tf import workdir as workdir_lib
+from draw_tf.errors import UsageError
+from draw_tf.gemm_rate import cpu_model
+from draw_tf.pretrained import figures
+from export import contract
+from export import export_lib
+from export import sampler as sampler_lib
+from export import web_export
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Trained workdir (draw-train), evaluated by draw-eval.")
+flags.DEFINE_string("name", None, "Name of the pretrained model (lower case, digits, _ . -).")
+flags.DEFINE_integer("iw_samples", 100, "K of the importance-weighted bound eval.json must hold "
+                     "(1: none).", lower_bound=1)
+flags.DEFINE_string("description", "", "One line about the model, kept in the manifest.")
+flags.DEFINE_string("train_cpu", None, "The CPU it was trained on (default: this machine's, "
+                    "draw_tf.gemm_rate.cpu_model()).")
+flags.DEFINE_string("models_dir", None, "Where the model folders are (default: "
+                    "$DRAW_TF_PRETRAINED_DIR, else draw_tf/pretrained/models/).")
+flags.DEFINE_bool("replace", False, "Replace a pretrained model of the same name.")
+
+# The decoders taken from draw-export's output (its float16 file is left out: size).
+DECODERS = {pretrained.DECODER_FILES["float32"]: "float32",
+            pretrained.DECODER_FILES["int8"]: "int8"}
+# How much the reloaded weights may differ from the restored model (the same
+# float32 values: nothing but the same arithmetic).
+RELOAD_TOLERANCE = 0.0
+
+
+# --------------------------------------------------------------------------- weights
+def weights_for_export(workdir: str):
+  """THE SINGLE PLACE that chooses which weights of a workdir become a pretrained model.
+
+  The newest good checkpoint, as every reader of a workdir restores it
+  (:func:`draw_tf.workdir.load_model_from_workdir`): its moving average of the
+  weights when the run kept one (``train.ema_decay``), else its model variables
+  (float32; the optimizer's slots are not taken). ``draw-eval`` restores the
+  same weights by default, and :func:`read_fresh_eval` checks that
+  ``eval.json`` says so (its ``weights``).
+
+  Returns:
+    ``(model, info)``: the :class:`draw_tf.DrawModel` and ``{"checkpoint", "step",
+    "weights"}`` (what was taken, for the manifest).
+
+  Raises:
+    NoCheckpointError: the workdir has no good checkpoint.
+  """
+  checkpoint = workdir_lib.latest_checkpoint(workdir)
+  model = workdir_lib.load_model_from_workdir(workdir, checkpoint)
+  average = weight_average.checkpoint_has_average(checkpoint)
+  return model, {"checkpoint": os.path.basename(checkpoint), "step": workdir_lib.checkpoint_step(checkpoint),
+                 "weights": "average" if average else "raw",
+                 "weights_description": ("the moving average of the weights (train.ema_decay) of the newest good "
+                                         "checkpoint" if average else "model variables of the newest good checkpoint")}
+
+
+# --------------------------------------------------------------------------- figures
+def read_fresh_eval(workdir: str, weights: dict, iw_samples: int, num_test: int) -> dict:
+  """``workdir/eval.json`` when it is of ``weights``' checkpoint, the whole test split and ``K``.
+
+  Raises:
+    UsageError: missing or stale; the message gives the draw-eval command.
+  """
+  path = os.path.join(workdir, eval_lib.EVAL_FILE)
+  command = f"draw-eval --workdir={workdir}" + (f" --iw_samples={iw_samples}" if iw_samples > 1 else "")
+  if not os.path.isfile(path):
+    raise UsageError(f"{path} is missing: evaluate the checkpoint on the whole test split first: {command}")
+  with open(path) as f:
+    result = json.load(f)
+  problems = []
+  if result.get("step") != weights["step"] or os.path.basename(str(result.get("checkpoint"))) != weights["checkpoint"]:
+    problems.append(f"it is of {os.path.basename(str(result.get('checkpoint')))} (step {result.get('step')}), "
+                    f"not of {weights['checkpoint']}, the checkpoint exported")
+  if result.get("weights", "raw") != weights["weights"]:
+    problems.append(f"it evaluated the {result.get('weights', 'raw')} weights, not the {weights['weights']} "
+                    "weights exported (run draw-eval without --weights)")
+  if result.get("split") != "test" or result.get("num_examples") != num_test:
+    problems.append(f"it covers {result.get('num_examples')} {result.get('split')} images, not the "
+                    f"{num_test} test images (data.max_test_examples in the workdir's config.json must be 0)")
+  if iw_samples > 1 and (result.get("iw_samples") != iw_samples or "iw_bound" not in result):
+    problems.append(f"it has no importance-weighted bound with K = {iw_samples} (iw_samples: "
+                    f"{result.get('iw_samples', 1)})")
+  if problems:
+    raise UsageError(f"{path} is stale: {'; '.join(problems)}. Run: {command}")
+  return result
+
+
+def training_minutes(workdir: str, step: int) -> dict:
+  """Training minutes up to ``step`` from ``metrics.jsonl`` (the budget clock where the run had one)."""
+  lines = [l for l in train_lib.read_metrics(os.path.join(workdir, train_lib.METRICS_FILE))
+           if isinstance(l.get("step"), int) and l["step"] <= step]
+  if not lines:
+    return {"minutes": None, "minutes_source": "no metrics.jsonl line up to the checkpoint"}
+  last = lines[-1]
+  if "train_minutes" in last:
+    return {"minutes": last["train_minutes"],
+            "minutes_source": "train_minutes (the budget clock: every training step, no evaluation)"}
+  return {"minutes": last.get("minutes"),
+          "minutes_source": "wall minutes of the last draw-train invocation (a resumed run: that part only)"}
+
+
+def git_commit() -> dict:
+  """The commit of the code running this (``dirty`` if tracked files differ from it)."""
+  try:
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, check=True).stdout.strip())
+  except (OSError, subprocess.CalledProcessError):
+    return {"commit": "unknown (not a git checkout)", "dirty": None}
+  return {"commit": commit, "dirty": dirty}
+
+
+# --------------------------------------------------------------------------- files
+def _check_reload(model, weights_path: str, config_dict: dict, noise: np.ndarray) -> float:
+  """Max abs difference between ``model`` and the model rebuilt from ``weights_path`` on ``noise``."""
+  reloaded = pretrained.build(config_dict, weights_path)
+  diffs = export_lib.max_abs_diffs(sampler_lib.KerasSampler(reloaded).generate(noise),
+                                   sampler_lib.KerasSampler(model).generate(noise))
+  worst = max(diffs.values())
+  if not worst <= RELOAD_TOLERANCE:
+    raise export_lib.ExportVerificationError(
+        f"{os.path.basename(weights_path)} does not reload to the same model (max abs diff {diffs}).")
+  return worst
+
+
+def write_model_files(model, config_dict: dict, folder: str) -> dict:
+  """Writes the weights and the three decoders into ``folder``, each checked; returns the checks."""
+  noise = export_lib.verification_noise(model)
+  want = sampler_lib.KerasSampler(model).generate(noise)
+  weights_path = os.path.join(folder, pretrained.WEIGHTS_FILE)
+  model.save_weights(weights_path)
+  checks = {"reload_max_abs_diff": _check_reload(model, weights_path, config_dict, noise)}
+  with tempfile.TemporaryDirectory(prefix="make_pretrained_") as work:
+    exported = export_lib.export_model(model, os.path.join(work, "export"))  # verified, or raises
+    for name in DECODERS:
+      shutil.copyfile(os.path.join(work, "export", name), os.path.join(folder, name))
+    checks["decoders_max_abs_diff"] = {name: exported["verification"]["max_abs_diff"][name] for name in DECODERS}
+    checks["float32_tolerance"] = exported["verification"]["float32_tolerance"]
+    checks["noise"] = exported["verification"]["noise"]
+    checks["tflite_ops"] = exported["tflite_ops"]
+    _, web_diffs = web_export.write_web_model(
+        model, os.path.join(folder, pretrained.WEB_FILE), "int8", noise, want,
+        os.path.join(work, "saved_model_batch1"))
+  checks["web"] = {"reference": "keras DrawModel.generate (step-by-step decoder)",
+                   "noise": checks["noise"], "max_abs_diff_per_output": {pretrained.WEB_FILE: web_diffs},
+                   "float32_tolerance": export_lib.FLOAT32_TOLERANCE}
+  return checks
+
+
+# --------------------------------------------------------------------------- the command
+def make_pretrained(workdir: str, name: str, iw_samples: int = 100, models_dir: str | None = None,
+                    description: str = "", train_cpu: str | None = None, replace: bool = False) -> dict:
+  """Makes ``models_dir/name/`` from ``workdir``; see the module docstring. Returns the manifest."""
+  start = time.time()
+  if not isinstance(name, str) or not pretrained.NAME_PATTERN.match(name):
+    raise UsageError(f"--name={name!r}: use lower-case letters, digits and _ . - (e.g. mnist_attention).")
+  workdir = os.path.abspath(workdir)
+  models_dir = os.path.abspath(models_dir or pretrained.models_dir())
+  target = os.path.join(models_dir, name)
+  if os.path.exists(target) and not replace:
+    raise UsageError(f"{target} exists; pass --replace to replace the pretrained model {name!r}.")
+  pretrained.check_total_size(name, 0, models_dir)  # the others alone: refuse before the work
+  config = workdir_lib.load_config(workdir)
+  if tasks.get(config).name != "generate":
+    raise UsageError(f"{workdir} trains a {tasks.get(config).name!r} model; pretrained models are DRAW generators.")
+  model, weights = weights_for_export(workdir)
+  data_config = config.data.copy_and_resolve_references()
+  with data_config.unlocked():
+    data_config.max_test_examples = 0
+  _, test, info = data.load_splits(data_config)
+  evaluation = read_fresh_eval(workdir, weights, iw_samples, test.num_examples)
+  logging.info("Measuring the bound on the first %d test images.", figures.SUBSET_SIZE)
+  if test.num_examples < figures.SUBSET_SIZE:
+    raise UsageError(f"the test split has {test.num_examples} images, fewer than the subset's {figures.SUBSET_SIZE}.")
+  subset = figures.subset_bound(model, config, split=test.head(figures.SUBSET_SIZE))
+  commit = git_commit()
+  cpu = cpu_model()
+  config_dict = workdir_lib.config_to_dict(config)
+  os.makedirs(models_dir, exist_ok=True)
+  with fileio.atomic_path(target, is_dir=True) as tmp:
+    checks = write_model_files(model, config_dict, tmp)
+    files = {n: pretrained.file_entry(os.path.join(tmp, n)) for n in sorted(os.listdir(tmp))}
+    for n, q in DECODERS.items():
+      files[n]["quantization"] = q
+    files[pretrained.WEB_FILE].update(quantization="int8", batch_size=web_export.WEB_BATCH_SIZE)
+    manifest = {
+        "format_version": pretrained.MANIFEST_FORMAT,
+        "name": name,
+        "description": description,
+        "config": config_dict,
+        **commit,
+        "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "draw_tf_version": draw_tf.__version__,
+        "tensorflow_version": __import__("tensorflow").__version__,
+        "training": {"steps": weights["step"], **training_minutes(workdir, weights["step"]),
+                     "cpu": train_cpu or cpu, "checkpoint": weights["checkpoint"], "weights": weights["weights"]},
+        "test": {k: evaluation[k] for k in ("nll_bound", "recon", "kl", "num_examples", "iw_bound",
+                                            "iw_samples", "active_units", "seed", "dataset",
+                                            "data_source", "binarization", "seconds") if k in evaluation},
+        "subset": {**subset, "commit": commit["commit"], "cpu": cpu,
+                   "tensorflow_version": __import__("tensorflow").__version__,
+                   "tolerance_nats": figures.subset_tolerance(subset["nll_bound"], config_dict["model"])},
+        "decoder": contract.decoder_config(model),
+        "verification": {k: v for k, v in checks.items() if k != "web"},
+        "web": {"file": pretrained.WEB_FILE, "verification": checks["web"]},
+        "files": files,
+        "total_size_bytes": sum(f["size_bytes"] for f in files.values()),
+    }
+    fileio.write_json(os.path.join(tmp, pretrained.MANIFEST), manifest)
+    pretrained.check_total_size(name, pretrained.total_size(os.path.dirname(tmp), only=os.path.basename(tmp)),
+                                models_dir)
+  pretrained.check_files(target)  # what was published reads back
+  logging.info("Made %s in %.0f s.", target, time.time() - start)
+  return manifest
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    manifest = make_pretrained(FLAGS.workdir, FLAGS.name, FLAGS.iw_samples, FLAGS.models_dir,
+                               FLAGS.description, FLAGS.train_cpu, FLAGS.replace)
+  except (export_lib.ExportVerificationError, UsageError, ValueError, TypeError) as e:
+    cli.fail("make_pretrained", str(e))
+  except OSError as e:
+    cli.fail("make_pretrained", cli.os_error_message(e))
+  root = os.path.abspath(FLAGS.models_dir or pretrained.models_dir())
+  target = os.path.join(root, FLAGS.name)
+  for rel, entry in sorted(manifest["files"].items()):
+    print(f"  {rel}: {entry['size_bytes']:,} bytes, sha256 {entry['sha256'][:16]}...")
+  test, subset = manifest["test"], manifest["subset"]
+  iw = f", iw_bound {test['iw_bound']:.2f} (K = {test['iw_samples']})" if "iw_bound" in test else ""
+  print(f"Made pretrained model {FLAGS.name!r} in {target}: {pretrained.total_size(root, only=FLAGS.name) / 1e6:.2f} MB "
+        f"(all pretrained models: {pretrained.total_size(root) / 1e6:.2f} MB of "
+        f"{pretrained.SIZE_LIMIT_BYTES / 1e6:.0f}); test nll_bound {test['nll_bound']:.2f}{iw}; "
+        f"first {subset['num_examples']} test images {subset['nll_bound']:.4f} nats.", flush=True)
+  print(f"Try it: draw-sample --model=pretrained:{FLAGS.name} --out=samples.png", flush=True)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["workdir", "name"])
+  cli.run(main, "make_pretrained")
