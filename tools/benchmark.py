@@ -36,6 +36,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from draw_tf import cli  # noqa: E402
 from draw_tf import config_check  # noqa: E402
+from draw_tf import gemm_rate  # noqa: E402
 from draw_tf.gemm_rate import GemmTimer  # noqa: E402
 from draw_tf import progress  # noqa: E402
 import numpy as np  # noqa: E402
@@ -51,6 +52,8 @@ _JIT = flags.DEFINE_enum("jit_compile", None, ["auto", "true", "false"],
                          "Override config.train.jit_compile.")
 _BACKWARD = flags.DEFINE_enum("backward", None, ["auto", "fused", "autodiff"],
                               "Override config.train.backward.")
+_WEIGHT_GRADS = flags.DEFINE_enum("weight_grads", None, ["auto", "xla", "bfloat16"],
+                                  "Override config.train.weight_grads.")
 _EVAL_STEPS = flags.DEFINE_integer("eval_steps", 10, "Timed evaluation (test_step) batches; 0: none.")
 _PRECISION = flags.DEFINE_enum(
     "mixed_precision", None, ["float32", "mixed_bfloat16", "mixed_float16"],
@@ -82,7 +85,8 @@ def main(argv):
   model = draw_tf.DrawModel(**model_kwargs, dtype=precision)
   clip = train_cfg.get("grad_clip_norm", None)
   opt = keras.optimizers.Adam(1e-3, global_clipnorm=clip or None)
-  model.compile(optimizer=opt, jit_compile=jit, backward=backward)
+  weight_grads = _WEIGHT_GRADS.value or train_cfg.get("weight_grads", "auto")
+  model.compile(optimizer=opt, jit_compile=jit, backward=backward, weight_grads=weight_grads)
 
   h, w, c = model.image_shape
   rng = np.random.default_rng(0)
@@ -164,6 +168,8 @@ def main(argv):
       "config": config_flags.get_config_filename(flags.FLAGS["config"]),
       "batch_size": batch, "num_steps": model.num_steps, "jit_compile": model.jit_step,
       "jit_compile_setting": jit, "backward": model.backward,
+      "weight_grads": model.weight_grads, "bf16_units": gemm_rate.bf16_units(),
+      "cpu": gemm_rate.cpu_model(),
       "mixed_precision": precision, "images_per_s": round(images_per_s, 1),
       "step_ms_median": round(1e3 * median_step, 2),
       "eval_images_per_s": None if eval_images_per_s is None else round(eval_images_per_s, 1),
@@ -192,7 +198,7 @@ def main(argv):
       "data": "synthetic binary images in memory (step benchmark)",
   }
   table = (f"images/s {result['images_per_s']:.1f} (eval {result['eval_images_per_s']}) "
-           f"| XLA {model.jit_step}, backward {model.backward}, {precision} | limit {result['limit_images_per_s']:.1f} "
+           f"| XLA {model.jit_step}, backward {model.backward}, weight grads {model.weight_grads}, {precision} | limit {result['limit_images_per_s']:.1f} "
            f"({result['gemm_gflops']:.1f} GFLOP/s over {result['train_gflop_per_image']} GFLOP/image) "
            f"| fraction {result['fraction_of_limit']:.2f} (per CPU-s {result['fraction_of_limit_cpu']:.2f}, "
            f"{result['images_per_cpu_s']} images/CPU-s) | step {result['step_ms_median']} ms "
