@@ -14,6 +14,7 @@ XLA wrapper) in :mod:`draw_tf.workarounds`.
 
 from __future__ import annotations
 
+import random
 from typing import NamedTuple, Sequence
 
 from absl import logging
@@ -143,6 +144,11 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     self.latent_usage = diagnostics.LatentUsage(self.num_steps, self.latent_dim)
     self.built = True
     self.jit_functions = workarounds.JitFunctions(False)
+    # Training noise drawn inside the compiled step (batches without "noise"):
+    # stateless, from this word and the optimizer's step (and the replica), so
+    # keras.utils.set_random_seed before building the model fixes it. Drawn
+    # after every weight, so it leaves their initial values as they were.
+    self._train_noise_seed = random.getrandbits(31)
     self.backward = "autodiff"
     self.weight_grads = "xla"
     self.kl_warmup_steps = 0
@@ -250,11 +256,17 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
             self.grad_norm_tracker, self.latent_usage]
 
   # ----------------------------------------------------------------- forward
-  def _prepare(self, data):
-    """``(images, noise)`` from a batch (images, a tuple or a dict), checked; noise drawn if absent."""
+  def _prepare(self, data, draw_noise=True):
+    """``(images, noise)`` from a batch (images, a tuple or a dict), checked; noise drawn if absent.
+
+    With ``draw_noise`` false an absent noise stays ``None`` (the training step
+    draws it inside the compiled function: :meth:`train_noise`).
+    """
     images, noise = input_checks.unpack_batch(data)
     images = input_checks.check_images(images, self.image_shape)
     if noise is None:
+      if not draw_noise:
+        return images, None
       return images, tf.random.normal([tf.shape(images)[0], self.num_steps, self.latent_dim])
     return images, input_checks.check_noise(noise, self.num_steps, self.latent_dim)
 
@@ -346,7 +358,14 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     recon, kl, grads, deferred = self.losses_and_partial_grads(images, noise)
     return recon, kl, self.finish_grads(grads, deferred)
 
-  def losses_and_partial_grads(self, images, noise):
+  def train_noise_seed(self):
+    """The stateless seed of this step's training noise: ``[word + replica, optimizer step]``."""
+    context = tf.distribute.get_replica_context()
+    replica = 0 if context is None else context.replica_id_in_sync_group
+    return tf.stack([tf.cast(self._train_noise_seed + replica, tf.int64),
+                     tf.cast(self.optimizer.iterations, tf.int64)])
+
+  def losses_and_partial_grads(self, images, noise, noise_seed=None):
     """:meth:`losses_and_grads` with the deferred weight gradients left as GEMM operands.
 
     Returns:
@@ -356,6 +375,9 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
       which :meth:`finish_grads` turns into the gradients outside XLA; else
       ``deferred`` is empty.
     """
+    if noise is None:  # drawn here, inside the compiled step (stateless: XLA compiles it)
+      noise = tf.random.stateless_normal(
+          [tf.shape(images)[0], self.num_steps, self.latent_dim], noise_seed)
     deferred = [] if self.weight_grads == "bfloat16" else None
     with tf.GradientTape() as tape:
       recon, kl, _, _ = self.eval_terms(images, noise, training=True, deferred=deferred)
@@ -382,8 +404,10 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     return workarounds.cross_replica_clip(self.optimizer, grads)
 
   def train_step(self, data):
-    images, noise = self._prepare(data)
-    recon, kl, grads, deferred = self.jit_functions(self.losses_and_partial_grads)(images, noise)
+    images, noise = self._prepare(data, draw_noise=False)
+    seed = self.train_noise_seed() if noise is None else None
+    recon, kl, grads, deferred = self.jit_functions(self.losses_and_partial_grads)(
+        images, noise, seed)
     grads = self.finish_grads(grads, deferred)  # outside XLA: TF's bf16 GEMMs (compile())
     grads, grad_norm = self.cross_replica_clip(grads)
     self.optimizer.apply_gradients(zip(grads, self.trainable_variables))

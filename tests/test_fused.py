@@ -216,3 +216,21 @@ def test_compile_auto_takes_bf16_weight_grads_on_bf16_units(monkeypatch):
   assert other.weight_grads == "xla"
   with pytest.raises(ValueError, match="weight_grads='bfloat16' needs the fused backward"):
     helpers.tiny_model(prior="learned").compile(optimizer="adam", weight_grads="bfloat16")
+
+
+def test_training_noise_is_drawn_inside_the_step_reproducibly():
+  """Batches without noise: eps is drawn in the compiled step from (seed word, optimizer step)."""
+  images, _ = _data(helpers.tiny_model(num_steps=4))
+
+  def fit_losses():
+    keras.utils.set_random_seed(5)
+    model = helpers.tiny_model(num_steps=4)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile="auto")
+    seeds = [model.train_noise_seed().numpy()]
+    history = model.fit(images, batch_size=6, epochs=2, verbose=0, shuffle=False).history
+    seeds.append(model.train_noise_seed().numpy())
+    return history["loss"], seeds
+
+  (loss_a, seeds_a), (loss_b, _) = fit_losses(), fit_losses()
+  assert loss_a == loss_b  # the same seed, the same run
+  assert seeds_a[0][1] == 0 and seeds_a[1][1] == 2  # a new draw each step
