@@ -9,7 +9,10 @@ reports the median. Before and after each block it measures the float32 GEMM rat
 model's own LSTM matmul shapes (forward and both backward products), so each block
 has its own ``limit = rate / analytic FLOPs per image`` from the same minutes, and
 reports the median of the blocks' ``achieved / limit`` (``fraction_of_limit``; each
-block's in ``fraction_of_limit_repeats``). Also peak RSS.
+block's in ``fraction_of_limit_repeats``). Also peak RSS, the path taken
+(``backward``, ``weight_grads``, the CPU's ``bf16_units``) and ``bf16_over_float32``: the
+rate of the all-steps weight-gradient GEMM as TF's bf16 kernels run it over XLA's float32
+(what ``weight_grads="bfloat16"`` gains on that GEMM on this CPU).
 
 The batches are synthetic binary images held in memory: this measures the
 training step, not the input pipeline. The last line is one JSON object.
@@ -163,6 +166,14 @@ def main(argv):
       model.evaluate(ds, steps=_EVAL_STEPS.value + 1, verbose=0, callbacks=[EvalTimer()])
     eval_images_per_s = batch * _EVAL_STEPS.value / (eval_stamps[-1] - eval_stamps[0])
 
+  # The path's bf16/float32 ratio: the rate of the fused backward's all-steps weight-gradient
+  # GEMM (the encoder's, [in, T * B] x [T * B, 4u]) as weight_grads="bfloat16" runs it (TF's
+  # kernels, bf16) over its rate as weight_grads="xla" runs it (XLA, float32).
+  m, _, n = shapes[2]
+  wg_shape = [(m, model.num_steps * batch, n)]
+  wg_rates = {name: GemmTimer(wg_shape, 2, dtype, jit_compile=xla).measure()["gflops"]
+              for name, dtype, xla in (("tf_bfloat16", "bfloat16", False),
+                                       ("xla_float32", "float32", True))}
   rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
   result = {
       "config": config_flags.get_config_filename(flags.FLAGS["config"]),
@@ -182,6 +193,8 @@ def main(argv):
                          for s in gemm["per_shape"]],
       "limit_images_per_s": round(limit, 1),
       "fraction_of_limit": round(statistics.median(fractions), 3),
+      "weight_grad_gemm_gflops": {k: round(v, 1) for k, v in wg_rates.items()},
+      "bf16_over_float32": round(wg_rates["tf_bfloat16"] / wg_rates["xla_float32"], 2),
       "fraction_of_limit_repeats": [round(f, 3) for f in fractions],
       "achieved_gflops": round(images_per_s * flops_per_image / 1e9, 1),
       "images_per_cpu_s": round(images_per_cpu_s, 2),
@@ -198,7 +211,8 @@ def main(argv):
       "data": "synthetic binary images in memory (step benchmark)",
   }
   table = (f"images/s {result['images_per_s']:.1f} (eval {result['eval_images_per_s']}) "
-           f"| XLA {model.jit_step}, backward {model.backward}, weight grads {model.weight_grads}, {precision} | limit {result['limit_images_per_s']:.1f} "
+           f"| XLA {model.jit_step}, backward {model.backward}, weight grads {model.weight_grads} "
+           f"(bf16 units {gemm_rate.bf16_units()}; bf16/float32 {result['bf16_over_float32']}), {precision} | limit {result['limit_images_per_s']:.1f} "
            f"({result['gemm_gflops']:.1f} GFLOP/s over {result['train_gflop_per_image']} GFLOP/image) "
            f"| fraction {result['fraction_of_limit']:.2f} (per CPU-s {result['fraction_of_limit_cpu']:.2f}, "
            f"{result['images_per_cpu_s']} images/CPU-s) | step {result['step_ms_median']} ms "
