@@ -90,9 +90,10 @@ def finish_deferred(deferred_grad: DeferredGrad, dtype="bfloat16") -> tf.Tensor:
   """``inputs^T @ d_out`` (``[in, out]`` float32), the GEMM's operands rounded to ``dtype``.
 
   Called outside XLA, this is one TensorFlow ``MatMul`` (oneDNN on x86), which
-  runs bfloat16 on AMX or AVX512_BF16 at 1.6-2.8x the float32 rate of XLA's
-  dot (``tools/bench_gemm.py``); it accumulates in float32 and rounds its
-  result to ``dtype``.
+  runs bfloat16 on AMX or AVX512_BF16 at 1.9x (EPYC, AVX512_BF16) to 4-7x
+  (Xeon, AMX) the rate of XLA's float32 dot on these shapes
+  (``tools/bench_gemm.py``, ``docs/performance.md``); it accumulates in float32
+  and rounds its result to ``dtype``.
   """
   x = tf.cast(deferred_grad.inputs, dtype)
   d = tf.cast(deferred_grad.d_out, dtype)

@@ -260,7 +260,7 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     """``(images, noise)`` from a batch (images, a tuple or a dict), checked; noise drawn if absent.
 
     With ``draw_noise`` false an absent noise stays ``None`` (the training step
-    draws it inside the compiled function: :meth:`train_noise`).
+    draws it inside the compiled function: :meth:`train_noise_seed`).
     """
     images, noise = input_checks.unpack_batch(data)
     images = input_checks.check_images(images, self.image_shape)
