@@ -1,6 +1,7 @@
 """Writing files safely: atomically (nothing half-written under its final name), never over an input.
 
 * :func:`atomic_path` / :func:`write_json`: a temporary name, then a rename.
+* :func:`sha256` / :func:`file_entry`: a file's digest and size, as manifests list them.
 * :func:`refuse_overwriting_inputs`: every binary calls it with its output and
   input flags before writing, so ``--out`` can never replace a file the same
   command reads (paths compared after resolving links, hard links included).
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -109,3 +111,17 @@ def refuse_overwriting_inputs(outputs: dict, inputs: dict) -> None:
         link = "" if os.path.abspath(out) == os.path.abspath(src) else f" (both are {os.path.realpath(src)})"
         raise SameFileError(f"--{out_flag}={out} is --{in_flag}={src}{link}: the command would overwrite "
                             f"its own input; write to another path.")
+
+
+def sha256(path: str) -> str:
+  """Hex sha256 of a file, read in 1 MiB blocks."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def file_entry(path: str) -> dict:
+  """``{"sha256", "size_bytes"}`` of a file, as the export and pretrained manifests list it."""
+  return {"sha256": sha256(path), "size_bytes": os.path.getsize(path)}

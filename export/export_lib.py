@@ -50,6 +50,7 @@ from draw_tf import fileio
 from draw_tf import progress
 from draw_tf import sampling
 from draw_tf.errors import UsageError
+from draw_tf.fileio import file_entry
 from export import contract
 from export import sampler as sampler_lib
 
@@ -219,18 +220,6 @@ def tflite_op_names(model_bytes: bytes) -> list:
 
 
 # --------------------------------------------------------------------------- checks
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
-def file_entry(path: str) -> dict:
-  return {"sha256": _sha256(path), "size_bytes": os.path.getsize(path)}
-
-
 def folder_entry(path: str) -> dict:
   """sha256 of a folder: over its sorted ``relative/path\\0sha256\\n`` lines."""
   files = {}

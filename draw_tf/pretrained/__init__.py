@@ -41,6 +41,7 @@ import os
 import re
 
 from draw_tf.errors import UsageError
+from draw_tf.fileio import file_entry, sha256  # noqa: F401  (part of this module's API)
 
 PREFIX = "pretrained:"
 ENV_DIR = "DRAW_TF_PRETRAINED_DIR"
@@ -119,20 +120,6 @@ def _folder(name_or_folder: str) -> str:
 
 
 # --------------------------------------------------------------------------- files
-def sha256(path: str) -> str:
-  """Hex sha256 of a file."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
-def file_entry(path: str) -> dict:
-  """``{"sha256", "size_bytes"}`` of a file, as the manifest lists it."""
-  return {"sha256": sha256(path), "size_bytes": os.path.getsize(path)}
-
-
 def check_files(name_or_folder: str, manifest: dict | None = None) -> dict:
   """Checks every file the manifest lists against its sha256 and size; returns the manifest.
 
