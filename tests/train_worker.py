@@ -32,14 +32,9 @@ from tests.conftest import tiny_config  # noqa: E402
 
 
 def strategy_config(strategy):
-  """The tiny config, clipping every step (grad norms are ~10-500), 2 epochs of 6 steps.
-
-  The weight gradients stay float32 inside XLA (``weight_grads="xla"``): the bound compares
-  float32 reductions in another order; with bf16 units ``auto`` would round the kernels'
-  gradients to bfloat16 (2^-8, tests/test_fused.py bounds that), far above it.
-  """
+  """The tiny config, clipping every step (grad norms are ~10-500), 2 epochs of 6 steps."""
   return tiny_config(CACHE, train__strategy=strategy, train__grad_clip_norm=1.0,
-                     train__steps_per_epoch=6, train__checkpoint_every_steps=3, train__weight_grads="xla")
+                     train__steps_per_epoch=6, train__checkpoint_every_steps=3)
 
 
 def run(name, strategy):
