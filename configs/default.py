@@ -118,10 +118,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.jit_compile = "auto"
   # The training gradient: auto (fused under XLA where supported, else autodiff), fused, autodiff.
   config.train.backward = "auto"
-  # Where the fused backward forms the two LSTM kernels' weight gradients: auto (bfloat16 on
-  # a CPU with AMX or AVX512_BF16, else xla), xla (inside the compiled step, float32),
-  # bfloat16 (TensorFlow's oneDNN bf16 matmul outside XLA). docs/performance.md.
-  config.train.weight_grads = "auto"
   # Precision of the LSTM matmuls: float32, mixed_bfloat16 (CPUs with AVX-512 bf16 / AMX)
   # or mixed_float16 (GPUs, with loss scaling). Weights, losses and attention stay float32.
   config.train.mixed_precision = "float32"

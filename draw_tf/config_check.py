@@ -151,7 +151,6 @@ STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 BACKWARDS = ("auto", "fused", "autodiff")
-WEIGHT_GRADS = ("auto", "xla", "bfloat16")
 
 def switch_rule(switch: variants.Switch) -> Rule:
   """The rule of a research switch, from its row in :data:`draw_tf.variants.SWITCHES`."""
@@ -206,7 +205,6 @@ FIELDS = {
     "train.strategy": Choice(*STRATEGIES),
     "train.jit_compile": JitSetting(),
     "train.backward": Choice(*BACKWARDS),
-    "train.weight_grads": Choice(*WEIGHT_GRADS),
     "train.mixed_precision": Choice(*PRECISIONS),
     "train.deterministic_noise": Bool(),
     "train.checkpoint_every_steps": Int(1),
@@ -240,7 +238,7 @@ RESUMABLE_CHANGES = (
     "train.learning_rate", "train.grad_clip_norm", "train.lr_schedule", "train.warmup_steps",
     "train.final_lr_fraction", "train.kl_warmup_steps", "train.ema_decay", "train.num_epochs", "train.checkpoint_every_steps",
     "train.max_checkpoints", "train.log_every_steps", "train.jit_compile", "train.backward",
-    "train.weight_grads", "train.budget_minutes", "eval.every_minutes", "eval.keep_best",
+    "train.budget_minutes", "eval.every_minutes", "eval.keep_best",
     "eval.batch_size", "eval.every_epochs", "eval.num_samples", "eval.num_gif_samples",
     "eval.sample_seed",
 )

@@ -46,8 +46,6 @@ autodiff (the gradient of a cast is a cast); everything else is float32.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import tensorflow as tf
 
 from draw_tf import attention
@@ -73,31 +71,6 @@ def supported(cell) -> str | None:
     return ("the fused backward covers the paper's DRAW only (not " + ", ".join(reasons) +
             "); it runs with autodiff")
   return None
-
-
-class DeferredGrad(NamedTuple):
-  """A weight gradient left as its all-steps GEMM operands: ``inputs^T @ d_out``."""
-  inputs: tf.Tensor  # [T * batch, in], in unroll's deferred_dtype
-  d_out: tf.Tensor  # [T * batch, out]
-
-
-def deferred_variables(cell) -> list:
-  """The variables whose gradients ``unroll(..., deferred=[])`` defers, in its order."""
-  return [cell.encoder.kernel, cell.decoder.kernel]
-
-
-def finish_deferred(deferred_grad: DeferredGrad, dtype="bfloat16") -> tf.Tensor:
-  """``inputs^T @ d_out`` (``[in, out]`` float32), the GEMM's operands rounded to ``dtype``.
-
-  Called outside XLA, this is one TensorFlow ``MatMul`` (oneDNN on x86), which
-  runs bfloat16 on AMX or AVX512_BF16 at 1.9x (EPYC, AVX512_BF16) to 4-7x
-  (Xeon, AMX) the rate of XLA's float32 dot on these shapes
-  (``tools/bench_gemm.py``, ``docs/performance.md``); it accumulates in float32
-  and rounds its result to ``dtype``.
-  """
-  x = tf.cast(deferred_grad.inputs, dtype)
-  d = tf.cast(deferred_grad.d_out, dtype)
-  return tf.cast(tf.matmul(x, d, transpose_a=True), tf.float32)
 
 
 def _mm(a, b, dtype, transpose_a=False, transpose_b=False):
@@ -199,8 +172,7 @@ def _weights(cell):
   return variables
 
 
-def unroll(cell, images, noise, products: bool = True, deferred: list | None = None,
-           deferred_dtype="bfloat16"):
+def unroll(cell, images, noise, products: bool = True):
   """The posterior unroll of ``cell`` with the hand-written backward.
 
   Args:
@@ -210,14 +182,6 @@ def unroll(cell, images, noise, products: bool = True, deferred: list | None = N
     products: filterbank contractions as products and sums
       (:func:`attention_read`, :func:`attention_write`; faster under XLA,
       which fuses them) or as the layers' batched matmuls (faster without).
-    deferred: ``None``, or a list: then the backward does not form the two LSTM
-      kernels' gradients (it returns zeros for them) and appends, when the
-      gradient is taken, a :class:`DeferredGrad` for each (encoder first) to
-      this list, for the caller to finish with :func:`finish_deferred` outside
-      XLA (where TensorFlow's own bfloat16 GEMMs use AMX / AVX512_BF16;
-      ``docs/performance.md``). The gradient must be taken in the same graph.
-    deferred_dtype: the dtype of the deferred GEMMs' operands (rounded in the
-      backward, so that under XLA the casts fuse into it).
 
   Returns:
     dict ``logits`` ``[batch, H, W, C]`` (``c_T``), ``mu`` and ``log_sd``
@@ -225,12 +189,11 @@ def unroll(cell, images, noise, products: bool = True, deferred: list | None = N
   """
   variables = _weights(cell)
   tensors = [tf.convert_to_tensor(v) for v in variables]
-  fn = _unroll_fn(cell, len(tensors), products, deferred, tf.as_dtype(deferred_dtype))
-  logits, mu, log_sd = fn(images, noise, *tensors)
+  logits, mu, log_sd = _unroll_fn(cell, len(tensors), products)(images, noise, *tensors)
   return {"logits": logits, "mu": mu, "log_sd": log_sd}
 
 
-def _unroll_fn(cell, num_weights, products, deferred=None, deferred_dtype=tf.bfloat16):
+def _unroll_fn(cell, num_weights, products):
   """The :func:`tf.custom_gradient` function ``(images, noise, *weights) -> (c_T, mu, log_sd)``."""
   dtype = cell.encoder.compute_dtype
   latent = cell.latent_dim
@@ -390,19 +353,10 @@ def _unroll_fn(cell, num_weights, products, deferred=None, deferred_dtype=tf.bfl
       if cell.read_attention:
         grads["read_k"], grads["read_b"] = weight_grad(h_dec_prev, d["d_read"])
       x_enc = tf.concat([s["r"], h_dec_prev, s["h_enc"][:-1]], axis=-1)
-      x_dec = tf.concat([s["z"], h_dec_prev], axis=-1)
-      if deferred is None:
-        grads["enc_k"], grads["enc_b"] = weight_grad(x_enc, d["d_enc"], dtype)
-        grads["dec_k"], grads["dec_b"] = weight_grad(x_dec, d["d_dec"], dtype)
-      else:
-        for name, x_in, d_out in (("enc", x_enc, d["d_enc"]), ("dec", x_dec, d["d_dec"])):
-          flat_d = tf.reshape(d_out, [-1, d_out.shape[-1]])
-          grads[name + "_k"] = tf.zeros_like(w[name + "_k"])
-          grads[name + "_b"] = tf.reduce_sum(flat_d, axis=0)
-          deferred.append(DeferredGrad(
-              tf.cast(tf.reshape(x_in, [-1, x_in.shape[-1]]), deferred_dtype),
-              tf.cast(flat_d, deferred_dtype)))
+      grads["enc_k"], grads["enc_b"] = weight_grad(x_enc, d["d_enc"], dtype)
       grads["post_k"], grads["post_b"] = weight_grad(s["h_enc"][1:], d["d_post"])
+      x_dec = tf.concat([s["z"], h_dec_prev], axis=-1)
+      grads["dec_k"], grads["dec_b"] = weight_grad(x_dec, d["d_dec"], dtype)
       write_gk, write_gb = weight_grad(h_dec_new, d["d_write"])
       if cell.write_attention:
         n_patch = w["patch_k"].shape[1]

@@ -34,34 +34,6 @@ def cpu_model() -> str:
   return f"{name} ({', '.join(kinds) or 'no AVX2'}; {os.cpu_count()} cores)"
 
 
-def _cpu_flags() -> list:
-  try:
-    with open("/proc/cpuinfo") as f:
-      return next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
-  except OSError:
-    return []
-
-
-def bf16_units() -> str | None:
-  """The CPU's bfloat16 matrix units: ``"amx"``, ``"avx512_bf16"`` or ``None`` (e.g. AVX2 only).
-
-  Read from ``/proc/cpuinfo`` (``amx_bf16``, ``avx512_bf16``; what ``lscpu``
-  shows); ``None`` elsewhere. TensorFlow's own matmuls (oneDNN) run bfloat16 on
-  these at 1.6-2.8x their float32 rate; without them oneDNN emulates bfloat16
-  more slowly than float32 (``docs/performance.md``). Tests may set
-  ``DRAW_TF_BF16_UNITS`` (``amx``, ``avx512_bf16`` or ``none``) to override.
-  """
-  forced = os.environ.get("DRAW_TF_BF16_UNITS")
-  if forced:
-    return None if forced == "none" else forced
-  flags = _cpu_flags()
-  if "amx_bf16" in flags:
-    return "amx"
-  if "avx512_bf16" in flags:
-    return "avx512_bf16"
-  return None
-
-
 class GemmTimer:
   """Times the GEMM rate of ``shapes`` (``(m, k, n)`` each) as one step would use them.
 

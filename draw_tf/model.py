@@ -14,7 +14,6 @@ XLA wrapper) in :mod:`draw_tf.workarounds`.
 
 from __future__ import annotations
 
-import random
 from typing import NamedTuple, Sequence
 
 from absl import logging
@@ -25,7 +24,6 @@ import tensorflow as tf
 from draw_tf import config_check
 from draw_tf import diagnostics
 from draw_tf import fused
-from draw_tf import gemm_rate
 from draw_tf import inputs as input_checks
 from draw_tf import losses
 from draw_tf import seeds
@@ -144,13 +142,7 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     self.latent_usage = diagnostics.LatentUsage(self.num_steps, self.latent_dim)
     self.built = True
     self.jit_functions = workarounds.JitFunctions(False)
-    # Training noise drawn inside the compiled step (batches without "noise"):
-    # stateless, from this word and the optimizer's step (and the replica), so
-    # keras.utils.set_random_seed before building the model fixes it. Drawn
-    # after every weight, so it leaves their initial values as they were.
-    self._train_noise_seed = random.getrandbits(31)
     self.backward = "autodiff"
-    self.weight_grads = "xla"
     self.kl_warmup_steps = 0
     self._decode_fn = None
 
@@ -173,7 +165,7 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     self.built = True
 
   def compile(self, optimizer="adam", jit_compile=False, kl_warmup_steps=0, backward="auto",
-              weight_grads="auto", **kwargs):
+              **kwargs):
     """Keras ``compile``; the loss is the model's own negative ELBO (no ``loss``).
 
     Args:
@@ -187,14 +179,6 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
         of :mod:`draw_tf.fused`), ``"autodiff"``, or ``"auto"``: fused under XLA
         where supported (without XLA it measured slower), else autodiff. The
         chosen one is :attr:`backward`.
-      weight_grads: where the fused backward forms the two LSTM kernels'
-        gradients (the all-steps GEMMs ``[in, T * batch] x [T * batch, 4u]``,
-        a third of the step's FLOPs): ``"xla"`` inside the compiled step, in
-        the compute dtype; ``"bfloat16"`` outside XLA as TensorFlow bfloat16
-        matmuls (oneDNN: AMX or AVX512_BF16, which XLA's CPU dots do not use);
-        ``"auto"``: ``"bfloat16"`` with the fused backward under XLA on a CPU
-        with bf16 units (:func:`draw_tf.gemm_rate.bf16_units`), else
-        ``"xla"``. The chosen one is :attr:`weight_grads`; logged.
       kl_warmup_steps: anneal the weight of ``L_z`` in the *training* loss
         linearly from 0 to 1 over this many optimizer steps (0: always 1).
         The reported ``nll_bound`` and ``kl`` stay unweighted.
@@ -209,11 +193,9 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     jit = (reason is None) if jit_compile == "auto" else jit_compile
     self.jit_functions = workarounds.JitFunctions(jit)
     self.backward = self._resolve_backward(backward, reason)
-    self.weight_grads = self._resolve_weight_grads(weight_grads)
-    if jit_compile == "auto" or backward == "auto" or weight_grads == "auto":
-      logging.info("DrawModel.compile: jit_compile=%r -> %s, backward=%r -> %s, weight_grads=%r -> "
-                   "%s (CPU bf16 units: %s)%s", jit_compile, "XLA" if jit else "no XLA", backward,
-                   self.backward, weight_grads, self.weight_grads, gemm_rate.bf16_units(),
+    if jit_compile == "auto" or backward == "auto":
+      logging.info("DrawModel.compile: jit_compile=%r -> %s, backward=%r -> %s%s", jit_compile,
+                   "XLA" if jit else "no XLA", backward, self.backward,
                    f" ({reason})" if reason else "")
     if int(kl_warmup_steps) != kl_warmup_steps or kl_warmup_steps < 0:
       raise ValueError(f"kl_warmup_steps must be a non-negative integer, got {kl_warmup_steps!r}.")
@@ -232,17 +214,6 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
       return "fused" if reason is None and self.jit_step else "autodiff"
     return backward
 
-  def _resolve_weight_grads(self, weight_grads) -> str:
-    if weight_grads not in ("auto", "xla", "bfloat16"):
-      raise ValueError(f"weight_grads must be 'auto', 'xla' or 'bfloat16', got {weight_grads!r}.")
-    if weight_grads == "bfloat16" and self.backward != "fused":
-      raise ValueError("weight_grads='bfloat16' needs the fused backward (backward='fused' or "
-                       f"'auto' where it applies); this model's backward is {self.backward!r}.")
-    if weight_grads == "auto":
-      fast = self.backward == "fused" and self.jit_step and gemm_rate.bf16_units() is not None
-      return "bfloat16" if fast else "xla"
-    return weight_grads
-
   @property
   def jit_step(self) -> bool:
     """Whether the forward pass and gradient run under XLA (``compile(jit_compile=True)``)."""
@@ -256,17 +227,11 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
             self.grad_norm_tracker, self.latent_usage]
 
   # ----------------------------------------------------------------- forward
-  def _prepare(self, data, draw_noise=True):
-    """``(images, noise)`` from a batch (images, a tuple or a dict), checked; noise drawn if absent.
-
-    With ``draw_noise`` false an absent noise stays ``None`` (the training step
-    draws it inside the compiled function: :meth:`train_noise_seed`).
-    """
+  def _prepare(self, data):
+    """``(images, noise)`` from a batch (images, a tuple or a dict), checked; noise drawn if absent."""
     images, noise = input_checks.unpack_batch(data)
     images = input_checks.check_images(images, self.image_shape)
     if noise is None:
-      if not draw_noise:
-        return images, None
       return images, tf.random.normal([tf.shape(images)[0], self.num_steps, self.latent_dim])
     return images, input_checks.check_noise(noise, self.num_steps, self.latent_dim)
 
@@ -302,7 +267,7 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     recon, kl, _, _ = self.eval_terms(images, noise)
     return recon, kl
 
-  def eval_terms(self, images, noise, training=False, deferred=None):
+  def eval_terms(self, images, noise, training=False):
     """``(recon, kl, kl_steps, mu)``: :meth:`per_example_losses` plus detail for evaluation.
 
     Returns:
@@ -310,11 +275,10 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
       KL of each step, summed over latent units, eq. 11) and the posterior
       means ``mu`` ``[batch, T, latent_dim]``. With ``training`` true and
       :attr:`backward` ``"fused"`` the unroll is :func:`draw_tf.fused.unroll`
-      (the same values, with the hand-written gradient; ``deferred`` is passed
-      to it).
+      (the same values, with the hand-written gradient).
     """
     if training and self.backward == "fused":
-      out = fused.unroll(self.cell, images, noise, products=self.jit_step, deferred=deferred)
+      out = fused.unroll(self.cell, images, noise, products=self.jit_step)
     else:
       out = self.unroll(images, noise)
     recon = self.reconstruction_nll(images, out["logits"])
@@ -355,61 +319,22 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     the replica count, so the gradients the optimizer sums across replicas are
     those of the global-batch mean (the same as on one device).
     """
-    recon, kl, grads, deferred = self.losses_and_partial_grads(images, noise)
-    return recon, kl, self.finish_grads(grads, deferred)
-
-  def train_noise_seed(self):
-    """The stateless seed of this step's training noise: ``[word + replica, optimizer step]``."""
-    context = tf.distribute.get_replica_context()
-    replica = 0 if context is None else context.replica_id_in_sync_group
-    return tf.stack([tf.cast(self._train_noise_seed + replica, tf.int64),
-                     tf.cast(self.optimizer.iterations, tf.int64)])
-
-  def losses_and_partial_grads(self, images, noise, noise_seed=None):
-    """:meth:`losses_and_grads` with the deferred weight gradients left as GEMM operands.
-
-    Returns:
-      ``(recon, kl, grads, deferred)``: with :attr:`weight_grads`
-      ``"bfloat16"``, ``grads`` holds zeros for the two LSTM kernels and
-      ``deferred`` their :class:`draw_tf.fused.DeferredGrad` operands (bf16),
-      which :meth:`finish_grads` turns into the gradients outside XLA; else
-      ``deferred`` is empty.
-    """
-    if noise is None:  # drawn here, inside the compiled step (stateless: XLA compiles it)
-      # Philox named: the default algorithm measured 30x slower under XLA on CPU.
-      noise = tf.random.stateless_normal(
-          [tf.shape(images)[0], self.num_steps, self.latent_dim], noise_seed, alg="philox")
-    deferred = [] if self.weight_grads == "bfloat16" else None
     with tf.GradientTape() as tape:
-      recon, kl, _, _ = self.eval_terms(images, noise, training=True, deferred=deferred)
+      recon, kl, _, _ = self.eval_terms(images, noise, training=True)
       replicas = tf.distribute.get_strategy().num_replicas_in_sync
       weight = self.kl_weight()
       loss = tf.reduce_mean(self.weighted_loss(recon, kl if weight is None else weight * kl)) / replicas
       scaled = self.optimizer.scale_loss(loss)
     grads = tape.gradient(scaled, self.trainable_variables)
-    return recon, kl, grads, deferred or []
-
-  def finish_grads(self, grads, deferred):
-    """``grads`` with the deferred GEMMs of :meth:`losses_and_partial_grads` added (outside XLA)."""
-    if not deferred:
-      return grads
-    grads = list(grads)
-    index = {id(v): i for i, v in enumerate(self.trainable_variables)}
-    for variable, part in zip(fused.deferred_variables(self.cell), deferred):
-      i = index[id(variable)]
-      grads[i] = grads[i] + fused.finish_deferred(part)
-    return grads
+    return recon, kl, grads
 
   def cross_replica_clip(self, grads):
     """``(grads, grad_norm)``: see :func:`draw_tf.workarounds.cross_replica_clip`."""
     return workarounds.cross_replica_clip(self.optimizer, grads)
 
   def train_step(self, data):
-    images, noise = self._prepare(data, draw_noise=False)
-    seed = self.train_noise_seed() if noise is None else None
-    recon, kl, grads, deferred = self.jit_functions(self.losses_and_partial_grads)(
-        images, noise, seed)
-    grads = self.finish_grads(grads, deferred)  # outside XLA: TF's bf16 GEMMs (compile())
+    images, noise = self._prepare(data)
+    recon, kl, grads = self.jit_functions(self.losses_and_grads)(images, noise)
     grads, grad_norm = self.cross_replica_clip(grads)
     self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
     self.grad_norm_tracker.update_state(grad_norm)

@@ -178,7 +178,6 @@ class GenerateTask(Task):
   def compile(self, model, optimizer, train_config) -> None:
     model.compile(optimizer=optimizer, jit_compile=config_check.jit_setting(train_config.jit_compile),
                   backward=train_config.get("backward", "auto"),
-                  weight_grads=train_config.get("weight_grads", "auto"),
                   kl_warmup_steps=train_config.kl_warmup_steps)
 
   def noise_shape(self, config, model):

@@ -56,7 +56,6 @@ ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.l
                 "train.budget_minutes": 0.0, "eval.every_minutes": 0.0,
                 "data.validation_examples": 0, "eval.keep_best": "", "data.fresh_each_epoch": False,
                 "model.bounded_window": False,  # the classifier's; only compared when present
-                "train.weight_grads": "xla",  # before issue 32: in float32 inside XLA
                 # The research switches at what a workdir from before each meant
                 # (the paper's values; window_init: the all-zero bias of older runs).
                 **{f"model.{switch.name}": switch.before for switch in variants.SWITCHES}}

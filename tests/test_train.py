@@ -94,8 +94,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
   """The 7th step's loss is NaN (checkpoints every 4): ckpt-4 stays the latest, finite."""
   original = DrawModel.eval_terms  # the training step's losses (per_example_losses wraps it)
 
-  def poisoned(self, images, noise, training=False, **kwargs):
-    recon, *rest = original(self, images, noise, training, **kwargs)
+  def poisoned(self, images, noise, training=False):
+    recon, *rest = original(self, images, noise, training)
     bad = self.optimizer.iterations >= 6
     return (tf.where(bad, tf.fill(tf.shape(recon), np.float32(np.nan)), recon), *rest)
 

@@ -9,10 +9,7 @@ reports the median. Before and after each block it measures the float32 GEMM rat
 model's own LSTM matmul shapes (forward and both backward products), so each block
 has its own ``limit = rate / analytic FLOPs per image`` from the same minutes, and
 reports the median of the blocks' ``achieved / limit`` (``fraction_of_limit``; each
-block's in ``fraction_of_limit_repeats``). Also peak RSS, the path taken
-(``backward``, ``weight_grads``, the CPU's ``bf16_units``) and ``bf16_over_float32``: the
-rate of the all-steps weight-gradient GEMM as TF's bf16 kernels run it over XLA's float32
-(what ``weight_grads="bfloat16"`` gains on that GEMM on this CPU).
+block's in ``fraction_of_limit_repeats``). Also peak RSS.
 
 The batches are synthetic binary images held in memory: this measures the
 training step, not the input pipeline. The last line is one JSON object.
@@ -40,7 +37,6 @@ from ml_collections import config_flags  # noqa: E402
 from draw_tf import cli
 from draw_tf import cli  # noqa: E402
 from draw_tf import config_check  # noqa: E402
-from draw_tf import gemm_rate  # noqa: E402
 from draw_tf.gemm_rate import GemmTimer  # noqa: E402
 from draw_tf import progress  # noqa: E402
 import numpy as np  # noqa: E402
@@ -56,8 +52,6 @@ _JIT = flags.DEFINE_enum("jit_compile", None, ["auto", "true", "false"],
                          "Override config.train.jit_compile.")
 _BACKWARD = flags.DEFINE_enum("backward", None, ["auto", "fused", "autodiff"],
                               "Override config.train.backward.")
-_WEIGHT_GRADS = flags.DEFINE_enum("weight_grads", None, ["auto", "xla", "bfloat16"],
-                                  "Override config.train.weight_grads.")
 _EVAL_STEPS = flags.DEFINE_integer("eval_steps", 10, "Timed evaluation (test_step) batches; 0: none.")
 _PRECISION = flags.DEFINE_enum(
     "mixed_precision", None, ["float32", "mixed_bfloat16", "mixed_float16"],
@@ -89,8 +83,7 @@ def main(argv):
   model = draw_tf.DrawModel(**model_kwargs, dtype=precision)
   clip = train_cfg.get("grad_clip_norm", None)
   opt = keras.optimizers.Adam(1e-3, global_clipnorm=clip or None)
-  weight_grads = _WEIGHT_GRADS.value or train_cfg.get("weight_grads", "auto")
-  model.compile(optimizer=opt, jit_compile=jit, backward=backward, weight_grads=weight_grads)
+  model.compile(optimizer=opt, jit_compile=jit, backward=backward)
 
   h, w, c = model.image_shape
   rng = np.random.default_rng(0)
@@ -167,21 +160,11 @@ def main(argv):
       model.evaluate(ds, steps=_EVAL_STEPS.value + 1, verbose=0, callbacks=[EvalTimer()])
     eval_images_per_s = batch * _EVAL_STEPS.value / (eval_stamps[-1] - eval_stamps[0])
 
-  # The path's bf16/float32 ratio: the rate of the fused backward's all-steps weight-gradient
-  # GEMM (the encoder's, [in, T * B] x [T * B, 4u]) as weight_grads="bfloat16" runs it (TF's
-  # kernels, bf16) over its rate as weight_grads="xla" runs it (XLA, float32).
-  m, _, n = shapes[2]
-  wg_shape = [(m, model.num_steps * batch, n)]
-  wg_rates = {name: GemmTimer(wg_shape, 2, dtype, jit_compile=xla).measure()["gflops"]
-              for name, dtype, xla in (("tf_bfloat16", "bfloat16", False),
-                                       ("xla_float32", "float32", True))}
   rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
   result = {
       "config": config_flags.get_config_filename(flags.FLAGS["config"]),
       "batch_size": batch, "num_steps": model.num_steps, "jit_compile": model.jit_step,
       "jit_compile_setting": jit, "backward": model.backward,
-      "weight_grads": model.weight_grads, "bf16_units": gemm_rate.bf16_units(),
-      "cpu": gemm_rate.cpu_model(),
       "mixed_precision": precision, "images_per_s": round(images_per_s, 1),
       "step_ms_median": round(1e3 * median_step, 2),
       "eval_images_per_s": None if eval_images_per_s is None else round(eval_images_per_s, 1),
@@ -194,8 +177,6 @@ def main(argv):
                          for s in gemm["per_shape"]],
       "limit_images_per_s": round(limit, 1),
       "fraction_of_limit": round(statistics.median(fractions), 3),
-      "weight_grad_gemm_gflops": {k: round(v, 1) for k, v in wg_rates.items()},
-      "bf16_over_float32": round(wg_rates["tf_bfloat16"] / wg_rates["xla_float32"], 2),
       "fraction_of_limit_repeats": [round(f, 3) for f in fractions],
       "achieved_gflops": round(images_per_s * flops_per_image / 1e9, 1),
       "images_per_cpu_s": round(images_per_cpu_s, 2),
@@ -212,8 +193,7 @@ def main(argv):
       "data": "synthetic binary images in memory (step benchmark)",
   }
   table = (f"images/s {result['images_per_s']:.1f} (eval {result['eval_images_per_s']}) "
-           f"| XLA {model.jit_step}, backward {model.backward}, weight grads {model.weight_grads} "
-           f"(bf16 units {gemm_rate.bf16_units()}; bf16/float32 {result['bf16_over_float32']}), {precision} | limit {result['limit_images_per_s']:.1f} "
+           f"| XLA {model.jit_step}, backward {model.backward}, {precision} | limit {result['limit_images_per_s']:.1f} "
            f"({result['gemm_gflops']:.1f} GFLOP/s over {result['train_gflop_per_image']} GFLOP/image) "
            f"| fraction {result['fraction_of_limit']:.2f} (per CPU-s {result['fraction_of_limit_cpu']:.2f}, "
            f"{result['images_per_cpu_s']} images/CPU-s) | step {result['step_ms_median']} ms "
