@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from draw_tf import train_lib  # noqa: E402
+from draw_tf.training import train as train_lib  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 
 

@@ -11,9 +11,9 @@ import tensorflow as tf
 from PIL import Image
 
 from draw_tf import data
-from draw_tf import eval_lib
-from draw_tf import train_lib
-from draw_tf import visualize
+from draw_tf.training import eval_workdir as eval_lib
+from draw_tf.training import train as train_lib
+from draw_tf.model import visualize
 from draw_tf.errors import ConfigError, NoCheckpointError
 from tests.conftest import tiny_config
 

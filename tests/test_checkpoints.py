@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from draw_tf import checkpoints
-from draw_tf import train_lib
-from draw_tf import workdir as workdir_lib
+from draw_tf.runs import checkpoints
+from draw_tf.training import train as train_lib
+from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import NoCheckpointError
 from tests.kill_worker import kill_config
 
@@ -62,12 +62,12 @@ def test_every_binary_skips_a_truncated_newest_checkpoint_and_names_it(reference
   ref_dir, ref_weights = reference
   dirs = {name: _damaged_copy(ref_dir, str(tmp_path / name)) for name in ("eval", "export", "sample", "train")}
   commands = {
-      "eval": ["-m", "draw_tf.eval_main", f"--workdir={dirs['eval']}"],
-      "export": ["-m", "export.export_main", f"--workdir={dirs['export']}",
+      "eval": ["-m", "draw_tf.cli.eval_main", f"--workdir={dirs['eval']}"],
+      "export": ["-m", "draw_tf.cli.export_main", f"--workdir={dirs['export']}",
                  f"--output_dir={tmp_path / 'exported'}"],
-      "sample": ["-m", "export.sample_main", f"--model={dirs['sample']}", f"--out={tmp_path / 's.npy'}",
+      "sample": ["-m", "draw_tf.cli.sample_main", f"--model={dirs['sample']}", f"--out={tmp_path / 's.npy'}",
                  "--num=2", "--seed=0"],
-      "train": ["-m", "draw_tf.train_main", f"--workdir={dirs['train']}", *_overrides(fake_cache)],
+      "train": ["-m", "draw_tf.cli.train_main", f"--workdir={dirs['train']}", *_overrides(fake_cache)],
   }
   procs = {name: subprocess.Popen([sys.executable, *args], cwd=ROOT, env=_env(fake_cache),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

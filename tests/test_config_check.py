@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import draw_tf
-from draw_tf import config_check
+from draw_tf.runs import config_check
 from draw_tf import data
-from draw_tf import variants
-from draw_tf import losses
-from draw_tf import tasks
-from draw_tf import train_lib
+from draw_tf.model import variants
+from draw_tf.model import losses
+from draw_tf.training import tasks
+from draw_tf.training import train as train_lib
 from draw_tf.errors import ConfigError, UsageError, WorkdirConfigMismatchError
 from tests.conftest import tiny_config
 
@@ -28,7 +28,7 @@ def test_every_field_of_the_default_config_has_a_rule():
   """A field added to configs/default.py needs a line in config_check.FIELDS (merges rely on this)."""
   from configs import default  # pylint: disable=g-import-not-at-top
   fields = set(config_check.flatten(default.get_config()))
-  assert fields - set(config_check.FIELDS) == set(), "add these to draw_tf/config_check.py FIELDS"
+  assert fields - set(config_check.FIELDS) == set(), "add these to draw_tf/runs/config_check.py FIELDS"
   assert set(config_check.FIELDS) - fields == set(), "FIELDS names fields configs/default.py lacks"
 
 

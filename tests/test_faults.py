@@ -21,19 +21,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from draw_tf import checkpoints
-from draw_tf import cli
+from draw_tf.runs import checkpoints
+from draw_tf.cli import plumbing as cli
 from draw_tf import disk_space
 from draw_tf import fileio
-from draw_tf import interrupts
+from draw_tf.training import interrupts
 from draw_tf import memory
-from draw_tf import train_lib
-from draw_tf import workdir as workdir_lib
-from draw_tf import workdir_lock
+from draw_tf.training import train as train_lib
+from draw_tf.runs import workdir as workdir_lib
+from draw_tf.runs import lock as workdir_lock
 from draw_tf.errors import (CheckpointMismatchError, DiskFullError, InsufficientMemoryError, NoCheckpointError,
                             SameFileError, StoppedByUser, WorkdirLockedError)
-from export import export_lib
-from export import sample_main
+from draw_tf.export import export_lib
+from draw_tf.cli import sample_main
 from tests import helpers
 from tests.conftest import tiny_config
 
@@ -41,7 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _train_command(workdir, cache_dir, *overrides):
-  return [sys.executable, "-m", "draw_tf.train_main", "--config=configs/tiny.py", f"--workdir={workdir}",
+  return [sys.executable, "-m", "draw_tf.cli.train_main", "--config=configs/tiny.py", f"--workdir={workdir}",
           f"--config.data.cache_dir={cache_dir}", "--config.train.verbose=0", *overrides]
 
 
@@ -167,7 +167,7 @@ def test_draw_sample_never_overwrites_its_noise_file(tiny_export, tmp_path):
 def test_draw_compress_never_overwrites_its_codes_file(trained_tiny, tmp_path):
   codes = tmp_path / "codes.npy"
   codes.write_bytes(b"codes")
-  from draw_tf import compress  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import compress  # pylint: disable=g-import-not-at-top
   with pytest.raises(SameFileError, match="--out=.* is --codes="):
     compress.decompress_file(trained_tiny[0], str(codes), str(codes))
   assert codes.read_bytes() == b"codes"

@@ -28,14 +28,14 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 from draw_tf import data
-from draw_tf import eval_lib
+from draw_tf.training import eval_workdir as eval_lib
 from draw_tf import progress
-from draw_tf import train_lib
-from draw_tf import visualize
+from draw_tf.training import train as train_lib
+from draw_tf.model import visualize
 from draw_tf.fileio import atomic_path, write_json
-from draw_tf.gemm_rate import cpu_model
+from gemm_rate import cpu_model  # tools/gemm_rate.py
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.py).",
                                           lock_config=False)

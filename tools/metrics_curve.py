@@ -21,10 +21,10 @@ import os
 from absl import app
 from absl import flags
 
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 from draw_tf import progress
-from draw_tf import train_lib
-from draw_tf import visualize
+from draw_tf.training import train as train_lib
+from draw_tf.model import visualize
 from draw_tf.fileio import atomic_path, write_json
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir holding metrics.jsonl.")
