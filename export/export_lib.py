@@ -293,7 +293,8 @@ def export_model(model, output_dir: str,
   noise = verification_noise(model, verify_batch_size, verify_seed)
   start = time.time()
   # Stages: the SavedModel, one conversion per TFLite file, the self-check.
-  bar = progress.Progress(len(tflite_convert.TFLITE_FILES) + 2, "Exporting", unit="stages", show_rate=False, heartbeat=True)
+  bar = progress.Progress(len(tflite_convert.TFLITE_FILES) + 2, "Exporting", unit="stages", show_rate=False,
+                          heartbeat=True)
   full = disk_space.named_if_full(os.path.dirname(output_dir), lambda: export_bytes(model), "the export",
                                   f"nothing was written to {output_dir}; free space there or choose another "
                                   "--output_dir")
@@ -326,34 +327,40 @@ def export_model(model, output_dir: str,
     files = {contract.SAVED_MODEL_DIR: folder_entry(saved_model_dir)}
     for name in tflite_convert.TFLITE_FILES.values():
       files[name] = {**file_entry(os.path.join(tmp, name)), "tflite_ops": report["tflite_ops"][name]}
-    manifest = {
-        "format_version": MANIFEST_FORMAT,
-        "draw_tf_version": draw_tf.__version__,
-        "tensorflow_version": tf.__version__,
-        "model": config,
-        "image_shape": config["image_shape"],
-        "num_steps": config["num_steps"],
-        "latent_dim": config["latent_dim"],
-        "signatures": contract.signatures(config),
-        "tflite_op_set": "TFLITE_BUILTINS",
-        "tflite_ops": sorted({op for name in tflite_convert.TFLITE_FILES.values()
-                              for op in report["tflite_ops"][name]}),
-        "tflite_quantization": {name: q for q, name in tflite_convert.TFLITE_FILES.items()},
-        "files": files,
-        "verification": {
-            "reference": "keras DrawModel.generate (step-by-step decoder)",
-            "noise": {"batch_size": int(noise.shape[0]), "numpy_seed": int(verify_seed),
-                      "distribution": "numpy default_rng(seed).standard_normal"},
-            "max_abs_diff": {k: max(v.values()) for k, v in report["max_abs_diff"].items()},
-            "max_abs_diff_per_output": report["max_abs_diff"],
-            "float32_tolerance": FLOAT32_TOLERANCE,
-            "outputs_compared": list(contract.OUTPUTS),
-        },
-        "export_seconds": round(time.time() - start, 1),
-        "steps_per_iteration": int(steps_per_iteration),
-    }
+    manifest = _manifest(config, files, report, noise, verify_seed, start, steps_per_iteration)
     fileio.write_json(os.path.join(tmp, contract.MANIFEST), manifest)
   return manifest
+
+
+def _manifest(config: dict, files: dict, report: dict, noise: np.ndarray, verify_seed: int, start: float,
+              steps_per_iteration: int) -> dict:
+  """``manifest.json`` of a verified export: the model, signatures, files with sha256, the self-check."""
+  return {
+      "format_version": MANIFEST_FORMAT,
+      "draw_tf_version": draw_tf.__version__,
+      "tensorflow_version": tf.__version__,
+      "model": config,
+      "image_shape": config["image_shape"],
+      "num_steps": config["num_steps"],
+      "latent_dim": config["latent_dim"],
+      "signatures": contract.signatures(config),
+      "tflite_op_set": "TFLITE_BUILTINS",
+      "tflite_ops": sorted({op for name in tflite_convert.TFLITE_FILES.values()
+                            for op in report["tflite_ops"][name]}),
+      "tflite_quantization": {name: q for q, name in tflite_convert.TFLITE_FILES.items()},
+      "files": files,
+      "verification": {
+          "reference": "keras DrawModel.generate (step-by-step decoder)",
+          "noise": {"batch_size": int(noise.shape[0]), "numpy_seed": int(verify_seed),
+                    "distribution": "numpy default_rng(seed).standard_normal"},
+          "max_abs_diff": {k: max(v.values()) for k, v in report["max_abs_diff"].items()},
+          "max_abs_diff_per_output": report["max_abs_diff"],
+          "float32_tolerance": FLOAT32_TOLERANCE,
+          "outputs_compared": list(contract.OUTPUTS),
+      },
+      "export_seconds": round(time.time() - start, 1),
+      "steps_per_iteration": int(steps_per_iteration),
+  }
 
 
 def export_workdir(workdir: str, output_dir: str, **kwargs) -> dict:

@@ -16,6 +16,7 @@ from draw_tf.model import variants
 from draw_tf.model import losses
 from draw_tf.training import tasks
 from draw_tf.training import train as train_lib
+from draw_tf.training import metrics_log
 from draw_tf.errors import ConfigError, UsageError, WorkdirConfigMismatchError
 from tests.conftest import tiny_config
 
@@ -41,10 +42,7 @@ def test_the_choices_are_the_modules_own_lists():
   assert config_check.DATASETS == tuple(data.DATASETS)
   assert config_check.SOURCES == data.SOURCES and config_check.BINARIZATIONS == data.BINARIZATIONS
   assert config_check.LIKELIHOODS == losses.LIKELIHOODS
-  assert config_check.STRATEGIES == train_lib.STRATEGIES
   assert config_check.TASKS == tuple(tasks.TASKS)
-  assert config_check.LR_SCHEDULES == train_lib.LR_SCHEDULES
-  assert config_check.PRECISIONS == train_lib.PRECISIONS
   assert set(config_check.RESUMABLE_CHANGES) <= set(config_check.FIELDS)
 
 
@@ -135,7 +133,7 @@ def test_training_only_fields_may_change_on_resume_and_the_change_is_recorded(fa
                         train__grad_clip_norm=2.0)
   model, _ = train_lib.train_and_evaluate(changed, workdir)
   assert int(model.optimizer.iterations.numpy()) == 4
-  lines = train_lib.read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  lines = metrics_log.read_metrics(os.path.join(workdir, "metrics.jsonl"))
   assert [l.get("epoch") for l in lines] == [1, None, 2]
   assert lines[1]["step"] == 2 and lines[1]["config_changes"] == {
       "train.grad_clip_norm": [10.0, 2.0], "train.learning_rate": [0.01, 0.001], "train.num_epochs": [1, 2]}

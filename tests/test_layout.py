@@ -45,6 +45,22 @@ MAY_IMPORT = {
 MATHS = {"draw_tf.model.filterbank": {"draw_tf.model.variants"}, "draw_tf.model.losses": set(),
          "draw_tf.model.variants": {"draw_tf.errors"}}
 MAX_LINES = 400
+MAX_FUNCTION_LINES = 80  # longer only under a comment line "# Over 80 lines: <why>" above it
+
+
+def long_functions(source: str, path: str = "<source>") -> list:
+  """``"path:line name (n lines)"`` for each function over :data:`MAX_FUNCTION_LINES` without its note."""
+  lines = source.splitlines()
+  found = []
+  for node in ast.walk(ast.parse(source, path)):
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+      continue
+    length = node.end_lineno - node.lineno + 1
+    top = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    note = lines[top - 2].strip() if top >= 2 else ""
+    if length > MAX_FUNCTION_LINES and not note.startswith("# Over 80 lines:"):
+      found.append(f"{path}:{node.lineno} {node.name} ({length} lines)")
+  return found
 
 
 def layer(module: str) -> str:
@@ -228,6 +244,16 @@ def test_no_module_is_over_400_lines():
   """Every module of draw_tf (export included) fits the budget, so each reads as one unit."""
   long = {m: n for m, p in _modules().items() if (n := len(open(p).read().splitlines())) > MAX_LINES}
   assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_no_function_is_over_80_lines_without_a_reason():
+  """A function reads in one screen, or a comment above it says why it cannot."""
+  long = [f for m, p in _modules().items() for f in long_functions(open(p).read(), p)]
+  assert not long, "functions over 80 lines with no '# Over 80 lines: why' above them:\n" + "\n".join(long)
+  body = "def f():\n" + "  x = 1\n" * 80
+  assert long_functions(body) == ["<source>:1 f (81 lines)"]  # the check can fail
+  assert long_functions("# Over 80 lines: a reason.\n@dec\n" + body) == []
+  assert long_functions(body.replace("  x = 1\n", "", 1)) == []
 
 
 def test_setup_cfg_installs_every_package_and_nothing_else_at_the_top():

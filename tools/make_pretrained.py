@@ -61,7 +61,7 @@ from draw_tf.training import eval_workdir as eval_lib
 from draw_tf import fileio
 from draw_tf import pretrained
 from draw_tf.training import tasks
-from draw_tf.training import train as train_lib
+from draw_tf.training import metrics_log
 from draw_tf.model import weight_average
 from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import UsageError
@@ -152,7 +152,7 @@ def read_fresh_eval(workdir: str, weights: dict, iw_samples: int, num_test: int)
 
 def training_minutes(workdir: str, step: int) -> dict:
   """Training minutes up to ``step`` from ``metrics.jsonl`` (the budget clock where the run had one)."""
-  lines = [l for l in train_lib.read_metrics(os.path.join(workdir, train_lib.METRICS_FILE))
+  lines = [l for l in metrics_log.read_metrics(os.path.join(workdir, metrics_log.METRICS_FILE))
            if isinstance(l.get("step"), int) and l["step"] <= step]
   if not lines:
     return {"minutes": None, "minutes_source": "no metrics.jsonl line up to the checkpoint"}

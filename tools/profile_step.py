@@ -163,7 +163,7 @@ def main(argv):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from draw_tf.training import tasks  # pylint: disable=g-import-not-at-top
-  from draw_tf.training import train as train_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
   if _JIT.value:
@@ -174,7 +174,7 @@ def main(argv):
   # The model, optimizer and compile of draw-train's generate task.
   task = tasks.GenerateTask()
   model = task.build_model(config)
-  task.compile(model, train_lib.make_optimizer(config.train, total_steps=1000), config.train)
+  task.compile(model, optimizer_lib.make_optimizer(config.train, total_steps=1000), config.train)
   rng = np.random.default_rng(0)
   images = (rng.uniform(size=(_BATCH.value, *model.image_shape)) > 0.8).astype(np.float32)
   ds = tf.data.Dataset.from_tensors(images).repeat().prefetch(2)

@@ -193,6 +193,7 @@ def unroll(cell, images, noise, products: bool = True):
   return {"logits": logits, "mu": mu, "log_sd": log_sd}
 
 
+# Over 80 lines: one closure over the step's shapes and weights holds the forward loop and its backward.
 def _unroll_fn(cell, num_weights, products):
   """The :func:`tf.custom_gradient` function ``(images, noise, *weights) -> (c_T, mu, log_sd)``."""
   dtype = cell.encoder.compute_dtype
@@ -237,6 +238,7 @@ def _unroll_fn(cell, num_weights, products):
               tf.concat([w["patch_b"], w["wpar_b"]], axis=0))
     return w["canvas_k"], w["canvas_b"]
 
+  # Over 80 lines: the forward loop and grad share its per-step tensors; read against the docstring's maths.
   @tf.custom_gradient
   def fn(images, noise, *weights):
     w = unpack(weights)
@@ -281,6 +283,7 @@ def _unroll_fn(cell, num_weights, products):
     mu = tf.transpose(saved["mu"], [1, 0, 2])
     log_sd = tf.transpose(saved["log_sd"], [1, 0, 2])
 
+    # Over 80 lines: the backward loop is one tf.while_loop body, eqs. in the module docstring, step by step.
     def grad(g_logits, g_mu, g_log_sd):
       g_logits = tf.zeros_like(canvas) if g_logits is None else g_logits
       g_mu_tm = tf.transpose(tf.zeros_like(mu) if g_mu is None else g_mu, [1, 0, 2])

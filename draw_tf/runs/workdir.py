@@ -42,7 +42,7 @@ from draw_tf.model.draw_model import DrawModel
 
 # Which weights a reader restores (load_model_from_workdir): the run's moving average if it kept one, or as trained.
 WEIGHTS = ("average", "raw")
-BEST_DIR = "best"  # train_lib.BestKeeper's folder (eval.keep_best)
+BEST_DIR = "best"  # draw_tf.training.callbacks.BestKeeper's folder (eval.keep_best)
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 # Config fields that only steer this invocation; they may change on resume.
