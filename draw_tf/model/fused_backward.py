@@ -51,22 +51,12 @@ import tensorflow as tf
 from draw_tf.model import attention
 from draw_tf.model import filterbank as fb
 from draw_tf.model import layers
+from draw_tf.model import variants
 
 
 def supported(cell) -> str | None:
   """``None`` if :func:`unroll` computes ``cell``'s unroll, else why not (a sentence)."""
-  v = cell.variants
-  reasons = []
-  if v.encoder != "lstm":
-    reasons.append(f"encoder={v.encoder!r}")
-  if not v.encoder_sees_decoder:
-    reasons.append("encoder_sees_decoder=False")
-  if v.prior != "standard":
-    reasons.append(f"prior={v.prior!r}")
-  if v.read_features != "pixels":
-    reasons.append(f"read_features={v.read_features!r}")
-  if v.read_inputs != "image_and_error":
-    reasons.append(f"read_inputs={v.read_inputs!r}")
+  reasons = variants.fused_backward_gaps(cell.variants)  # the "fused" column of variants.SWITCHES
   if reasons:
     return ("the fused backward covers the paper's DRAW only (not " + ", ".join(reasons) +
             "); it runs with autodiff")

@@ -22,10 +22,13 @@ switch                      default (paper)      other values
 
 This module imports no TensorFlow (config validation uses it).
 
-Adding a switch: a row here, the component that implements it in
+Adding a switch: a row here (with ``fused``, the values the hand-written backward
+covers: the paper's value alone unless :mod:`draw_tf.model.fused_backward` learns
+the new computation), the component that implements it in
 :mod:`draw_tf.model.cell` (picked once in ``DrawCell.__init__``), and its FLOPs in
 ``tools/flops.py`` if it changes the dense algebra. ``configs/default.py``,
-``get_config``, the config check and the resume table follow from the row.
+``get_config``, the config check, the resume table and the fused backward's
+coverage (:func:`fused_backward_gaps`) follow from the row.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class Switch:
     choices: allowed values (``None``: any positive integer).
     before: the value a workdir written before the switch existed meant
       (resuming such a workdir fills it in).
+    fused: the values the hand-written backward (:mod:`draw_tf.model.fused_backward`)
+      computes; ``None``: it covers every value. Another value trains with autodiff.
 
   What each switch does: the table in this module's docstring.
   """
@@ -56,17 +61,18 @@ class Switch:
   default: Any
   choices: tuple | None
   before: Any
+  fused: tuple | None = None
 
 
 SWITCHES = (
-    Switch("encoder_sees_decoder", True, (True, False), True),
+    Switch("encoder_sees_decoder", True, (True, False), True, fused=(True,)),
     Switch("read_inputs", "image_and_error", ("image_and_error", "error_only", "image_only"),
-           "image_and_error"),
-    Switch("read_features", "pixels", ("pixels", "conv"), "pixels"),
+           "image_and_error", fused=("image_and_error",)),
+    Switch("read_features", "pixels", ("pixels", "conv"), "pixels", fused=("pixels",)),
     Switch("conv_concat_image", True, (True, False), True),
     Switch("conv_filters", 8, None, 8),
-    Switch("encoder", "lstm", ("lstm", "conv"), "lstm"),
-    Switch("prior", "standard", ("standard", "learned"), "standard"),
+    Switch("encoder", "lstm", ("lstm", "conv"), "lstm", fused=("lstm",)),
+    Switch("prior", "standard", ("standard", "learned"), "standard", fused=("standard",)),
     Switch("window_init", "tile", WINDOW_INITS, "zero"),  # runs before the field: the all-zero bias
 )
 BY_NAME = {s.name: s for s in SWITCHES}
@@ -108,6 +114,13 @@ def resolve(**kwargs) -> Variants:
                     f"are {', '.join(BY_NAME)} (see draw_tf.model.variants).")
   return Variants(**{name: check(name, kwargs.get(name, switch.default))
                      for name, switch in BY_NAME.items()})
+
+
+def fused_backward_gaps(values) -> list:
+  """``name=value`` for each switch of ``values`` (a :data:`Variants`) that the fused backward does not
+  cover (:attr:`Switch.fused`), in the table's order; empty when it covers them all."""
+  return [f"{s.name}={getattr(values, s.name)!r}" for s in SWITCHES
+          if s.fused is not None and getattr(values, s.name) not in s.fused]
 
 
 def split(kwargs: dict) -> tuple[dict, dict]:

@@ -1,14 +1,16 @@
 """Validation of every config field (type, range, choices) before a run writes anything.
 
-:data:`FIELDS` holds one rule per field of ``configs/default.py`` (the classifier's
+:data:`SCHEMA` declares each field of ``configs/default.py`` once (the classifier's
 ``model`` group, ``configs/cluttered_mnist_classify.py``, has
-:data:`CLASSIFIER_MODEL_FIELDS`). :func:`validate` checks a whole config and
+:data:`CLASSIFIER_SCHEMA`): its rule, whether it may change on resume and what a
+workdir from before the field meant. :data:`FIELDS`, :data:`RESUMABLE_CHANGES`,
+:data:`RUN_CONTROL_FIELDS` and :data:`ADDED_FIELDS` are read from it. :func:`validate` checks a whole config and
 raises :class:`~draw_tf.errors.ConfigError` with one line naming the field, the
 value and what is allowed, e.g.::
 
     train.learning_rate = -0.001: must be a number > 0 (got -0.001)
 
-A field without a rule is refused too, so a new config field needs a line here
+A field without a rule is refused too, so a new config field needs a line in :data:`SCHEMA`
 (``tests/test_config_check.py`` checks that every field of every config has one).
 
 :data:`RESUMABLE_CHANGES` lists the training-only fields that may differ when a
@@ -26,6 +28,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
+from typing import Any, NamedTuple
 
 from draw_tf.model import variants
 from draw_tf.errors import ConfigError
@@ -161,89 +164,120 @@ def switch_rule(switch: variants.Switch) -> Rule:
   return Choice(*switch.choices)
 
 
-# One rule per field of configs/default.py (the DrawModel task).
-FIELDS = {
-    "task": Choice(*TASKS),
-    "model.image_shape": Shape(),
-    "model.num_steps": Int(1),
-    "model.latent_dim": Int(1),
-    "model.encoder_units": Int(1),
-    "model.decoder_units": Int(1),
-    "model.read_size": Int(1),
-    "model.write_size": Int(1),
-    "model.read_attention": Bool(),
-    "model.write_attention": Bool(),
-    "model.likelihood": Choice(*LIKELIHOODS),
-    **{f"model.{switch.name}": switch_rule(switch) for switch in variants.SWITCHES},
-    "model.beta": Float(0, low_open=True),
-    "data.name": Choice(*DATASETS),
-    "data.source": Choice(*SOURCES),
-    "data.binarization": Choice(*BINARIZATIONS),
-    "data.tfds_data_dir": Str(),
-    "data.tfds_download": Bool(),
-    "data.cache_dir": Str(),
-    "data.train_split": Str(),
-    "data.seed": Int(0),
-    "data.max_train_examples": Int(0),
-    "data.max_test_examples": Int(0),
-    "data.validation_examples": Int(0),
-    "data.fresh_each_epoch": Bool(),
-    "train.batch_size": Int(1),
-    "train.num_epochs": Int(1),
-    "train.steps_per_epoch": Int(0),
-    "train.max_minutes": Float(0),
-    "train.budget_minutes": Float(0),
-    "train.learning_rate": Float(0, low_open=True),
-    "train.lr_schedule": Choice(*LR_SCHEDULES),
-    "train.warmup_steps": Int(0),
-    "train.kl_warmup_steps": Int(0),
-    "train.ema_decay": Float(0, 1, high_open=True),
-    "train.final_lr_fraction": Float(0, 1),
-    "train.adam_beta1": Float(0, 1, high_open=True),
-    "train.adam_beta2": Float(0, 1, high_open=True),
-    "train.grad_clip_norm": Float(0),
-    "train.strategy": Choice(*STRATEGIES),
-    "train.jit_compile": JitSetting(),
-    "train.backward": Choice(*BACKWARDS),
-    "train.mixed_precision": Choice(*PRECISIONS),
-    "train.deterministic_noise": Bool(),
-    "train.checkpoint_every_steps": Int(1),
-    "train.max_checkpoints": Int(1),
-    "train.log_every_steps": Int(1),
-    "train.verbose": Choice(0, 1, 2),
-    "train.seed": Int(0),
-    "eval.batch_size": Int(1),
-    "eval.every_epochs": Int(1),
-    "eval.every_minutes": Float(0),
-    "eval.keep_best": Str(),
-    "eval.num_samples": Int(1),
-    "eval.num_gif_samples": Int(1),
-    "eval.sample_seed": Int(0),
+FIXED = "fixed"  # a resumed run must have the value config.json holds
+RESUMABLE = "resumable"  # training-only: may change on resume (logged, recorded in metrics.jsonl)
+RUN_CONTROL = "run_control"  # steers this invocation only: may change on resume, not recorded
+
+
+class _Always:
+  def __repr__(self):
+    return "ALWAYS"
+
+
+ALWAYS = _Always()  # ``Field.before`` of a field every workdir has
+
+
+class Field(NamedTuple):
+  """One config field, declared once.
+
+  Attributes:
+    rule: its type and range (:class:`Rule`).
+    resume: :data:`FIXED`, :data:`RESUMABLE` or :data:`RUN_CONTROL`.
+    before: what a workdir written before the field existed meant (resuming such a
+      workdir fills it in); :data:`ALWAYS` when every workdir has it.
+  """
+  rule: Rule
+  resume: str = FIXED
+  before: Any = ALWAYS
+
+
+# Every field of configs/default.py (the DrawModel task), once: the rules, the resume
+# table and the values older workdirs meant below are all read from here.
+SCHEMA = {
+    "task": Field(Choice(*TASKS), before="generate"),
+    "model.image_shape": Field(Shape()),
+    "model.num_steps": Field(Int(1)),
+    "model.latent_dim": Field(Int(1)),
+    "model.encoder_units": Field(Int(1)),
+    "model.decoder_units": Field(Int(1)),
+    "model.read_size": Field(Int(1)),
+    "model.write_size": Field(Int(1)),
+    "model.read_attention": Field(Bool()),
+    "model.write_attention": Field(Bool()),
+    "model.likelihood": Field(Choice(*LIKELIHOODS), before="bernoulli"),
+    # The research switches at what a workdir from before each meant
+    # (the paper's values; window_init: the all-zero bias of older runs).
+    **{f"model.{switch.name}": Field(switch_rule(switch), before=switch.before) for switch in variants.SWITCHES},
+    "model.beta": Field(Float(0, low_open=True), before=1.0),
+    "data.name": Field(Choice(*DATASETS)),
+    "data.source": Field(Choice(*SOURCES)),
+    "data.binarization": Field(Choice(*BINARIZATIONS)),
+    "data.tfds_data_dir": Field(Str()),
+    "data.tfds_download": Field(Bool()),
+    "data.cache_dir": Field(Str()),
+    "data.train_split": Field(Str()),
+    "data.seed": Field(Int(0)),
+    "data.max_train_examples": Field(Int(0)),
+    "data.max_test_examples": Field(Int(0)),
+    "data.validation_examples": Field(Int(0), before=0),
+    "data.fresh_each_epoch": Field(Bool(), before=False),
+    "train.batch_size": Field(Int(1)),
+    "train.num_epochs": Field(Int(1), RESUMABLE),
+    "train.steps_per_epoch": Field(Int(0)),
+    "train.max_minutes": Field(Float(0), RUN_CONTROL),
+    "train.budget_minutes": Field(Float(0), RESUMABLE, before=0.0),
+    "train.learning_rate": Field(Float(0, low_open=True), RESUMABLE),
+    "train.lr_schedule": Field(Choice(*LR_SCHEDULES), RESUMABLE),
+    "train.warmup_steps": Field(Int(0), RESUMABLE),
+    "train.kl_warmup_steps": Field(Int(0), RESUMABLE, before=0),
+    "train.ema_decay": Field(Float(0, 1, high_open=True), RESUMABLE, before=0.0),
+    "train.final_lr_fraction": Field(Float(0, 1), RESUMABLE),
+    "train.adam_beta1": Field(Float(0, 1, high_open=True)),
+    "train.adam_beta2": Field(Float(0, 1, high_open=True)),
+    "train.grad_clip_norm": Field(Float(0), RESUMABLE),
+    "train.strategy": Field(Choice(*STRATEGIES)),
+    "train.jit_compile": Field(JitSetting(), RESUMABLE),
+    "train.backward": Field(Choice(*BACKWARDS), RESUMABLE),
+    "train.mixed_precision": Field(Choice(*PRECISIONS), before="float32"),
+    "train.deterministic_noise": Field(Bool()),
+    "train.checkpoint_every_steps": Field(Int(1), RESUMABLE),
+    "train.max_checkpoints": Field(Int(1), RESUMABLE),
+    "train.log_every_steps": Field(Int(1), RESUMABLE),
+    "train.verbose": Field(Choice(0, 1, 2), RUN_CONTROL),
+    "train.seed": Field(Int(0)),
+    "eval.batch_size": Field(Int(1), RESUMABLE),
+    "eval.every_epochs": Field(Int(1), RESUMABLE),
+    "eval.every_minutes": Field(Float(0), RESUMABLE, before=0.0),
+    "eval.keep_best": Field(Str(), RESUMABLE, before=""),
+    "eval.num_samples": Field(Int(1), RESUMABLE),
+    "eval.num_gif_samples": Field(Int(1), RESUMABLE),
+    "eval.sample_seed": Field(Int(0), RESUMABLE),
 }
 
 # config.model of the classify task: DrawClassifier's arguments.
-CLASSIFIER_MODEL_FIELDS = {
-    "model.image_shape": Shape(),
-    "model.num_glimpses": Int(1),
-    "model.glimpse_size": Int(1),
-    "model.units": Int(1),
-    "model.num_classes": Int(2),
-    "model.bounded_window": Bool(),
+CLASSIFIER_SCHEMA = {
+    "model.image_shape": Field(Shape()),
+    "model.num_glimpses": Field(Int(1)),
+    "model.glimpse_size": Field(Int(1)),
+    "model.units": Field(Int(1)),
+    "model.num_classes": Field(Int(2)),
+    "model.bounded_window": Field(Bool(), before=False),
 }
 
+# Read from the two tables above.
+FIELDS = {name: field.rule for name, field in SCHEMA.items()}
+CLASSIFIER_MODEL_FIELDS = {name: field.rule for name, field in CLASSIFIER_SCHEMA.items()}
 # Training-only fields that may change when a run is resumed: they steer the steps
 # still to come and never what the checkpoint holds. The change is logged and
 # recorded in metrics.jsonl ({"config_changes": ...}); config.json takes the new values.
-RESUMABLE_CHANGES = (
-    "train.learning_rate", "train.grad_clip_norm", "train.lr_schedule", "train.warmup_steps",
-    "train.final_lr_fraction", "train.kl_warmup_steps", "train.ema_decay", "train.num_epochs", "train.checkpoint_every_steps",
-    "train.max_checkpoints", "train.log_every_steps", "train.jit_compile", "train.backward",
-    "train.budget_minutes", "eval.every_minutes", "eval.keep_best",
-    "eval.batch_size", "eval.every_epochs", "eval.num_samples", "eval.num_gif_samples",
-    "eval.sample_seed",
-)
+RESUMABLE_CHANGES = tuple(name for name, field in SCHEMA.items() if field.resume == RESUMABLE)
 # Fields that only steer this invocation; they may change on resume and are not recorded.
-RUN_CONTROL_FIELDS = ("train.max_minutes", "train.verbose")
+RUN_CONTROL_FIELDS = tuple(name for name, field in SCHEMA.items() if field.resume == RUN_CONTROL)
+# Fields added to the configs after workdirs were first written, with the value
+# that computes what older runs computed: a workdir without the field matches it
+# (the classifier's are only compared when present).
+ADDED_FIELDS = {name: field.before for name, field in {**SCHEMA, **CLASSIFIER_SCHEMA}.items()
+                if field.before is not ALWAYS}
 
 
 def flatten(tree, prefix: str = "") -> dict:

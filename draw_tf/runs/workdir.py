@@ -33,7 +33,6 @@ import tensorflow as tf
 from draw_tf.runs import checkpoints
 from draw_tf.runs import config_check
 from draw_tf import memory
-from draw_tf.model import variants
 from draw_tf.model import weight_average
 from draw_tf.model.classifier import DrawClassifier
 from draw_tf.errors import ConfigError, NoCheckpointError, WorkdirConfigMismatchError
@@ -45,20 +44,10 @@ WEIGHTS = ("average", "raw")
 BEST_DIR = "best"  # draw_tf.training.callbacks.BestKeeper's folder (eval.keep_best)
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
-# Config fields that only steer this invocation; they may change on resume.
+# What may change on resume, and what older workdirs meant: read from config_check.SCHEMA.
 RUN_CONTROL_FIELDS = config_check.RUN_CONTROL_FIELDS
-# Training-only fields that may change on resume (logged, recorded in metrics.jsonl).
 RESUMABLE_CHANGES = config_check.RESUMABLE_CHANGES
-# Fields added to the configs after workdirs were first written, with the value
-# that computes what older runs computed: a workdir without the field matches it.
-ADDED_FIELDS = {"train.mixed_precision": "float32", "task": "generate", "model.likelihood": "bernoulli",
-                "model.beta": 1.0, "train.kl_warmup_steps": 0, "train.ema_decay": 0.0,
-                "train.budget_minutes": 0.0, "eval.every_minutes": 0.0,
-                "data.validation_examples": 0, "eval.keep_best": "", "data.fresh_each_epoch": False,
-                "model.bounded_window": False,  # the classifier's; only compared when present
-                # The research switches at what a workdir from before each meant
-                # (the paper's values; window_init: the all-zero bias of older runs).
-                **{f"model.{switch.name}": switch.before for switch in variants.SWITCHES}}
+ADDED_FIELDS = config_check.ADDED_FIELDS
 
 
 # ----------------------------------------------------------------------------

@@ -94,6 +94,8 @@ class Task(abc.ABC):
 
   # Evaluation metrics (after test_metrics) where lower is better: eval.keep_best's choices.
   LOWER_IS_BETTER: tuple = ("loss",)
+  # What the draw-eval command a run ends with adds for this task (the IW bound of a generative model).
+  EVAL_FLAGS: str = ""
 
   @abc.abstractmethod
   def log_test(self, step: int, epoch: int, test: dict, split: str = "test") -> None:
@@ -187,6 +189,7 @@ class GenerateTask(Task):
     model.latent_usage_last = model.latent_usage.summary()
 
   LOWER_IS_BETTER = ("loss", "nll_bound", "recon", "kl")
+  EVAL_FLAGS = " --iw_samples=100"
 
   def log_test(self, step, epoch, test, split="test") -> None:
     logging.info("Step %d (epoch %d): %s nll_bound %.2f nats (recon %.2f, kl %.2f, "

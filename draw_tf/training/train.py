@@ -99,9 +99,7 @@ def _check_workdir(workdir) -> str:
 def next_eval_command(workdir: str, config) -> str:
   """The ``draw-eval`` command for this run: the IW bound for a generative model (a
   classifier has none), of the best checkpoint where ``eval.keep_best`` kept one."""
-  command = f"draw-eval --workdir={workdir}"
-  if config.get("task", "generate") == "generate":
-    command += " --iw_samples=100"
+  command = f"draw-eval --workdir={workdir}" + tasks.get(config).EVAL_FLAGS
   if config.eval.get("keep_best", ""):
     command += " --checkpoint=best"
   return command
