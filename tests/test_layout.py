@@ -282,9 +282,9 @@ def test_draw_model_py_holds_the_model_only():
 
 
 def test_the_t_step_loop_is_written_once():
-  """One tf.while_loop for the unroll (draw_tf/model/unroll.py), one for the fused sampler's blocks,
-  and the forward and backward loops of the hand-written gradient (draw_tf/model/fused_backward.py, checked
-  against the unroll by tests/test_fused.py)."""
+  """One tf.while_loop for the unroll (draw_tf/model/unroll.py), one for the sequence decoder's blocks,
+  and the forward and backward loops of the hand-written gradient (draw_tf/model/fused_backward.py);
+  the unroll's docstring says why each of the others keeps its own."""
   counts = {}
   for module, path in _modules().items():
     with open(path) as f:

@@ -33,14 +33,19 @@ from draw_tf.errors import UsageError
 from draw_tf.model import visualize
 from draw_tf.export import sampler as sampler_lib
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Workdir, export folder, SavedModel folder, .tflite file or "
-                    "pretrained:NAME (a shipped model, draw_tf.pretrained.names()).")
-flags.DEFINE_string("out", None, "Output file: .png, .gif or .npy.")
-flags.DEFINE_integer("num", 16, "Number of pictures (ignored with --noise).")
-flags.DEFINE_integer("seed", None, "Seed of the prior noise (default: random, logged).")
-flags.DEFINE_string("noise", None, ".npy file with float32 noise [N, T, latent_dim].")
-flags.DEFINE_integer("num_threads", None, "TFLite interpreter threads.")
+_MODEL = flags.DEFINE_string(
+    "model", None, "Workdir, export folder, SavedModel folder, .tflite file or "
+    "pretrained:NAME (a shipped model, draw_tf.pretrained.names()).")
+_OUT = flags.DEFINE_string(
+    "out", None, "Output file: .png, .gif or .npy.")
+_NUM = flags.DEFINE_integer(
+    "num", 16, "Number of pictures (ignored with --noise).")
+_SEED = flags.DEFINE_integer(
+    "seed", None, "Seed of the prior noise (default: random, logged).")
+_NOISE = flags.DEFINE_string(
+    "noise", None, ".npy file with float32 noise [N, T, latent_dim].")
+_NUM_THREADS = flags.DEFINE_integer(
+    "num_threads", None, "TFLite interpreter threads.")
 
 OUTPUT_TYPES = (".png", ".gif", ".npy")
 
@@ -115,18 +120,18 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
-    samples = sample_to_file(FLAGS.model, FLAGS.out, FLAGS.num, FLAGS.seed, FLAGS.noise, FLAGS.num_threads)
+    samples = sample_to_file(_MODEL.value, _OUT.value, _NUM.value, _SEED.value, _NOISE.value, _NUM_THREADS.value)
   except (ValueError, UsageError, TypeError) as e:
     cli.fail("draw-sample", str(e))
   except OSError as e:  # FileNotFoundError, a read-only folder, ...
     cli.fail("draw-sample", cli.os_error_message(e))
   what = {".png": "a grid of the final images", ".gif": "the drawing sequence with the write boxes",
-          ".npy": "float32 images [N, H, W, C] in [0, 1]"}[os.path.splitext(FLAGS.out)[1].lower()]
+          ".npy": "float32 images [N, H, W, C] in [0, 1]"}[os.path.splitext(_OUT.value)[1].lower()]
   if samples is None:
     what = "the classifier's glimpses"
   else:
     what = f"{len(samples.images)} pictures: {what}"
-  progress.handoff("draw-sample", [f"{os.path.abspath(FLAGS.out)} ({what})"])
+  progress.handoff("draw-sample", [f"{os.path.abspath(_OUT.value)} ({what})"])
 
 
 def run():

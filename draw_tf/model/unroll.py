@@ -15,9 +15,20 @@ any of the latent's values, ``canvas`` (``sigmoid(c_t)``) and ``window``
 (the write window).
 
 The steps run in a ``tf.while_loop``, so a traced graph (and an XLA program)
-holds one step whatever ``T`` is. (The fused sampler,
-:mod:`draw_tf.model.sequence_decoder`, has its own loop over blocks of steps: TFLite has no
-``TensorArray`` with a dynamic batch size; it is checked against this one.)
+holds one step whatever ``T`` is. Two other loops run the same recurrence, each
+for a reason this one cannot serve, and each is checked against it:
+
+- :mod:`draw_tf.model.sequence_decoder` (generation in the exports) loops over
+  blocks of steps and runs only the decoder LSTM inside, writing every step
+  afterwards in one batched pass: TFLite has no ``TensorArray`` with a dynamic
+  batch size (its states leave through ``DYNAMIC_UPDATE_SLICE``), and one loop body
+  keeps one copy of the recurrent weights in the converted model
+  (``tests/test_sampling.py``).
+- :mod:`draw_tf.model.fused_backward` (training with ``backward="fused"``) has a
+  forward loop that saves the per-step tensors its hand-written gradient needs and
+  a backward loop that runs the steps in reverse inside ``tf.custom_gradient``;
+  this loop's autodiff keeps other tensors and would not give the same bits
+  (``tests/test_fused.py`` compares losses and gradients).
 
 Example::
 
