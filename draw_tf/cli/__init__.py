@@ -5,5 +5,5 @@
 ``draw-export`` (:mod:`~draw_tf.cli.export_main`) and ``draw-sample``
 (:mod:`~draw_tf.cli.sample_main`); each also runs as ``python -m draw_tf.cli.NAME_main``.
 :mod:`~draw_tf.cli.plumbing` turns user errors into one line and an exit status.
-The top layer: it may import every other; nothing imports it.
+The top layer: it may import every other; nothing in the library imports it.
 """
