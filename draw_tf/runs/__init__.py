@@ -6,6 +6,7 @@
 - :mod:`~draw_tf.runs.checkpoints`: the newest undamaged checkpoint;
 - :mod:`~draw_tf.runs.lock`: one writer per workdir.
 
-Imports the model layer, never training or the command line, so
+Imports the model and data layers (the data fields' choices), never training or the
+command line, so
 :mod:`draw_tf.export` can load a workdir's model.
 """

