@@ -7,6 +7,5 @@
 - :mod:`~draw_tf.runs.lock`: one writer per workdir.
 
 Imports the model and data layers (the data fields' choices), never training or the
-command line, so
-:mod:`draw_tf.export` can load a workdir's model.
+command line, so :mod:`draw_tf.export` can load a workdir's model.
 """
