@@ -10,7 +10,7 @@ Any field can be overridden on the command line, e.g.
 
 import ml_collections
 
-from draw_tf import variants
+from draw_tf.model import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -42,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.write_attention = True
   # p(x | c_T): bernoulli (the paper's) or discretized_logistic (8-bit colour; use binarization=none).
   config.model.likelihood = "bernoulli"
-  # The research switches (draw_tf/variants.py has the table: what each does, its
+  # The research switches (draw_tf/model/variants.py has the table: what each does, its
   # values; docs/variants.md what they do), at their defaults: the paper's DRAW, with the tiling window init.
   for switch in variants.SWITCHES:
     config.model[switch.name] = switch.default
@@ -100,7 +100,7 @@ def get_config() -> ml_collections.ConfigDict:
   # KL warm-up: the training loss weighs L_z by min(1, step / N) (0 = off); nll_bound stays unweighted.
   config.train.kl_warmup_steps = 0
   # Moving average of the weights (Polyak/EMA) used for evaluation, pictures and export:
-  # a <- d a + (1 - d) w after every step, d = this (0 = off; draw_tf/weight_average.py).
+  # a <- d a + (1 - d) w after every step, d = this (0 = off; draw_tf/model/weight_average.py).
   config.train.ema_decay = 0.0
   # Final learning rate as a fraction of the peak (cosine and exponential).
   config.train.final_lr_fraction = 0.1
@@ -113,7 +113,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Strategy: auto (mirrored over several GPUs, else default), mirrored, multi_worker_mirrored, one_device.
   config.train.strategy = "auto"
   # Compile the forward pass and gradient with XLA: auto, true or false. auto turns XLA on
-  # with the fused backward where draw_tf.fused covers the model (the paper's DRAW; measured
+  # with the fused backward where draw_tf.model.fused_backward covers the model (the paper's DRAW; measured
   # fastest, docs/performance.md) and off otherwise; the choice is logged.
   config.train.jit_compile = "auto"
   # The training gradient: auto (fused under XLA where supported, else autodiff), fused, autodiff.

@@ -5,21 +5,21 @@ Public API::
     from draw_tf import DrawModel
     model = DrawModel(image_shape=(28, 28, 1), num_steps=64)
 
-The attention maths is in :mod:`draw_tf.filterbank`, its layers in
-:mod:`draw_tf.attention`, one step in :mod:`draw_tf.cell` (its switches in
-:mod:`draw_tf.variants`), the T-step loop in :mod:`draw_tf.unroll`, the model
-in :mod:`draw_tf.model`, the attention classifier in :mod:`draw_tf.classifier`
-and the loss terms in :mod:`draw_tf.losses`. Training and evaluation from
-configs: :mod:`draw_tf.data`, :mod:`draw_tf.tasks`, :mod:`draw_tf.train_lib`,
-:mod:`draw_tf.eval_lib` and the ``draw-train`` / ``draw-eval`` binaries. The
+The attention maths is in :mod:`draw_tf.model.filterbank`, its layers in
+:mod:`draw_tf.model.attention`, one step in :mod:`draw_tf.model.cell` (its switches in
+:mod:`draw_tf.model.variants`), the T-step loop in :mod:`draw_tf.model.unroll`, the model
+in :mod:`draw_tf.model.draw_model`, the attention classifier in :mod:`draw_tf.model.classifier`
+and the loss terms in :mod:`draw_tf.model.losses`. Training and evaluation from
+configs: :mod:`draw_tf.data`, :mod:`draw_tf.training.tasks`, :mod:`draw_tf.training.train`,
+:mod:`draw_tf.training.eval_workdir` and the ``draw-train`` / ``draw-eval`` binaries. The
 README's file map lists every module.
 """
 
-from draw_tf.attention import AttentionGlimpse, AttentionRead, AttentionWrite, FullRead, FullWrite
-from draw_tf.classifier import DrawClassifier
-from draw_tf.cell import DrawCell
-from draw_tf.layers import LSTMCell
-from draw_tf.model import DrawModel, GenerateOutput
+from draw_tf.model.attention import AttentionGlimpse, AttentionRead, AttentionWrite, FullRead, FullWrite
+from draw_tf.model.classifier import DrawClassifier
+from draw_tf.model.cell import DrawCell
+from draw_tf.model.layers import LSTMCell
+from draw_tf.model.draw_model import DrawModel, GenerateOutput
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,6 @@
 """A full disk in one line: which folder is full, how many bytes were needed, how many are free.
 
-A checkpoint save (:func:`draw_tf.checkpoints.save`) or an export that runs out
+A checkpoint save (:func:`draw_tf.runs.checkpoints.save`) or an export that runs out
 of space raises TensorFlow's ``ResourceExhaustedError`` or an ``OSError``
 (``ENOSPC``, ``EDQUOT``). :func:`named_if_full` turns either into a
 :class:`DiskFullError` whose message names the folder, the bytes needed (an

@@ -31,7 +31,7 @@ class TrainingDivergedError(UsageError, FloatingPointError):
 
 
 class WorkdirLockedError(UsageError, RuntimeError):
-  """Another process is writing the workdir (:mod:`draw_tf.workdir_lock`)."""
+  """Another process is writing the workdir (:mod:`draw_tf.runs.lock`)."""
 
 
 class SameFileError(UsageError, ValueError):

@@ -1,6 +1,6 @@
 """The signature contract of an exported DRAW decoder, in one place.
 
-What :mod:`export.export_lib` writes and :mod:`export.sampler` checks when it
+What :mod:`draw_tf.export.export_lib` writes and :mod:`draw_tf.export.sampler` checks when it
 loads an artifact (``README.md``, "Use it on a phone"):
 
 - ``generate(noise: float32 [batch, T, latent_dim])`` returns ``images``

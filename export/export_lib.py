@@ -17,7 +17,7 @@ Signatures (dynamic batch size):
   inside the model (``tf.random.normal`` with an op seed, which converts to the
   builtin ``RANDOM_STANDARD_NORMAL``; ``keras.random`` does not convert).
 
-The graph is :func:`draw_tf.sampling.decode_fused` (the fused decoder). The
+The graph is :func:`draw_tf.model.sequence_decoder.decode_fused` (the fused decoder). The
 SavedModel is written with ``keras.export.ExportArchive`` and converted with
 ``TFLiteConverter.from_saved_model``: a plain ``tf.Module`` export converts to
 a ``.tflite`` whose outputs are all NaN (uninitialised resource variables) with
@@ -48,19 +48,13 @@ import draw_tf
 from draw_tf import disk_space
 from draw_tf import fileio
 from draw_tf import progress
-from draw_tf import sampling
+from draw_tf.model import sequence_decoder
 from draw_tf.errors import UsageError
 from draw_tf.fileio import file_entry
-from export import contract
-from export import sampler as sampler_lib
+from draw_tf.export import contract
+from draw_tf.export import sampler as sampler_lib
+from draw_tf.export import tflite_convert
 
-# Quantisation -> file name. float16 stores weights as float16 (dequantised at
-# load); int8 is dynamic range (int8 weights, float activations).
-TFLITE_FILES = {
-    "float32": "draw_decoder.tflite",
-    "float16": "draw_decoder_fp16.tflite",
-    "int8": "draw_decoder_int8.tflite",
-}
 # Max abs difference allowed between a float32 artifact and the Keras model.
 FLOAT32_TOLERANCE = 1e-4
 # Op seed of the `sample` signature's tf.random.normal.
@@ -123,7 +117,7 @@ def check_output_dir(output_dir, workdir: str | None = None) -> str:
 load_model = sampler_lib.load_model
 
 
-def signature_functions(model, steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION):
+def signature_functions(model, steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION):
   """The ``generate`` and ``sample`` functions of the exported decoder.
 
   Returns:
@@ -133,7 +127,7 @@ def signature_functions(model, steps_per_iteration: int = sampling.DEFAULT_STEPS
   steps, latent_dim = model.num_steps, model.latent_dim
 
   def generate(noise):
-    out = sampling.decode_fused(model, noise, steps_per_iteration)
+    out = sequence_decoder.decode_fused(model, noise, steps_per_iteration)
     return {"images": out["images"], "canvases": out["canvases"],
             "write_windows": out["windows"][..., :3]}
 
@@ -153,7 +147,7 @@ def input_signatures(model) -> dict:
 
 
 def save_saved_model(model, path: str,
-                     steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION) -> None:
+                     steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION) -> None:
   """Writes the decoder as a SavedModel with signatures ``generate`` and ``sample``."""
   generate, sample = signature_functions(model, steps_per_iteration)
   specs = input_signatures(model)
@@ -164,59 +158,6 @@ def save_saved_model(model, path: str,
   archive.write_out(path, verbose=False)
   fileio.write_json(os.path.join(path, contract.SAVED_MODEL_CONFIG),
                     contract.decoder_config(model))
-
-
-def convert_to_tflite(saved_model_dir: str, quantization: str = "float32") -> bytes:
-  """Converts the SavedModel's two signatures to TFLite, builtin ops only.
-
-  Args:
-    saved_model_dir: written by :func:`save_saved_model`.
-    quantization: ``float32``, ``float16`` (float16 weights) or ``int8``
-      (dynamic range: int8 weights, float activations).
-  """
-  if quantization not in TFLITE_FILES:
-    raise ValueError(f"quantization must be one of {sorted(TFLITE_FILES)}, got {quantization!r}.")
-  converter = tf.lite.TFLiteConverter.from_saved_model(
-      saved_model_dir, signature_keys=[contract.GENERATE, contract.SAMPLE])
-  # Builtin ops only: the stock runtime on Android and iOS has no Flex ops.
-  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-  if quantization != "float32":
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  if quantization == "float16":
-    converter.target_spec.supported_types = [tf.float16]
-  return converter.convert()
-
-
-def add_tflite_metadata(model_bytes: bytes, name: str, payload: bytes) -> bytes:
-  """Returns ``model_bytes`` with a metadata entry ``name`` holding ``payload``."""
-  from ai_edge_litert import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
-  from ai_edge_litert.tools import flatbuffer_utils  # pylint: disable=g-import-not-at-top
-  model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
-  buffer = schema.BufferT()
-  buffer.data = np.frombuffer(payload, np.uint8)
-  model.buffers.append(buffer)
-  entry = schema.MetadataT()
-  entry.name = name
-  entry.buffer = len(model.buffers) - 1
-  model.metadata = [m for m in (model.metadata or []) if m.name not in (name, name.encode())]
-  model.metadata.append(entry)
-  return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def tflite_op_names(model_bytes: bytes) -> list:
-  """Sorted op names used by a TFLite model (custom and Flex ops as ``CUSTOM:name``)."""
-  from ai_edge_litert import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
-  names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-  model = schema.Model.GetRootAs(model_bytes, 0)
-  ops = set()
-  for i in range(model.OperatorCodesLength()):
-    code = model.OperatorCodes(i)
-    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    if builtin == schema.BuiltinOperator.CUSTOM:
-      ops.add("CUSTOM:" + (code.CustomCode() or b"?").decode())
-    else:
-      ops.add(names.get(builtin, f"UNKNOWN_{builtin}"))
-  return sorted(ops)
 
 
 # --------------------------------------------------------------------------- checks
@@ -299,10 +240,10 @@ def verify_export(model, folder: str, noise: np.ndarray) -> dict:
   problems += _check_sample_signature(
       lambda n: {k: v.numpy() for k, v in sample_fn(num_samples=tf.constant(n, tf.int32)).items()},
       config, contract.SAVED_MODEL_DIR)
-  for quantization, name in TFLITE_FILES.items():
+  for quantization, name in tflite_convert.TFLITE_FILES.items():
     path = os.path.join(folder, name)
     with open(path, "rb") as f:
-      ops[name] = tflite_op_names(f.read())
+      ops[name] = tflite_convert.tflite_op_names(f.read())
     non_builtin = [op for op in ops[name] if op.startswith(("CUSTOM", "UNKNOWN"))]
     if non_builtin:
       problems.append(f"{name}: non-builtin ops {non_builtin} (the stock runtime cannot run them)")
@@ -318,11 +259,11 @@ def verify_export(model, folder: str, noise: np.ndarray) -> dict:
 def export_bytes(model) -> int:
   """About the bytes an export takes: the weights in the SavedModel and the float32, float16 and int8
   TFLite files (1 + 1 + 1/2 + 1/4 times the float32 weights), plus the graphs (about 1 MB each)."""
-  return int(2.75 * disk_space.variables_bytes(model.weights)) + (1 + len(TFLITE_FILES)) * 1_000_000
+  return int(2.75 * disk_space.variables_bytes(model.weights)) + (1 + len(tflite_convert.TFLITE_FILES)) * 1_000_000
 
 
 def export_model(model, output_dir: str,
-                 steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION,
+                 steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION,
                  verify_batch_size: int = 8, verify_seed: int = 0) -> dict:
   """Exports, verifies and publishes ``model``'s decoder in ``output_dir``.
 
@@ -347,12 +288,13 @@ def export_model(model, output_dir: str,
       supports only ``N(0, I)``).
   """
   output_dir = check_output_dir(output_dir)
-  sampling.check_standard_prior(model)
+  sequence_decoder.check_standard_prior(model)
   config = contract.decoder_config(model)
   noise = verification_noise(model, verify_batch_size, verify_seed)
   start = time.time()
   # Stages: the SavedModel, one conversion per TFLite file, the self-check.
-  bar = progress.Progress(len(TFLITE_FILES) + 2, "Exporting", unit="stages", show_rate=False, heartbeat=True)
+  bar = progress.Progress(len(tflite_convert.TFLITE_FILES) + 2, "Exporting", unit="stages", show_rate=False,
+                          heartbeat=True)
   full = disk_space.named_if_full(os.path.dirname(output_dir), lambda: export_bytes(model), "the export",
                                   f"nothing was written to {output_dir}; free space there or choose another "
                                   "--output_dir")
@@ -362,15 +304,15 @@ def export_model(model, output_dir: str,
     save_saved_model(model, saved_model_dir, steps_per_iteration)
     logging.info("Wrote %s; converting to TFLite.", saved_model_dir)
     payload = contract.encode_config(config)
-    for quantization, name in TFLITE_FILES.items():
+    for quantization, name in tflite_convert.TFLITE_FILES.items():
       bar.add(1, stage=f"converting to {name} ({quantization})")
       try:
-        tflite = convert_to_tflite(saved_model_dir, quantization)
+        tflite = tflite_convert.convert_to_tflite(saved_model_dir, quantization)
       except Exception as e:  # ConverterError, or an op outside the builtin set
         raise ExportVerificationError(
             f"TFLite conversion ({quantization}, builtin ops only) failed; nothing was "
             f"written to {output_dir}: {e}") from e
-      tflite = add_tflite_metadata(tflite, contract.CONFIG_NAME, payload)
+      tflite = tflite_convert.add_tflite_metadata(tflite, contract.CONFIG_NAME, payload)
       with open(os.path.join(tmp, name), "wb") as f:
         f.write(tflite)
     bar.add(1, stage="self-check of every artifact against the Keras model")
@@ -383,36 +325,42 @@ def export_model(model, output_dir: str,
           "Export failed its self-check; nothing was written to "
           f"{output_dir}:\n  " + "\n  ".join(report["problems"]))
     files = {contract.SAVED_MODEL_DIR: folder_entry(saved_model_dir)}
-    for name in TFLITE_FILES.values():
+    for name in tflite_convert.TFLITE_FILES.values():
       files[name] = {**file_entry(os.path.join(tmp, name)), "tflite_ops": report["tflite_ops"][name]}
-    manifest = {
-        "format_version": MANIFEST_FORMAT,
-        "draw_tf_version": draw_tf.__version__,
-        "tensorflow_version": tf.__version__,
-        "model": config,
-        "image_shape": config["image_shape"],
-        "num_steps": config["num_steps"],
-        "latent_dim": config["latent_dim"],
-        "signatures": contract.signatures(config),
-        "tflite_op_set": "TFLITE_BUILTINS",
-        "tflite_ops": sorted({op for name in TFLITE_FILES.values()
-                              for op in report["tflite_ops"][name]}),
-        "tflite_quantization": {name: q for q, name in TFLITE_FILES.items()},
-        "files": files,
-        "verification": {
-            "reference": "keras DrawModel.generate (step-by-step decoder)",
-            "noise": {"batch_size": int(noise.shape[0]), "numpy_seed": int(verify_seed),
-                      "distribution": "numpy default_rng(seed).standard_normal"},
-            "max_abs_diff": {k: max(v.values()) for k, v in report["max_abs_diff"].items()},
-            "max_abs_diff_per_output": report["max_abs_diff"],
-            "float32_tolerance": FLOAT32_TOLERANCE,
-            "outputs_compared": list(contract.OUTPUTS),
-        },
-        "export_seconds": round(time.time() - start, 1),
-        "steps_per_iteration": int(steps_per_iteration),
-    }
+    manifest = _manifest(config, files, report, noise, verify_seed, start, steps_per_iteration)
     fileio.write_json(os.path.join(tmp, contract.MANIFEST), manifest)
   return manifest
+
+
+def _manifest(config: dict, files: dict, report: dict, noise: np.ndarray, verify_seed: int, start: float,
+              steps_per_iteration: int) -> dict:
+  """``manifest.json`` of a verified export: the model, signatures, files with sha256, the self-check."""
+  return {
+      "format_version": MANIFEST_FORMAT,
+      "draw_tf_version": draw_tf.__version__,
+      "tensorflow_version": tf.__version__,
+      "model": config,
+      "image_shape": config["image_shape"],
+      "num_steps": config["num_steps"],
+      "latent_dim": config["latent_dim"],
+      "signatures": contract.signatures(config),
+      "tflite_op_set": "TFLITE_BUILTINS",
+      "tflite_ops": sorted({op for name in tflite_convert.TFLITE_FILES.values()
+                            for op in report["tflite_ops"][name]}),
+      "tflite_quantization": {name: q for q, name in tflite_convert.TFLITE_FILES.items()},
+      "files": files,
+      "verification": {
+          "reference": "keras DrawModel.generate (step-by-step decoder)",
+          "noise": {"batch_size": int(noise.shape[0]), "numpy_seed": int(verify_seed),
+                    "distribution": "numpy default_rng(seed).standard_normal"},
+          "max_abs_diff": {k: max(v.values()) for k, v in report["max_abs_diff"].items()},
+          "max_abs_diff_per_output": report["max_abs_diff"],
+          "float32_tolerance": FLOAT32_TOLERANCE,
+          "outputs_compared": list(contract.OUTPUTS),
+      },
+      "export_seconds": round(time.time() - start, 1),
+      "steps_per_iteration": int(steps_per_iteration),
+  }
 
 
 def export_workdir(workdir: str, output_dir: str, **kwargs) -> dict:

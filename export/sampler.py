@@ -2,7 +2,7 @@
 
 All backends take the same prior noise ``[N, T, latent_dim]`` and return the
 same :class:`Samples`; ``draw-sample --noise`` relies on that. Loading checks
-that the artifact has the decoder's signature contract (:mod:`export.contract`;
+that the artifact has the decoder's signature contract (:mod:`draw_tf.export.contract`;
 ``docs/export.md``, "Use it on a phone") and fails with a message that names the
 problem otherwise.
 
@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from export import contract
+from draw_tf.export import contract
 
 
 class Samples(NamedTuple):
@@ -239,7 +239,7 @@ def _read_json(path: str):
 def load_model(workdir: str):
   """Restores the :class:`draw_tf.DrawModel` of a training workdir.
 
-  Uses :func:`draw_tf.workdir.load_model_from_workdir` (the latest checkpoint of a
+  Uses :func:`draw_tf.runs.workdir.load_model_from_workdir` (the latest checkpoint of a
   ``draw-train`` workdir); a folder holding a ``model.keras`` file (a model saved
   with ``model.save``) also works, and so does ``pretrained:NAME``
   (:func:`draw_tf.pretrained.load`). Export never imports the training loop.
@@ -253,7 +253,7 @@ def load_model(workdir: str):
   import keras  # pylint: disable=g-import-not-at-top
   import draw_tf  # pylint: disable=g-import-not-at-top
   from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
-  from draw_tf.workdir import load_model_from_workdir  # pylint: disable=g-import-not-at-top
+  from draw_tf.runs.workdir import load_model_from_workdir  # pylint: disable=g-import-not-at-top
   if pretrained.parse(workdir) is not None:  # pretrained:NAME, a shipped model
     return pretrained.load(pretrained.parse(workdir), compile=False)
   if not os.path.isdir(workdir):

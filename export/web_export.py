@@ -40,10 +40,11 @@ import numpy as np
 import tensorflow as tf
 
 from draw_tf import fileio
-from draw_tf import sampling
-from export import contract
-from export import export_lib
-from export import sampler as sampler_lib
+from draw_tf.model import sequence_decoder
+from draw_tf.export import contract
+from draw_tf.export import export_lib
+from draw_tf.export import sampler as sampler_lib
+from draw_tf.export import tflite_convert
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 PAGE_FILES = ("index.html", "draw_page.js", "npy.js")
@@ -106,7 +107,7 @@ def _run_batch1(path: str, noise: np.ndarray) -> sampler_lib.Samples:
 
 def write_web_model(model, path: str, quantization: str, noise: np.ndarray,
                     want: sampler_lib.Samples, saved_model_dir: str,
-                    steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION) -> tuple:
+                    steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION) -> tuple:
   """Writes one batch-1 page model to ``path`` and checks it against the Keras model.
 
   Args:
@@ -133,7 +134,7 @@ def write_web_model(model, path: str, quantization: str, noise: np.ndarray,
         f"written: {e}") from e
   with open(path, "wb") as f:
     f.write(data)
-  ops = export_lib.tflite_op_names(data)
+  ops = tflite_convert.tflite_op_names(data)
   non_builtin = [op for op in ops if op.startswith(("CUSTOM", "UNKNOWN"))]
   diffs = export_lib.max_abs_diffs(_run_batch1(path, noise), want)
   worst = max(diffs.values())
@@ -227,7 +228,7 @@ def write_pretrained_web_folder(name: str | None, web_dir: str, node_modules: st
 
 
 def write_web_folder(model, web_dir: str, node_modules: str | None = None,
-                     steps_per_iteration: int = sampling.DEFAULT_STEPS_PER_ITERATION,
+                     steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION,
                      verify_batch_size: int = 8, verify_seed: int = 0) -> dict:
   """Writes the page, LiteRT.js, batch-1 models and ``manifest.json`` to ``web_dir``.
 
@@ -248,7 +249,7 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
     ExportVerificationError: a batch-1 model does not reproduce the Keras model
       (float32: max abs diff above 1e-4) or needs a non-builtin op.
   """
-  sampling.check_standard_prior(model)
+  sequence_decoder.check_standard_prior(model)
   core = runtime_dir(node_modules)
   with open(os.path.join(core, "package.json")) as f:
     runtime_version = json.load(f)["version"]

@@ -51,7 +51,7 @@ def tiny_export(tmp_path_factory):
   workdir, out = root / "workdir", root / "export"
   workdir.mkdir()
   model.save(str(workdir / "model.keras"))
-  proc = run_module("export.export_main", f"--workdir={workdir}", f"--output_dir={out}")
+  proc = run_module("draw_tf.cli.export_main", f"--workdir={workdir}", f"--output_dir={out}")
   assert proc.returncode == 0, proc.stderr[-4000:]
   with open(out / "manifest.json") as f:
     manifest = json.load(f)
@@ -83,7 +83,7 @@ def tiny_config(cache_dir, **overrides):
 @pytest.fixture(scope="session")
 def trained_tiny(fake_cache, tmp_path_factory):
   """``(workdir, config, model)`` of one tiny training run shared by several tests."""
-  from draw_tf import train_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import train as train_lib  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
   workdir = str(tmp_path_factory.mktemp("trained_tiny"))
   config = tiny_config(fake_cache, train__num_epochs=3, train__steps_per_epoch=10)
@@ -105,8 +105,8 @@ def tiny_pretrained(tmp_path_factory):
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   import types  # pylint: disable=g-import-not-at-top
-  from draw_tf import eval_lib  # pylint: disable=g-import-not-at-top
-  from draw_tf import train_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import eval_workdir as eval_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import train as train_lib  # pylint: disable=g-import-not-at-top
   from tests import fake_mnist  # pylint: disable=g-import-not-at-top
 
   root = tmp_path_factory.mktemp("tiny_pretrained")

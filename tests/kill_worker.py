@@ -19,7 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from draw_tf import train_lib  # noqa: E402
+from draw_tf.training import train as train_lib  # noqa: E402
+
+from draw_tf.training import metrics_log  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 
 
@@ -49,14 +51,14 @@ def main():
 
     tf.train.CheckpointManager.save = save
   elif kind == "metrics":
-    original = train_lib.write_metrics_line
+    original = metrics_log.write_metrics_line
 
     def write_metrics_line(path, line):
       if line.get("epoch") == int(value):
         _die()
       original(path, line)
 
-    train_lib.write_metrics_line = write_metrics_line
+    metrics_log.write_metrics_line = write_metrics_line
   train_lib.train_and_evaluate(kill_config(cache_dir), workdir)
   print("FINISHED")
 

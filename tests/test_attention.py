@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from draw_tf import attention
-from draw_tf import filterbank as fb
+from draw_tf.model import attention
+from draw_tf.model import filterbank as fb
 from tests import helpers
 
 

@@ -11,9 +11,11 @@ import tensorflow as tf
 from PIL import Image
 
 from draw_tf import data
-from draw_tf import eval_lib
-from draw_tf import train_lib
-from draw_tf import visualize
+from draw_tf.training import eval_workdir as eval_lib
+from draw_tf.training import train as train_lib
+from draw_tf.training import metrics_log
+from draw_tf.training import optimizer as optimizer_lib
+from draw_tf.model import visualize
 from draw_tf.errors import ConfigError, NoCheckpointError
 from tests.conftest import tiny_config
 
@@ -33,7 +35,7 @@ def _checkpoint_seconds(workdir):
 @pytest.mark.parametrize("kind", ["cosine", "exponential", "constant"])
 def test_the_decay_follows_the_budget_fraction_not_the_step(kind):
   progress = tf.Variable(0.0)
-  schedule = train_lib.WarmupDecay(2e-3, total_steps=10, warmup_steps=4, kind=kind,
+  schedule = optimizer_lib.WarmupDecay(2e-3, total_steps=10, warmup_steps=4, kind=kind,
                                    final_fraction=0.05, progress=progress)
   # Warm-up still counts steps: step 1 of 4 is half the peak whatever the clock says.
   progress.assign(0.9)
@@ -192,11 +194,11 @@ def test_keep_best_must_be_a_lower_is_better_metric(fake_cache, tmp_path, traine
 
 
 def test_best_and_fallback_finds_the_best_mark_and_the_worst_later_regression():
-  assert train_lib.best_and_fallback([10.0, 8.0, 7.0, 7.5, 9.25, 7.0]) == (2, 2.25)
-  assert train_lib.best_and_fallback([1.0, 3.0, 2.0], lower_is_better=False) == (1, 1.0)
-  assert train_lib.best_and_fallback([5.0]) == (0, 0.0)
+  assert metrics_log.best_and_fallback([10.0, 8.0, 7.0, 7.5, 9.25, 7.0]) == (2, 2.25)
+  assert metrics_log.best_and_fallback([1.0, 3.0, 2.0], lower_is_better=False) == (1, 1.0)
+  assert metrics_log.best_and_fallback([5.0]) == (0, 0.0)
   with pytest.raises(ValueError, match="at least one value"):
-    train_lib.best_and_fallback([])
+    metrics_log.best_and_fallback([])
 
 
 def test_metrics_curve_tool_tables_one_key_against_training_minutes(tmp_path):

@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from draw_tf import checkpoints
-from draw_tf import train_lib
-from draw_tf import workdir as workdir_lib
+from draw_tf.runs import checkpoints
+from draw_tf.training import train as train_lib
+from draw_tf.training import metrics_log
+from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import NoCheckpointError
 from tests.kill_worker import kill_config
 
@@ -62,12 +63,12 @@ def test_every_binary_skips_a_truncated_newest_checkpoint_and_names_it(reference
   ref_dir, ref_weights = reference
   dirs = {name: _damaged_copy(ref_dir, str(tmp_path / name)) for name in ("eval", "export", "sample", "train")}
   commands = {
-      "eval": ["-m", "draw_tf.eval_main", f"--workdir={dirs['eval']}"],
-      "export": ["-m", "export.export_main", f"--workdir={dirs['export']}",
+      "eval": ["-m", "draw_tf.cli.eval_main", f"--workdir={dirs['eval']}"],
+      "export": ["-m", "draw_tf.cli.export_main", f"--workdir={dirs['export']}",
                  f"--output_dir={tmp_path / 'exported'}"],
-      "sample": ["-m", "export.sample_main", f"--model={dirs['sample']}", f"--out={tmp_path / 's.npy'}",
+      "sample": ["-m", "draw_tf.cli.sample_main", f"--model={dirs['sample']}", f"--out={tmp_path / 's.npy'}",
                  "--num=2", "--seed=0"],
-      "train": ["-m", "draw_tf.train_main", f"--workdir={dirs['train']}", *_overrides(fake_cache)],
+      "train": ["-m", "draw_tf.cli.train_main", f"--workdir={dirs['train']}", *_overrides(fake_cache)],
   }
   procs = {name: subprocess.Popen([sys.executable, *args], cwd=ROOT, env=_env(fake_cache),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -144,15 +145,15 @@ def test_kill_9_while_saving_and_before_the_metrics_line_then_rerun_matches_an_u
 
 def test_merging_a_second_record_of_an_epoch_keeps_one_line(tmp_path):
   path = str(tmp_path / "metrics.jsonl")
-  train_lib.write_metrics_line(path, {"epoch": 1, "step": 8, "train_loss": 1.0})
-  train_lib.write_metrics_line(path, {"epoch": 2, "step": 16, "train_loss": 0.5})
-  train_lib.write_metrics_line(path, {"epoch": 2, "step": 16, "test_nll_bound": 9.0})
-  assert train_lib.read_metrics(path) == [{"epoch": 1, "step": 8, "train_loss": 1.0},
+  metrics_log.write_metrics_line(path, {"epoch": 1, "step": 8, "train_loss": 1.0})
+  metrics_log.write_metrics_line(path, {"epoch": 2, "step": 16, "train_loss": 0.5})
+  metrics_log.write_metrics_line(path, {"epoch": 2, "step": 16, "test_nll_bound": 9.0})
+  assert metrics_log.read_metrics(path) == [{"epoch": 1, "step": 8, "train_loss": 1.0},
                                           {"epoch": 2, "step": 16, "train_loss": 0.5, "test_nll_bound": 9.0}]
   with open(path, "a") as f:
     f.write('{"epoch": 3, "st')  # cut short by a kill
-  assert train_lib.trim_metrics(path, 8) == 2
-  assert [l["epoch"] for l in train_lib.read_metrics(path)] == [1]
+  assert metrics_log.trim_metrics(path, 8) == 2
+  assert [l["epoch"] for l in metrics_log.read_metrics(path)] == [1]
 
 
 def test_a_save_killed_before_its_first_file_is_not_a_checkpoint(fake_cache, tmp_path):

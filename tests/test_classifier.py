@@ -9,12 +9,12 @@ import pytest
 import tensorflow as tf
 
 from configs import cluttered_mnist_classify
-from draw_tf import attention
+from draw_tf.model import attention
 from draw_tf import data
-from draw_tf import eval_lib
-from draw_tf import train_lib
-from draw_tf.classifier import DrawClassifier
-from export import sample_main
+from draw_tf.training import eval_workdir as eval_lib
+from draw_tf.training import train as train_lib
+from draw_tf.model.classifier import DrawClassifier
+from draw_tf.cli import sample_main
 from tests import helpers
 from tests import numpy_reference as ref
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from draw_tf import diagnostics
-from draw_tf import filterbank as fb
-from draw_tf import train_lib
-from draw_tf.model import DrawModel
+from draw_tf.model import diagnostics
+from draw_tf.model import filterbank as fb
+from draw_tf.training import train as train_lib
+from draw_tf.model.draw_model import DrawModel
 from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

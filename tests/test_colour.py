@@ -12,10 +12,10 @@ import tensorflow_datasets as tfds
 from configs import cifar10, svhn
 from draw_tf import data
 from draw_tf import DrawModel
-from draw_tf import eval_lib
-from draw_tf import losses
-from draw_tf import train_lib
-from draw_tf import workdir as workdir_lib
+from draw_tf.training import eval_workdir as eval_lib
+from draw_tf.model import losses
+from draw_tf.training import train as train_lib
+from draw_tf.runs import workdir as workdir_lib
 from tests import helpers
 
 

@@ -1,4 +1,4 @@
-"""Tests of conceptual compression (draw_tf/compress.py and draw-compress)."""
+"""Tests of conceptual compression (draw_tf/training/compress.py and draw-compress)."""
 
 import json
 import math
@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 import draw_tf
-from draw_tf import compress
-from draw_tf import workdir as workdir_lib
+from draw_tf.training import compress
+from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import ConfigError
 from tests import helpers
 from tests.conftest import run_module, tiny_config
@@ -108,7 +108,7 @@ def test_compress_and_decompress_a_workdir(tiny_workdir, tmp_path):
 def test_draw_compress_binary(tiny_workdir, tmp_path):
   """draw-compress encodes, then --decode writes a PNG grid; bad input gives one clear line."""
   codes = str(tmp_path / "codes.npz")
-  proc = run_module("draw_tf.compress_main", f"--workdir={tiny_workdir}", "--steps=2", f"--out={codes}",
+  proc = run_module("draw_tf.cli.compress_main", f"--workdir={tiny_workdir}", "--steps=2", f"--out={codes}",
                     "--num_images=4")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert json.loads(proc.stdout.strip().splitlines()[-1])["num_images"] == 4
@@ -116,9 +116,9 @@ def test_draw_compress_binary(tiny_workdir, tmp_path):
   assert "Encoding, K = 2: 4/4 images (100%)" in proc.stderr
   assert proc.stderr.strip().splitlines()[-1].startswith("draw-compress: next: draw-compress ")
   png = str(tmp_path / "recon.png")
-  proc = run_module("draw_tf.compress_main", f"--workdir={tiny_workdir}", "--decode", f"--codes={codes}",
+  proc = run_module("draw_tf.cli.compress_main", f"--workdir={tiny_workdir}", "--decode", f"--codes={codes}",
                     f"--out={png}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert os.path.getsize(png) > 0
-  proc = run_module("draw_tf.compress_main", f"--workdir={tiny_workdir}", "--steps=9", f"--out={codes}")
+  proc = run_module("draw_tf.cli.compress_main", f"--workdir={tiny_workdir}", "--steps=9", f"--out={codes}")
   assert proc.returncode == 1 and "between 1 and the model's T = 4" in proc.stderr

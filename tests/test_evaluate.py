@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from draw_tf import data
-from draw_tf import eval_lib
-from draw_tf import evaluate
-from draw_tf import workdir as workdir_lib
+from draw_tf.training import eval_workdir as eval_lib
+from draw_tf.training import evaluation as evaluate
+from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import NoCheckpointError
 from tests import helpers
 

@@ -14,10 +14,10 @@ import pytest
 import tensorflow as tf
 
 import draw_tf
-from draw_tf import workdir as workdir_lib
-from export import contract
-from export import export_lib
-from export import sampler as sampler_lib
+from draw_tf.runs import workdir as workdir_lib
+from draw_tf.export import contract
+from draw_tf.export import export_lib
+from draw_tf.export import sampler as sampler_lib
 from tests import helpers
 from tests.conftest import TINY_EXPORT_MODEL
 
@@ -226,7 +226,7 @@ def test_failed_self_check_publishes_nothing(tmp_path, monkeypatch, failure):
 def test_load_model_from_a_workdir(tiny_export, tmp_path):
   model = export_lib.load_model(tiny_export.workdir)
   assert isinstance(model, draw_tf.DrawModel) and model.num_steps == 4
-  # Our message, or draw_tf.train_lib's where that module exists (it is tried first).
+  # Our message, or draw_tf.training.train's where that module exists (it is tried first).
   with pytest.raises(FileNotFoundError, match="no model to export|not a training workdir"):
     export_lib.load_model(str(tmp_path))
   with pytest.raises(FileNotFoundError, match="no such folder"):
@@ -243,6 +243,6 @@ def test_export_of_a_draw_train_workdir(trained_tiny, tmp_path):
     np.testing.assert_array_equal(a, b)
   from tests.conftest import run_module  # pylint: disable=g-import-not-at-top
   out = tmp_path / "export"
-  proc = run_module("export.export_main", f"--workdir={workdir}", f"--output_dir={out}")
+  proc = run_module("draw_tf.cli.export_main", f"--workdir={workdir}", f"--output_dir={out}")
   assert proc.returncode == 0, proc.stderr[-4000:]
   assert (out / "manifest.json").exists() and (out / "draw_decoder.tflite").exists()

@@ -21,19 +21,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from draw_tf import checkpoints
-from draw_tf import cli
+from draw_tf.runs import checkpoints
+from draw_tf.cli import plumbing as cli
 from draw_tf import disk_space
 from draw_tf import fileio
-from draw_tf import interrupts
+from draw_tf.training import interrupts
 from draw_tf import memory
-from draw_tf import train_lib
-from draw_tf import workdir as workdir_lib
-from draw_tf import workdir_lock
+from draw_tf.training import train as train_lib
+from draw_tf.training import metrics_log
+from draw_tf.training import strategy as strategy_lib
+from draw_tf.runs import workdir as workdir_lib
+from draw_tf.runs import lock as workdir_lock
 from draw_tf.errors import (CheckpointMismatchError, DiskFullError, InsufficientMemoryError, NoCheckpointError,
                             SameFileError, StoppedByUser, WorkdirLockedError)
-from export import export_lib
-from export import sample_main
+from draw_tf.export import export_lib
+from draw_tf.cli import sample_main
 from tests import helpers
 from tests.conftest import tiny_config
 
@@ -41,7 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _train_command(workdir, cache_dir, *overrides):
-  return [sys.executable, "-m", "draw_tf.train_main", "--config=configs/tiny.py", f"--workdir={workdir}",
+  return [sys.executable, "-m", "draw_tf.cli.train_main", "--config=configs/tiny.py", f"--workdir={workdir}",
           f"--config.data.cache_dir={cache_dir}", "--config.train.verbose=0", *overrides]
 
 
@@ -95,7 +97,7 @@ def test_two_trainings_on_one_workdir_the_second_is_refused_and_the_first_keeps_
   finally:
     if first.poll() is None:
       first.kill()
-  epochs_written = [l["epoch"] for l in train_lib.read_metrics(os.path.join(workdir, train_lib.METRICS_FILE))
+  epochs_written = [l["epoch"] for l in metrics_log.read_metrics(os.path.join(workdir, metrics_log.METRICS_FILE))
                     if "epoch" in l]
   assert epochs_written == [1, 2, 3]
   assert workdir_lib.checkpoint_step(workdir_lib.latest_checkpoint(workdir)) == 450
@@ -135,7 +137,7 @@ def test_readers_keep_working_while_a_training_holds_the_workdir(trained_tiny):
 def test_the_other_workers_of_a_multi_worker_run_are_not_refused(fake_cache, tmp_path, monkeypatch):
   """Only the chief holds the lock: a non-chief worker trains beside it (into its scratch folder)."""
   workdir = str(tmp_path / "w")
-  monkeypatch.setattr(train_lib, "_is_chief", lambda strategy: False)
+  monkeypatch.setattr(strategy_lib, "is_chief", lambda strategy: False)
   with workdir_lock.hold(workdir):
     train_lib.train_and_evaluate(tiny_config(fake_cache, train__num_epochs=1, train__steps_per_epoch=2), workdir)
 
@@ -167,7 +169,7 @@ def test_draw_sample_never_overwrites_its_noise_file(tiny_export, tmp_path):
 def test_draw_compress_never_overwrites_its_codes_file(trained_tiny, tmp_path):
   codes = tmp_path / "codes.npy"
   codes.write_bytes(b"codes")
-  from draw_tf import compress  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import compress  # pylint: disable=g-import-not-at-top
   with pytest.raises(SameFileError, match="--out=.* is --codes="):
     compress.decompress_file(trained_tiny[0], str(codes), str(codes))
   assert codes.read_bytes() == b"codes"
@@ -312,7 +314,7 @@ def test_a_checkpoint_that_does_not_fit_config_json_names_the_field_and_both_val
 def test_draw_train_names_the_field_when_config_json_was_rebuilt_with_another_value(trained_tiny, tmp_path):
   workdir = _copy(trained_tiny, tmp_path)
   os.remove(os.path.join(workdir, "config.json"))
-  os.remove(os.path.join(workdir, train_lib.METRICS_FILE))
+  os.remove(os.path.join(workdir, metrics_log.METRICS_FILE))
   config = trained_tiny[1].copy_and_resolve_references()
   config.model.latent_dim = 6
   with pytest.raises(CheckpointMismatchError, match="model.latent_dim is 6 in config.json but 4 in the checkpoint"):

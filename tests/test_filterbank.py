@@ -1,10 +1,10 @@
-"""Tests of draw_tf.filterbank against the NumPy transcription of eqs. 19-29."""
+"""Tests of draw_tf.model.filterbank against the NumPy transcription of eqs. 19-29."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from draw_tf import filterbank as fb
+from draw_tf.model import filterbank as fb
 from tests import numpy_reference as ref
 
 SHAPES = [(28, 28), (20, 33), (60, 17)]  # (height, width), incl. non-square

@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from draw_tf import flops
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))  # tools/flops.py and tools/gemm_rate.py, used by the tools only
+
+import flops  # noqa: E402
 PAPER = dict(image_shape=(28, 28, 1), num_steps=64, latent_dim=100, encoder_units=256,
              decoder_units=256, read_size=2, write_size=5)
 
@@ -102,7 +103,7 @@ def test_conv_variants_are_refused_rather_than_miscounted():
 def test_gemm_timer_times_the_product_it_claims(dtype, jit_compile):
   """The timed loop computes iters x (a @ b) in the dtype asked for (nothing skipped or upcast)."""
   import tensorflow as tf
-  from draw_tf.gemm_rate import GemmTimer
+  from gemm_rate import GemmTimer
   timer = GemmTimer([(4, 6, 5)], iters=3, dtype=dtype, jit_compile=jit_compile)
   loop, a, b = timer._loops[0]
   assert a.dtype == tf.as_dtype(dtype) and loop(a, b).dtype == tf.as_dtype(dtype)
@@ -128,4 +129,4 @@ def test_gemm_bench_tool_reports_each_dtype_and_runtime(tmp_path):
   assert all(r["speedup_vs_float32"] == 1.0 for r in result["rates"] if r["dtype"] == "float32")
   assert result["all_steps_shape"] == [result["per_step_shapes"][2][0], 3 * 8,
                                        result["per_step_shapes"][2][2]]
-  assert result["cpu"].endswith(f"; {os.cpu_count()} cores)")  # draw_tf.gemm_rate.cpu_model
+  assert result["cpu"].endswith(f"; {os.cpu_count()} cores)")  # tools/gemm_rate.py cpu_model

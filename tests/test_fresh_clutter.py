@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from configs import cluttered_mnist_classify, default
-from draw_tf import config_check, data
+from draw_tf import data
+from draw_tf.runs import config_check
 from draw_tf.data import fresh as fresh_lib
 from draw_tf.errors import ConfigError
 

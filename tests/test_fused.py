@@ -1,4 +1,4 @@
-"""The fused backward (draw_tf.fused) gives autodiff's losses and gradients on fixed noise."""
+"""The fused backward (draw_tf.model.fused_backward) gives autodiff's losses and gradients on fixed noise."""
 
 import keras
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 import draw_tf
-from draw_tf import fused
-from draw_tf import layers
-from draw_tf import unroll as unroll_lib
+from draw_tf.model import fused_backward as fused
+from draw_tf.model import layers
+from draw_tf.model import unroll as unroll_lib
 from tests import helpers
 
 # float32: the two gradients differ only in summation order (each weight

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from draw_tf import losses
+from draw_tf.model import losses
 from tests import numpy_reference as ref
 
 tfd = tfp.distributions

@@ -77,7 +77,7 @@ def assert_subset_bound_matches(name):
 
 def assert_decoders_match_the_weights(name):
   """The float32 decoder reproduces the packaged weights (1e-4); the int8 ones run and stay in [0, 1]."""
-  from export import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.export import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
   model = pretrained.load(name, compile=False)
   noise = sampler_lib.prior_noise(3, model.num_steps, model.latent_dim, seed=0)
   want = sampler_lib.KerasSampler(model).generate(noise)
@@ -239,15 +239,15 @@ def test_draw_sample_and_draw_eval_take_pretrained_names(tiny, tmp_path):
   """draw-sample --model=pretrained:NAME gives DrawModel.generate's pictures; draw-eval
   --workdir=pretrained:NAME prints the JSON line and writes nothing; unknown names: one line."""
   out = tmp_path / "samples.npy"
-  proc = run_module("export.sample_main", "--model=pretrained:tiny", f"--out={out}", "--num=3", "--seed=5")
+  proc = run_module("draw_tf.cli.sample_main", "--model=pretrained:tiny", f"--out={out}", "--num=3", "--seed=5")
   assert proc.returncode == 0, proc.stderr[-2000:]
   want = pretrained.load("tiny", compile=False).generate(3, seed=5).images
   np.testing.assert_allclose(np.load(out), want, atol=1e-6)
-  proc = run_module("export.sample_main", "--model=pretrained:nope", f"--out={tmp_path / 'x.png'}")
+  proc = run_module("draw_tf.cli.sample_main", "--model=pretrained:nope", f"--out={tmp_path / 'x.png'}")
   assert proc.returncode == 1
   error = proc.stderr.strip().splitlines()[-1]
   assert error.startswith("draw-sample: error: no pretrained model 'nope'") and "are: tiny" in error
-  proc = run_module("draw_tf.eval_main", "--workdir=pretrained:tiny", "--verbose=0")
+  proc = run_module("draw_tf.cli.eval_main", "--workdir=pretrained:tiny", "--verbose=0")
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   assert result["checkpoint"] == "pretrained:tiny" and result["num_examples"] == 1000

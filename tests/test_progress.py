@@ -181,7 +181,7 @@ def _copy_workdir(trained_tiny, tmp_path):
 
 def _draw_eval(workdir, *flags, stderr_tty=False):
   """Runs ``draw-eval --workdir=W --iw_samples=4 FLAGS``; returns (returncode, stdout, stderr)."""
-  cmd = [sys.executable, "-m", "draw_tf.eval_main", f"--workdir={workdir}", "--iw_samples=4", *flags]
+  cmd = [sys.executable, "-m", "draw_tf.cli.eval_main", f"--workdir={workdir}", "--iw_samples=4", *flags]
   env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   if not stderr_tty:
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from export import sample_main
-from export import sampler as sampler_lib
+from draw_tf.cli import sample_main
+from draw_tf.export import sampler as sampler_lib
 from tests.conftest import run_module
 
 
@@ -76,7 +76,7 @@ def test_draw_sample_binary(tiny_export, tmp_path, noise_file):
   """The binary as a user runs it: status 0 and a file; status 1 and one clear line."""
   out = str(tmp_path / "cli.npy")
   tflite = _backends(tiny_export)["tflite"]
-  ok = run_module("export.sample_main", f"--model={tflite}", f"--out={out}",
+  ok = run_module("draw_tf.cli.sample_main", f"--model={tflite}", f"--out={out}",
                   f"--noise={noise_file}")
   assert ok.returncode == 0, ok.stderr[-3000:]
   want = sampler_lib.KerasSampler(tiny_export.model).generate(np.load(noise_file)).images

@@ -1,10 +1,10 @@
-"""The fused sampler (draw_tf.sampling) equals the step-by-step decoder."""
+"""The fused sampler (draw_tf.model.sequence_decoder) equals the step-by-step decoder."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from draw_tf import sampling
+from draw_tf.model import sequence_decoder
 from tests import helpers
 
 
@@ -24,7 +24,7 @@ def test_fused_decoder_equals_step_by_step_decode(write_attention, channels, ste
   model = _perturbed_model(write_attention=write_attention, image_shape=(12, 10, channels))
   noise = np.random.default_rng(1).normal(size=(3, 6, 4)).astype(np.float32)
   want = model.generate(noise=noise)
-  fused = tf.function(lambda n: sampling.decode_fused(model, n, steps_per_iteration))
+  fused = tf.function(lambda n: sequence_decoder.decode_fused(model, n, steps_per_iteration))
   got = fused(noise)
   np.testing.assert_allclose(got["canvases"], want.canvases, atol=2e-6)
   np.testing.assert_allclose(got["images"], want.images, atol=2e-6)
@@ -40,7 +40,7 @@ def test_hidden_states_are_the_lstm_recursion():
   cell = model.cell.decoder
   noise = np.random.default_rng(2).normal(size=(2, 6, 4)).astype(np.float32)
   kernel = cell.kernel.numpy()
-  hidden = sampling.decoder_hidden_states(noise, kernel[:4], kernel[4:], cell.bias, 2).numpy()
+  hidden = sequence_decoder.decoder_hidden_states(noise, kernel[:4], kernel[4:], cell.bias, 2).numpy()
   h = c = tf.zeros([2, 8])
   for t in range(6):
     h, (_, c) = cell(noise[:, t], (h, c))
@@ -51,11 +51,11 @@ def test_fused_decoder_under_xla_matches():
   model = _perturbed_model()
   noise = np.random.default_rng(3).normal(size=(2, 6, 4)).astype(np.float32)
   want = model.generate(noise=noise)
-  got = tf.function(lambda n: sampling.decode_fused(model, n), jit_compile=True)(noise)
+  got = tf.function(lambda n: sequence_decoder.decode_fused(model, n), jit_compile=True)(noise)
   np.testing.assert_allclose(got["canvases"], want.canvases, atol=2e-6)
 
 
 def test_fused_decoder_rejects_wrong_noise_shape():
   model = _perturbed_model()
   with pytest.raises(ValueError, match="num_steps=6"):
-    sampling.decode_fused(model, np.zeros((2, 5, 4), np.float32))
+    sequence_decoder.decode_fused(model, np.zeros((2, 5, 4), np.float32))

@@ -17,8 +17,8 @@ import keras
 import numpy as np
 import pytest
 
-from draw_tf import train_lib
-from draw_tf.model import DrawModel
+from draw_tf.training import train as train_lib
+from draw_tf.model.draw_model import DrawModel
 from tests import tolerances
 from tests.conftest import tiny_config
 

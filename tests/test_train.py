@@ -14,11 +14,11 @@ import tensorflow as tf
 from absl import flags
 from ml_collections import config_flags
 
-from draw_tf import cli
-from draw_tf import train_lib
-from draw_tf import workdir as workdir_lib
+from draw_tf.cli import plumbing as cli
+from draw_tf.training import train as train_lib
+from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import ConfigError, TrainingDivergedError, WorkdirConfigMismatchError
-from draw_tf.model import DrawModel
+from draw_tf.model.draw_model import DrawModel
 from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,7 +131,7 @@ def test_kill_minus_9_mid_epoch_then_rerun_continues_and_matches_an_uninterrupte
   overrides = ["--config.train.steps_per_epoch=30", "--config.train.checkpoint_every_steps=5",
                "--config.train.verbose=0", "--config.data.max_train_examples=256"]
   workdir = str(tmp_path / "killed")
-  cmd = [sys.executable, "-m", "draw_tf.train_main", "--config=configs/tiny.py",
+  cmd = [sys.executable, "-m", "draw_tf.cli.train_main", "--config=configs/tiny.py",
          f"--workdir={workdir}", *overrides]
   proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(fake_cache), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
@@ -160,7 +160,7 @@ def test_kill_minus_9_mid_epoch_then_rerun_continues_and_matches_an_uninterrupte
 
 
 def test_draw_train_refuses_an_unknown_config_key(fake_cache, tmp_path):
-  result = subprocess.run([sys.executable, "-m", "draw_tf.train_main", "--config=configs/tiny.py",
+  result = subprocess.run([sys.executable, "-m", "draw_tf.cli.train_main", "--config=configs/tiny.py",
                            f"--workdir={tmp_path}", "--config.train.bogus_rate=1"], cwd=ROOT,
                           env=_env(fake_cache), capture_output=True, text=True, timeout=120)
   assert result.returncode != 0 and "bogus_rate" in result.stderr, result.stderr[-2000:]
@@ -199,7 +199,7 @@ def test_draw_eval_on_a_workdir_without_checkpoint_says_so(trained_tiny, tmp_pat
   workdir = str(tmp_path)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     json.dump(workdir_lib.config_to_dict(trained_tiny[1]), f)
-  result = subprocess.run([sys.executable, "-m", "draw_tf.eval_main", f"--workdir={workdir}"],
+  result = subprocess.run([sys.executable, "-m", "draw_tf.cli.eval_main", f"--workdir={workdir}"],
                           cwd=ROOT, env=_env(trained_tiny[1].data.cache_dir), capture_output=True,
                           text=True, timeout=120)
   assert result.returncode == 1

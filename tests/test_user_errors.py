@@ -12,14 +12,14 @@ import pytest
 import tensorflow as tf
 
 import draw_tf
-from draw_tf import cli
-from draw_tf import compress
+from draw_tf.cli import plumbing as cli
+from draw_tf.training import compress
 from draw_tf import data
-from draw_tf import train_lib
-from draw_tf import workdir as workdir_lib
+from draw_tf.training import train as train_lib
+from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import ConfigError, DataUnavailableError, UsageError
-from export import export_lib
-from export import sample_main
+from draw_tf.export import export_lib
+from draw_tf.cli import sample_main
 from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +64,7 @@ def test_draw_export_refuses_every_folder_that_is_not_new_empty_or_its_own_expor
   a_file.write_text("x")
   cases = {"empty": "", "workdir": workdir, "parent": parent, "file": str(a_file), "other": str(other)}
   before = {"workdir": _tree(parent), "tmp": _tree(str(tmp_path))}
-  results = _run_all({name: ["-m", "export.export_main", f"--workdir={workdir}", f"--output_dir={out}"]
+  results = _run_all({name: ["-m", "draw_tf.cli.export_main", f"--workdir={workdir}", f"--output_dir={out}"]
                       for name, out in cases.items()})
   for name, (code, _, err) in results.items():
     assert code == 1, (name, err[-2000:])
@@ -106,7 +106,7 @@ def test_a_failed_final_rename_leaves_no_hidden_copy(tmp_path):
 def test_draw_train_config_flag_errors_are_one_line(fake_cache, tmp_path):
   broken = tmp_path / "broken.py"
   broken.write_text("def get_config(:\n")
-  base = ["-m", "draw_tf.train_main", f"--workdir={tmp_path / 'w'}"]
+  base = ["-m", "draw_tf.cli.train_main", f"--workdir={tmp_path / 'w'}"]
   results = _run_all({
       "unknown_key": [*base, "--config=configs/tiny.py", "--config.train.bogus_rate=1"],
       "missing": [*base, f"--config={tmp_path / 'nope.py'}"],
@@ -167,7 +167,7 @@ def test_draw_eval_prints_its_result_before_failing_to_write_eval_json(trained_t
   shutil.copytree(trained_tiny[0], workdir)
   os.remove(os.path.join(workdir, "eval.json")) if os.path.exists(os.path.join(workdir, "eval.json")) else None
   os.mkdir(os.path.join(workdir, "eval.json"))  # eval.json cannot be written (a folder is in the way)
-  code, out, err = _run_all({"eval": ["-m", "draw_tf.eval_main", f"--workdir={workdir}"]},
+  code, out, err = _run_all({"eval": ["-m", "draw_tf.cli.eval_main", f"--workdir={workdir}"]},
                             trained_tiny[1].data.cache_dir)["eval"]
   assert code == 1
   assert json.loads(out.strip().splitlines()[-1])["num_examples"] > 0  # the result was printed

@@ -15,11 +15,11 @@ import pytest
 import tensorflow as tf
 
 import draw_tf
-from draw_tf import sampling
-from draw_tf import workdir as workdir_lib
+from draw_tf.model import sequence_decoder
+from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import ConfigError, WorkdirConfigMismatchError
-from draw_tf import variants
-from draw_tf.cell import DrawState
+from draw_tf.model import variants
+from draw_tf.model.cell import DrawState
 from tests import helpers
 from tests import numpy_reference as ref
 
@@ -241,7 +241,7 @@ def test_one_step_model_trains():
 
 
 def test_default_config_switches_are_the_model_defaults():
-  """configs/default.py, a default DrawModel and the resume table all follow draw_tf.variants."""
+  """configs/default.py, a default DrawModel and the resume table all follow draw_tf.model.variants."""
   from configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config().model
   model_config = draw_tf.DrawModel(image_shape=(12, 10, 1), num_steps=1, latent_dim=2, encoder_units=4,
@@ -275,11 +275,11 @@ def test_switches_survive_keras_save_and_load(tmp_path, switches):
 
 
 def test_fused_sampler_and_export_refuse_the_learned_prior(tmp_path):
-  from export import export_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.export import export_lib  # pylint: disable=g-import-not-at-top
   model = _model(prior="learned")
   noise = np.zeros((1, 3, 4), np.float32)
   with pytest.raises(ConfigError, match="generate"):
-    sampling.decode_fused(model, noise)
+    sequence_decoder.decode_fused(model, noise)
   with pytest.raises(ConfigError, match="standard N\\(0, I\\) prior"):
     export_lib.export_model(model, str(tmp_path / "out"))
   assert not os.path.exists(tmp_path / "out")
@@ -309,7 +309,7 @@ def test_resuming_a_run_from_before_the_switches(tmp_path):
 
 def test_importance_weights_use_the_learned_prior():
   """log w = log p(x|z) + log p(z | h_dec) - log q(z | x), with p the learned prior (NumPy densities)."""
-  from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import evaluation as evaluate  # pylint: disable=g-import-not-at-top
   model = _model(prior="learned")
   helpers.perturb_weights(model)
   images, noise = _data()

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from draw_tf import fileio, visualize
+from draw_tf import fileio
 
 
+
+from draw_tf.model import visualize
 def test_image_grid_places_each_image():
   images = np.zeros((5, 4, 3, 1), np.float32)
   images[3] = 1.0

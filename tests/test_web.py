@@ -28,9 +28,9 @@ import time
 import numpy as np
 import pytest
 
-from export import contract
-from export import sampler as sampler_lib
-from export import web_export
+from draw_tf.export import contract
+from draw_tf.export import sampler as sampler_lib
+from draw_tf.export import web_export
 from tests.conftest import run_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,7 +65,7 @@ def web_folder(request, tmp_path_factory):
     return os.environ["DRAW_WEB_FOLDER"]
   tiny_export = request.getfixturevalue("tiny_export")
   out = tmp_path_factory.mktemp("web_export") / "export"
-  proc = run_module("export.export_main", f"--workdir={tiny_export.workdir}",
+  proc = run_module("draw_tf.cli.export_main", f"--workdir={tiny_export.workdir}",
                     f"--output_dir={out}", "--web")
   assert proc.returncode == 0, proc.stderr[-4000:]
   assert "python -m http.server --directory" in proc.stdout
@@ -175,7 +175,7 @@ def pretrained_page(tiny_pretrained, tmp_path_factory):
   env_before = os.environ.get("DRAW_TF_PRETRAINED_DIR")
   os.environ["DRAW_TF_PRETRAINED_DIR"] = tiny_pretrained.models_dir
   try:
-    proc = run_module("export.export_main", "--web", f"--output_dir={out}")
+    proc = run_module("draw_tf.cli.export_main", "--web", f"--output_dir={out}")
   finally:
     if env_before is None:
       os.environ.pop("DRAW_TF_PRETRAINED_DIR")

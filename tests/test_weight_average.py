@@ -1,4 +1,4 @@
-"""The moving average of the weights (draw_tf/weight_average.py, train.ema_decay)."""
+"""The moving average of the weights (draw_tf/model/weight_average.py, train.ema_decay)."""
 
 import json
 import os
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from draw_tf import eval_lib
-from draw_tf import train_lib
-from draw_tf import workdir as workdir_lib
-from draw_tf.weight_average import WeightAverage, checkpoint_has_average
+from draw_tf.training import eval_workdir as eval_lib
+from draw_tf.training import train as train_lib
+from draw_tf.runs import workdir as workdir_lib
+from draw_tf.model.weight_average import WeightAverage, checkpoint_has_average
 from tests.conftest import tiny_config
 
 

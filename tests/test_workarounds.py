@@ -1,4 +1,4 @@
-"""draw_tf.workarounds: each workaround does what its docstring says.
+"""draw_tf.model.workarounds: each workaround does what its docstring says.
 
 The multi-replica behaviour is checked end to end in tests/test_strategies.py
 (MirroredStrategy over two logical CPUs and MultiWorkerMirroredStrategy over
@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 import draw_tf
-from draw_tf import workarounds
+from draw_tf.model import workarounds
 from tests.helpers import tiny_model
 
 

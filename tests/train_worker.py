@@ -26,8 +26,8 @@ if MODE in ("mirrored", "keras_clipping"):
 
 import numpy as np  # noqa: E402
 
-from draw_tf import train_lib  # noqa: E402
-from draw_tf.model import DrawModel  # noqa: E402
+from draw_tf.training import train as train_lib  # noqa: E402
+from draw_tf.model.draw_model import DrawModel  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 
 

@@ -7,8 +7,8 @@ write (``N x N`` patch) per step, filterbanks included, in a ``tf.while_loop``
 with a dynamic batch dimension (as in training), for two formulations of the
 products:
 
-- ``matmul``: :func:`draw_tf.filterbank.read_channels_first` and
-  :func:`draw_tf.filterbank.write_patch` (what the library uses);
+- ``matmul``: :func:`draw_tf.model.filterbank.read_channels_first` and
+  :func:`draw_tf.model.filterbank.write_patch` (what the library uses);
 - ``einsum``: the channels-last ``tf.einsum`` form the library used before
   (kept here only as the baseline).
 
@@ -31,8 +31,8 @@ from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from draw_tf import cli
-from draw_tf import filterbank as fb  # noqa: E402
+from draw_tf.cli import plumbing as cli
+from draw_tf.model import filterbank as fb  # noqa: E402
 
 _BATCH = flags.DEFINE_integer("batch_size", 100, "Images per batch.")
 _SIZE = flags.DEFINE_integer("image_size", 28, "Square image side.")

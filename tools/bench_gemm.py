@@ -3,10 +3,10 @@ r"""GEMM rates of a model's matmul shapes per dtype and runtime: can 16 bits spe
     python tools/bench_gemm.py --config=configs/mnist_attention.py --batch_size=100
 
 For the LSTM matmul shapes of one training step (forward, both backward products:
-:func:`draw_tf.flops.lstm_gemm_shapes`) and the all-steps weight gradient the fused
+:func:`tools/flops.py lstm_gemm_shapes`) and the all-steps weight gradient the fused
 backward forms (``[in, T * B] x [T * B, 4u]``), times the GEMM rate in each of
 ``--dtypes`` under TF's own kernels (oneDNN on x86) and under XLA
-(:class:`draw_tf.gemm_rate.GemmTimer`), the runtimes interleaved ``--rounds`` times
+(:class:`tools/gemm_rate.py GemmTimer`), the runtimes interleaved ``--rounds`` times
 (the best round kept: a shared host's speed drifts). Prints a table and, last, one JSON
 line; ``speedup_vs_float32`` is each rate over float32's in the same runtime.
 
@@ -27,11 +27,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from draw_tf import cli
-from draw_tf import cli  # noqa: E402
-from draw_tf import flops as flops_lib  # noqa: E402
+from draw_tf.cli import plumbing as cli  # noqa: E402
+import flops as flops_lib  # noqa: E402  (tools/flops.py)
 from draw_tf import progress  # noqa: E402
-from draw_tf.gemm_rate import GemmTimer, cpu_model  # noqa: E402
+from gemm_rate import GemmTimer, cpu_model  # noqa: E402  (tools/gemm_rate.py)
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
 _BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (default: config.train.batch_size).")

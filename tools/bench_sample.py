@@ -28,7 +28,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir; default: a random paper-size model.")
@@ -75,18 +75,18 @@ def _profile(model, export_dir, steps_per_iteration, threads_list, repeats):
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
-  from draw_tf import sampling  # pylint: disable=g-import-not-at-top
+  from draw_tf.model import sequence_decoder  # pylint: disable=g-import-not-at-top
 
   cell, z, u, steps = model.cell, model.latent_dim, model.cell.decoder_units, model.num_steps
 
   def recurrence(noise):
     kernel = cell.decoder.kernel
-    return {"hidden": sampling.decoder_hidden_states(
+    return {"hidden": sequence_decoder.decoder_hidden_states(
         noise, kernel[:z], kernel[z:], cell.decoder.bias, steps_per_iteration)}
 
   def matmul_only(noise):
     # The same loop, state buffer and block size, but each step only h = (h @ U)[:, :u].
-    block = sampling._block_size(steps, steps_per_iteration)  # pylint: disable=protected-access
+    block = sequence_decoder._block_size(steps, steps_per_iteration)  # pylint: disable=protected-access
     recurrent = cell.decoder.kernel[z:]
     batch = tf.shape(noise)[0]
 
@@ -95,7 +95,7 @@ def _profile(model, export_dir, steps_per_iteration, threads_list, repeats):
       for _ in range(block):
         h = tf.matmul(h, recurrent)[:, :u]
         outputs.append(h)
-      states = sampling.xla.dynamic_update_slice(
+      states = sequence_decoder.xla.dynamic_update_slice(
           states, tf.stack(outputs)[tf.newaxis], tf.stack([i, 0, 0, 0]))
       return i + 1, h, states
 
@@ -148,20 +148,20 @@ def _profile(model, export_dir, steps_per_iteration, threads_list, repeats):
 def main(argv):
   del argv
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from draw_tf import sampling  # pylint: disable=g-import-not-at-top
-  from export import export_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.model import sequence_decoder  # pylint: disable=g-import-not-at-top
+  from draw_tf.export import export_lib  # pylint: disable=g-import-not-at-top
 
   load_before = os.getloadavg()
   model = export_lib.load_model(FLAGS.workdir) if FLAGS.workdir else _paper_model()
-  steps_per_iteration = FLAGS.steps_per_iteration or sampling.DEFAULT_STEPS_PER_ITERATION
+  steps_per_iteration = FLAGS.steps_per_iteration or sequence_decoder.DEFAULT_STEPS_PER_ITERATION
   export_dir = FLAGS.export_dir or tempfile.mkdtemp(prefix="draw_bench_")
   out = os.path.join(export_dir, "export")
   start = time.time()
   manifest = export_lib.export_model(model, out, steps_per_iteration=steps_per_iteration)
   export_seconds = time.time() - start
   steps, z = model.num_steps, model.latent_dim
-  fused = tf.function(lambda n: sampling.decode_fused(model, n, steps_per_iteration))
-  xla = tf.function(lambda n: sampling.decode_fused(model, n, steps_per_iteration),
+  fused = tf.function(lambda n: sequence_decoder.decode_fused(model, n, steps_per_iteration))
+  xla = tf.function(lambda n: sequence_decoder.decode_fused(model, n, steps_per_iteration),
                     jit_compile=True)
   step = tf.function(model.decode)
   saved = tf.saved_model.load(os.path.join(out, "saved_model")).signatures["generate"]

@@ -34,10 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from draw_tf import cli
-from draw_tf import cli  # noqa: E402
-from draw_tf import config_check  # noqa: E402
-from draw_tf.gemm_rate import GemmTimer  # noqa: E402
+from draw_tf.cli import plumbing as cli  # noqa: E402
+from draw_tf.runs import config_check  # noqa: E402
+from gemm_rate import GemmTimer  # noqa: E402  (tools/gemm_rate.py)
 from draw_tf import progress  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -68,7 +67,7 @@ def main(argv):
   del argv
   import keras  # pylint: disable=g-import-not-at-top
   import draw_tf  # pylint: disable=g-import-not-at-top
-  from draw_tf import flops as flops_lib  # pylint: disable=g-import-not-at-top
+  import flops as flops_lib  # pylint: disable=g-import-not-at-top
 
   progress.set_verbosity(_VERBOSE.value)
 

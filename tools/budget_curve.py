@@ -28,14 +28,15 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 from draw_tf import data
-from draw_tf import eval_lib
+from draw_tf.training import eval_workdir as eval_lib
 from draw_tf import progress
-from draw_tf import train_lib
-from draw_tf import visualize
+from draw_tf.training import train as train_lib
+from draw_tf.training import metrics_log
+from draw_tf.model import visualize
 from draw_tf.fileio import atomic_path, write_json
-from draw_tf.gemm_rate import cpu_model
+from gemm_rate import cpu_model  # tools/gemm_rate.py
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Python config file (configs/*.py).",
                                           lock_config=False)
@@ -63,7 +64,7 @@ REFERENCES = {
 def curve_rows(workdir: str, batch_size: int) -> list:
   """One row per evaluated mark of ``metrics.jsonl``: minutes, step, images, bound, KL."""
   rows = []
-  for line in train_lib.read_metrics(os.path.join(workdir, train_lib.METRICS_FILE)):
+  for line in metrics_log.read_metrics(os.path.join(workdir, metrics_log.METRICS_FILE)):
     if "train_minutes" not in line or "test_nll_bound" not in line:
       continue
     rows.append({"train_minutes": line["train_minutes"], "step": line["step"],

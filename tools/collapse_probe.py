@@ -14,7 +14,7 @@ config builds before training) it prints one JSON line with:
   negative ELBO (batch mean) with respect to the read layer's window
   parameters, and with respect to all weights, on the first 64 test images;
 - ``kl_per_step``, ``kl``, ``nll_bound`` and ``active_units`` on ``--examples``
-  test images (Burda et al.'s definition; :mod:`draw_tf.diagnostics`).
+  test images (Burda et al.'s definition; :mod:`draw_tf.model.diagnostics`).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 from draw_tf import data
-from draw_tf import diagnostics
+from draw_tf.model import diagnostics
 from draw_tf import DrawModel
-from draw_tf import filterbank as fb
+from draw_tf.model import filterbank as fb
 from draw_tf import seeds
-from draw_tf import workdir as workdir_lib
+from draw_tf.runs import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir.")

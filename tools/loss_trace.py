@@ -2,7 +2,7 @@
 
   python tools/loss_trace.py --config=configs/mnist_quick.py --steps=30 --workdir=/tmp/trace
 
-Runs ``draw-train``'s own loop (:func:`draw_tf.train_lib.train_and_evaluate`) on
+Runs ``draw-train``'s own loop (:func:`draw_tf.training.train.train_and_evaluate`) on
 the config as it is (its learning-rate schedule, data stream and seeds), stops
 after ``--steps`` steps and prints one line a step: the step's training loss
 (the negative ELBO of its batch, nats), exactly as ``float.hex`` and rounded,
@@ -26,8 +26,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from draw_tf import cli
-from draw_tf import train_lib
+from draw_tf.cli import plumbing as cli
+from draw_tf.training import train as train_lib
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "A training config file.", lock_config=False)

@@ -55,22 +55,22 @@ if ROOT not in sys.path:  # run as `python tools/make_pretrained.py` from a chec
 import numpy as np
 
 import draw_tf
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 from draw_tf import data
-from draw_tf import eval_lib
+from draw_tf.training import eval_workdir as eval_lib
 from draw_tf import fileio
 from draw_tf import pretrained
-from draw_tf import tasks
-from draw_tf import train_lib
-from draw_tf import weight_average
-from draw_tf import workdir as workdir_lib
+from draw_tf.training import tasks
+from draw_tf.training import metrics_log
+from draw_tf.model import weight_average
+from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import UsageError
-from draw_tf.gemm_rate import cpu_model
+from gemm_rate import cpu_model  # tools/gemm_rate.py
 from draw_tf.pretrained import figures
-from export import contract
-from export import export_lib
-from export import sampler as sampler_lib
-from export import web_export
+from draw_tf.export import contract
+from draw_tf.export import export_lib
+from draw_tf.export import sampler as sampler_lib
+from draw_tf.export import web_export
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Trained workdir (draw-train), evaluated by draw-eval.")
@@ -79,7 +79,7 @@ flags.DEFINE_integer("iw_samples", 100, "K of the importance-weighted bound eval
                      "(1: none).", lower_bound=1)
 flags.DEFINE_string("description", "", "One line about the model, kept in the manifest.")
 flags.DEFINE_string("train_cpu", None, "The CPU it was trained on (default: this machine's, "
-                    "draw_tf.gemm_rate.cpu_model()).")
+                    "tools/gemm_rate.py cpu_model()).")
 flags.DEFINE_string("models_dir", None, "Where the model folders are (default: "
                     "$DRAW_TF_PRETRAINED_DIR, else draw_tf/pretrained/models/).")
 flags.DEFINE_bool("replace", False, "Replace a pretrained model of the same name.")
@@ -97,7 +97,7 @@ def weights_for_export(workdir: str):
   """THE SINGLE PLACE that chooses which weights of a workdir become a pretrained model.
 
   The newest good checkpoint, as every reader of a workdir restores it
-  (:func:`draw_tf.workdir.load_model_from_workdir`): its moving average of the
+  (:func:`draw_tf.runs.workdir.load_model_from_workdir`): its moving average of the
   weights when the run kept one (``train.ema_decay``), else its model variables
   (float32; the optimizer's slots are not taken). ``draw-eval`` restores the
   same weights by default, and :func:`read_fresh_eval` checks that
@@ -152,7 +152,7 @@ def read_fresh_eval(workdir: str, weights: dict, iw_samples: int, num_test: int)
 
 def training_minutes(workdir: str, step: int) -> dict:
   """Training minutes up to ``step`` from ``metrics.jsonl`` (the budget clock where the run had one)."""
-  lines = [l for l in train_lib.read_metrics(os.path.join(workdir, train_lib.METRICS_FILE))
+  lines = [l for l in metrics_log.read_metrics(os.path.join(workdir, metrics_log.METRICS_FILE))
            if isinstance(l.get("step"), int) and l["step"] <= step]
   if not lines:
     return {"minutes": None, "minutes_source": "no metrics.jsonl line up to the checkpoint"}

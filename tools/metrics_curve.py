@@ -21,10 +21,10 @@ import os
 from absl import app
 from absl import flags
 
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 from draw_tf import progress
-from draw_tf import train_lib
-from draw_tf import visualize
+from draw_tf.training import metrics_log
+from draw_tf.model import visualize
 from draw_tf.fileio import atomic_path, write_json
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir holding metrics.jsonl.")
@@ -39,15 +39,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
-  metrics_path = os.path.join(workdir, train_lib.METRICS_FILE)
+  metrics_path = os.path.join(workdir, metrics_log.METRICS_FILE)
   with cli.user_errors("metrics_curve"):
     if not os.path.exists(metrics_path):
       raise cli.UsageError(f"{metrics_path} does not exist: --workdir must be a training workdir.")
-    rows = train_lib.metric_rows(metrics_path, _KEY.value)
+    rows = metrics_log.metric_rows(metrics_path, _KEY.value)
     if not rows:
       raise cli.UsageError(f"No line of {metrics_path} holds {_KEY.value!r}; the evaluation keys are "
                           "e.g. validation_error_percent, test_error_percent, test_nll_bound.")
-    best, fallback = train_lib.best_and_fallback([r["value"] for r in rows], _LOWER.value)
+    best, fallback = metrics_log.best_and_fallback([r["value"] for r in rows], _LOWER.value)
     result = {"workdir": workdir, "key": _KEY.value, "lower_is_better": _LOWER.value, "rows": rows,
               "best": rows[best], "fallback_after_best": fallback}
     lines = [f"`{_KEY.value}` of `{workdir}` at each evaluation:", "",

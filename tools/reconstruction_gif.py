@@ -14,12 +14,12 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 from draw_tf import data
-from draw_tf import evaluate
+from draw_tf.training import evaluation as evaluate
 from draw_tf import seeds
-from draw_tf import visualize
-from draw_tf import workdir as workdir_lib
+from draw_tf.model import visualize
+from draw_tf.runs import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir of a DRAW generator.")
 _OUT = flags.DEFINE_string("out", None, "Output .gif.")

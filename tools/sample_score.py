@@ -44,7 +44,7 @@ from absl import app, flags, logging  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from draw_tf import cli  # noqa: E402
+from draw_tf.cli import plumbing as cli  # noqa: E402
 from draw_tf.errors import UsageError  # noqa: E402
 
 PRETRAINED_PREFIX = "pretrained:"
@@ -129,7 +129,7 @@ def load_pretrained(name: str):
 def load_scored_model(spec: str) -> ScoredModel:
   """The DRAW named by ``--model``: a training workdir or ``pretrained:NAME``."""
   from configs import default  # pylint: disable=g-import-not-at-top
-  from draw_tf import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   if spec.startswith(PRETRAINED_PREFIX):
     model, config = load_pretrained(spec[len(PRETRAINED_PREFIX):])
     checkpoint = spec

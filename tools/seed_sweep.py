@@ -31,9 +31,9 @@ import time
 from absl import app
 from absl import flags
 
-from draw_tf.gemm_rate import cpu_model
+from gemm_rate import cpu_model  # tools/gemm_rate.py
 
-from draw_tf import cli
+from draw_tf.cli import plumbing as cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Config file (configs/*.py).")
@@ -64,14 +64,14 @@ def run_seed(seed: int, out: str) -> dict:
       return json.load(f)
   overrides = [f"--config.train.seed={seed}", f"--config.data.seed={seed}",
                *step_overrides(FLAGS.steps), *(f"--config.{kv}" for kv in FLAGS.set)]
-  train = [sys.executable, "-m", "draw_tf.train_main", f"--config={FLAGS.config}",
+  train = [sys.executable, "-m", "draw_tf.cli.train_main", f"--config={FLAGS.config}",
            f"--workdir={workdir}", "--config.train.verbose=2", *overrides]
   print(f"seed {seed}: {' '.join(train[1:])}", flush=True)
   start = time.time()
   subprocess.run(train, check=True)
   train_minutes = (time.time() - start) / 60
   load_after_train = [round(x, 2) for x in os.getloadavg()]
-  subprocess.run([sys.executable, "-m", "draw_tf.eval_main", f"--workdir={workdir}"], check=True,
+  subprocess.run([sys.executable, "-m", "draw_tf.cli.eval_main", f"--workdir={workdir}"], check=True,
                  stdout=subprocess.DEVNULL)
   with open(eval_path) as f:
     ev = json.load(f)

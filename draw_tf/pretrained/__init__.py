@@ -189,7 +189,7 @@ def config(name: str):
 
 def build(config_dict, weights_path: str):
   """A float32 :class:`draw_tf.DrawModel` of ``config_dict`` (``config.model``) with the weights of ``weights_path``."""
-  from draw_tf.model import DrawModel  # pylint: disable=g-import-not-at-top
+  from draw_tf.model.draw_model import DrawModel  # pylint: disable=g-import-not-at-top
   model = DrawModel(**config_dict["model"])
   model.load_weights(weights_path)
   return model
@@ -202,14 +202,14 @@ def compile_like_training(model, train_config) -> None:
   config's ``jit_compile``, ``backward`` and ``kl_warmup_steps``; the run's
   warm-up and decay schedule (which depend on its length) are not applied.
   """
-  from draw_tf import tasks  # pylint: disable=g-import-not-at-top
-  from draw_tf import train_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import tasks  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
   train_config = train_config.copy_and_resolve_references()
   with train_config.unlocked():
     train_config.lr_schedule = "constant"
     train_config.warmup_steps = 0
     train_config.kl_warmup_steps = 0
-  tasks.get({"task": "generate"}).compile(model, train_lib.make_optimizer(train_config, 1), train_config)
+  tasks.get({"task": "generate"}).compile(model, optimizer_lib.make_optimizer(train_config, 1), train_config)
 
 
 def load(name: str, compile: bool = True):  # pylint: disable=redefined-builtin

@@ -4,7 +4,7 @@
 (``subset``); ``tests/test_pretrained.py`` measures it again on the machine
 running the tests and compares with :func:`check_subset_bound`. Both call
 :func:`subset_bound`, which runs the project's own evaluation
-(:func:`draw_tf.evaluate.evaluate_split`, the function and the noise stream
+(:func:`draw_tf.training.evaluation.evaluate_split`, the function and the noise stream
 ``seeds.EVAL_NOISE`` of ``draw-eval``) on the first :data:`SUBSET_SIZE`
 images of the test split as ``draw-eval`` reads it (same binarisation), in
 float32 without XLA, with seed :data:`SUBSET_SEED` and
@@ -85,7 +85,7 @@ def subset_split(config):
 
 
 def subset_bound(model, config, split=None) -> dict:
-  """The bound on the fixed subset: :func:`draw_tf.evaluate.evaluate_split` in float32, no XLA.
+  """The bound on the fixed subset: :func:`draw_tf.training.evaluation.evaluate_split` in float32, no XLA.
 
   Args:
     model: a :class:`draw_tf.DrawModel`.
@@ -96,7 +96,7 @@ def subset_bound(model, config, split=None) -> dict:
     ``{"nll_bound", "recon", "kl", "num_examples", "first", "seed", "batch_size",
     "iw_samples", "precision", "jit_compile"}``.
   """
-  from draw_tf import evaluate  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import evaluation as evaluate  # pylint: disable=g-import-not-at-top
   split = subset_split(config) if split is None else split
   result = evaluate.evaluate_split(model, split, iw_samples=1, batch_size=SUBSET_BATCH_SIZE,
                                    seed=SUBSET_SEED, jit_compile=False)

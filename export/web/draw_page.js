@@ -110,7 +110,7 @@ function drawFrame(t) {
   ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
   if (t < steps) {
     // The box spans centre +- N / 2 * stride (0-based pixels; pixel k's centre
-    // is at (k + 0.5) * scale), clipped to the tile: draw_tf.visualize's rule.
+    // is at (k + 0.5) * scale), clipped to the tile: draw_tf.model.visualize's rule.
     ctx.strokeStyle = 'rgb(255, 40, 40)';
     ctx.lineWidth = Math.max(1, Math.round(L.scale / 3));
     for (let i = 0; i < run.n; i++) {
