@@ -26,13 +26,16 @@ stream                      what it draws                                   offs
 ``RECONSTRUCTION_NOISE``    the posterior ``eps`` of the tools' pictures    0 (second word 1)
 ``FRESH_CLUTTER``           a data epoch's cluttered_mnist placements       1299709
 ``SAMPLE_SCORE_JUDGE``      the judge of ``tools/sample_score.py``          7368787
+``MNIST_CAPTIONS``          ``mnist_captions``' layouts (NumPy, per split)  2750159
 ==========================  ==============================================  =========
 
 The offset-0 streams are the oldest: ``FIXED_BINARIZATION`` is a NumPy seed,
 and ``TRAIN_ORDER``'s epoch-0 seed ``[seed, 0]`` equals ``PRIOR_NOISE``'s but
 feeds a shuffle, not a normal draw. ``multi_mnist`` and ``cluttered_mnist``
 are built with ``numpy.random.default_rng([seed, split, dataset])``
-(:mod:`draw_tf.data.derived`), a three-word seed of their own.
+(:mod:`draw_tf.data.derived`), a three-word seed of their own; ``mnist_captions``
+uses ``numpy.random.default_rng([seed + MNIST_CAPTIONS, split, data epoch])``
+(:mod:`draw_tf.data.captions`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ DECOMPRESS_NOISE = 0
 RECONSTRUCTION_NOISE = 0
 FRESH_CLUTTER = 1299709
 SAMPLE_SCORE_JUDGE = 7368787
+MNIST_CAPTIONS = 2750159
 
 
 def numpy_seed(seed: int, stream: int) -> int:

