@@ -36,16 +36,11 @@ from draw_tf.export import sampler as sampler_lib
 _MODEL = flags.DEFINE_string(
     "model", None, "Workdir, export folder, SavedModel folder, .tflite file or "
     "pretrained:NAME (a shipped model, draw_tf.pretrained.names()).")
-_OUT = flags.DEFINE_string(
-    "out", None, "Output file: .png, .gif or .npy.")
-_NUM = flags.DEFINE_integer(
-    "num", 16, "Number of pictures (ignored with --noise).")
-_SEED = flags.DEFINE_integer(
-    "seed", None, "Seed of the prior noise (default: random, logged).")
-_NOISE = flags.DEFINE_string(
-    "noise", None, ".npy file with float32 noise [N, T, latent_dim].")
-_NUM_THREADS = flags.DEFINE_integer(
-    "num_threads", None, "TFLite interpreter threads.")
+_OUT = flags.DEFINE_string("out", None, "Output file: .png, .gif or .npy.")
+_NUM = flags.DEFINE_integer("num", 16, "Number of pictures (ignored with --noise).")
+_SEED = flags.DEFINE_integer("seed", None, "Seed of the prior noise (default: random, logged).")
+_NOISE = flags.DEFINE_string("noise", None, ".npy file with float32 noise [N, T, latent_dim].")
+_NUM_THREADS = flags.DEFINE_integer("num_threads", None, "TFLite interpreter threads.")
 
 OUTPUT_TYPES = (".png", ".gif", ".npy")
 
