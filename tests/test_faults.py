@@ -50,7 +50,11 @@ def _train_command(workdir, cache_dir, *overrides):
 def _start(command, log_path):
   env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   log = open(log_path, "w")  # pylint: disable=consider-using-with
-  return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+  # A test run started as a background job of a script (`pytest ... &`) has SIGINT
+  # ignored, the child would inherit that, and interrupts.install keeps an ignored
+  # SIGINT ignored (as Python does): the child starts with the default, as in a terminal.
+  return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(predicate, proc, timeout=300, what=""):
