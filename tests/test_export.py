@@ -81,7 +81,7 @@ def test_keras_saved_model_and_tflite_agree_on_fixed_noise(tiny_export, batch):
   assert want.images.shape == (batch, 12, 10, 1)
   assert want.write_windows.shape == (batch, 4, len(contract.WINDOW_COLUMNS))
   # The same windows as DrawModel.generate, every column (sigma included).
-  np.testing.assert_array_equal(want.write_windows, tiny_export.model.generate(noise=noise).windows)
+  np.testing.assert_allclose(want.write_windows, tiny_export.model.generate(noise=noise).windows, rtol=0, atol=1e-6)
 
 
 def test_reduced_precision_artifacts_stay_inside_their_bounds(tiny_export):
@@ -230,26 +230,13 @@ def test_failed_self_check_publishes_nothing(tmp_path, monkeypatch, failure):
   assert sorted(os.listdir(tmp_path)) == (["export"] if out.exists() else [])  # no temp folders
 
 
-def _drop_sigma(functions):
-  """``(generate, sample)`` returning ``write_windows`` ``[N, T, 3]``, as exports of manifest format 1."""
-
-  def three_columns(fn):
-    def wrapped(x):
-      out = dict(fn(x))
-      out["write_windows"] = out["write_windows"][..., :3]
-      return out
-    return wrapped
-
-  return tuple(three_columns(fn) for fn in functions)
-
-
 def test_an_export_of_manifest_format_1_still_loads_and_samples(tiny_export, tmp_path, monkeypatch):
   """A format-1 export (write_windows [N, T, 3]: no sigma) loads as a folder, a SavedModel and a
   .tflite file; every backend returns [N, T, 4] with sigma NaN and the rest as today's export;
   draw-sample draws its GIF."""
   from draw_tf.cli import sample_main  # pylint: disable=g-import-not-at-top
   original = export_lib.signature_functions
-  monkeypatch.setattr(export_lib, "signature_functions", lambda m, s=4: _drop_sigma(original(m, s)))
+  monkeypatch.setattr(export_lib, "signature_functions", helpers.format1_signature_functions(original))
   out = tmp_path / "format1_export"
   saved = out / contract.SAVED_MODEL_DIR
   export_lib.save_saved_model(tiny_export.model, str(saved))

@@ -35,6 +35,7 @@ from draw_tf.export import contract
 from draw_tf.export import export_lib
 from draw_tf.export import sampler as sampler_lib
 from draw_tf.export import web_export
+from tests import helpers
 from tests.conftest import run_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -252,18 +253,7 @@ def test_page_of_manifest_format_1_with_a_three_column_decoder_still_draws(web_f
   if os.environ.get("DRAW_WEB_FOLDER"):
     pytest.skip("needs the tiny export's page")
   original = export_lib.signature_functions
-
-  def three_columns(model, steps_per_iteration=4):
-    generate, sample = original(model, steps_per_iteration)
-
-    def generate3(noise):
-      out = dict(generate(noise))
-      out["write_windows"] = out["write_windows"][..., :3]
-      return out
-
-    return generate3, sample
-
-  monkeypatch.setattr(export_lib, "signature_functions", three_columns)
+  monkeypatch.setattr(export_lib, "signature_functions", helpers.format1_signature_functions(original))
   data = web_export._convert_batch1(tiny_export.model, str(tmp_path / "batch1_saved_model"), "float32", 4)  # pylint: disable=protected-access
   monkeypatch.setattr(export_lib, "signature_functions", original)
   old = tmp_path / "format1"
@@ -286,6 +276,10 @@ def test_page_of_manifest_format_1_with_a_three_column_decoder_still_draws(web_f
   assert want.write_windows.shape == (n, steps, 3)
   windows = np.asarray(result["write_windows"], np.float32).reshape(n, steps, 3)
   assert float(np.max(np.abs(windows - want.write_windows))) <= 1e-4
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  pixels = np.asarray(Image.open(tmp_path / "format1.png").convert("RGB")).astype(int)
+  red = (pixels[..., 0] > 200) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
+  assert red.sum() > 50, "no write window boxes on the format-1 page"
   # Today's manifest (4 columns) over the old decoder: a clear message, not a garbled drawing.
   (old / "manifest.json").write_text(json.dumps(new_manifest))
   result = _open_page(str(old), tmp_path, "mismatch")
