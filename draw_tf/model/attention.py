@@ -43,7 +43,8 @@ def window_from_params(gx, gy, delta, sigma2) -> tf.Tensor:
   Returns:
     ``[batch, 4]``: ``(centre_x, centre_y, stride, sigma)`` with the centre in
     **0-based** pixel coordinates (0 is the centre of the first pixel). An
-    ``N x N`` window spans ``centre +- N / 2 * stride``.
+    ``N x N`` window spans ``centre +- N / 2 * stride``. The exported decoder returns these
+    columns as they are (``write_windows``; their names: ``draw_tf.export.contract.WINDOW_COLUMNS``).
   """
   return tf.stack([gx - 1.0, gy - 1.0, delta, tf.sqrt(sigma2)], axis=-1)
 
