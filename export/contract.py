@@ -8,7 +8,8 @@ loads an artifact (``README.md``, "Use it on a phone"):
   ``write_windows`` ``[batch, T, 4]``, all float32: each step's write window
   with the columns :data:`WINDOW_COLUMNS`, the same ``[N, T, 4]`` as
   ``DrawModel.generate``'s ``windows``. Exports of manifest format 1 returned
-  only the first three columns (no ``sigma``); they still load (:func:`check_outputs`) and a sampler fills their ``sigma`` with NaN.
+  only the first three columns (no ``sigma``); they still load
+  (:func:`check_outputs`) and a sampler fills their ``sigma`` with NaN.
 - ``sample(num_samples: int32 scalar)`` returns the same outputs.
 - The decoder config (:func:`decoder_config`) is stored as JSON in a TFLite
   file's metadata entry :data:`CONFIG_NAME` and in a SavedModel folder at
