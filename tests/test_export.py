@@ -50,7 +50,8 @@ def test_export_writes_every_artifact_and_a_true_manifest(tiny_export):
   # The model's windows [N, T, 4] as they are (manifest format 2; format 1 had 3 columns).
   assert sigs["generate"]["outputs"]["write_windows"]["shape"] == [-1, 4, 4]
   assert manifest["format_version"] == export_lib.MANIFEST_FORMAT == 2
-  assert manifest["window_columns"] == list(contract.WINDOW_COLUMNS) == ["centre_x", "centre_y", "stride", "sigma"]
+  assert manifest["window_columns"] == list(contract.WINDOW_COLUMNS)
+  assert contract.WINDOW_COLUMNS == ("centre_x", "centre_y", "stride", "sigma")
   # sha256 and sizes describe the files on disk.
   for name in (FP32, FP16, INT8):
     entry = manifest["files"][name]
@@ -81,7 +82,8 @@ def test_keras_saved_model_and_tflite_agree_on_fixed_noise(tiny_export, batch):
   assert want.images.shape == (batch, 12, 10, 1)
   assert want.write_windows.shape == (batch, 4, len(contract.WINDOW_COLUMNS))
   # The same windows as DrawModel.generate, every column (sigma included).
-  np.testing.assert_allclose(want.write_windows, tiny_export.model.generate(noise=noise).windows, rtol=0, atol=1e-6)
+  np.testing.assert_allclose(want.write_windows, tiny_export.model.generate(noise=noise).windows,
+                             rtol=0, atol=1e-6)
 
 
 def test_reduced_precision_artifacts_stay_inside_their_bounds(tiny_export):
@@ -266,7 +268,8 @@ def test_write_windows_with_another_column_count_are_refused():
   config = {"image_shape": [12, 10, 1], "num_steps": 4}
   outputs = {k: ("float32", s) for k, s in contract.output_shapes(config).items()}
   assert contract.check_outputs("x.tflite", outputs, config) == 4
-  assert contract.check_outputs("x.tflite", {**outputs, "write_windows": ("float32", [-1, 4, 3])}, config) == 3
+  three = {**outputs, "write_windows": ("float32", [-1, 4, 3])}
+  assert contract.check_outputs("x.tflite", three, config) == 3
   with pytest.raises(ValueError, match=r"write_windows.*\[-1, 4, 5\], expected float32 \[-1, 4, 4\].*sigma"):
     contract.check_outputs("x.tflite", {**outputs, "write_windows": ("float32", [-1, 4, 5])}, config)
 

@@ -254,7 +254,8 @@ def test_page_of_manifest_format_1_with_a_three_column_decoder_still_draws(web_f
     pytest.skip("needs the tiny export's page")
   original = export_lib.signature_functions
   monkeypatch.setattr(export_lib, "signature_functions", helpers.format1_signature_functions(original))
-  data = web_export._convert_batch1(tiny_export.model, str(tmp_path / "batch1_saved_model"), "float32", 4)  # pylint: disable=protected-access
+  data = web_export._convert_batch1(  # pylint: disable=protected-access
+      tiny_export.model, str(tmp_path / "batch1_saved_model"), "float32", 4)
   monkeypatch.setattr(export_lib, "signature_functions", original)
   old = tmp_path / "format1"
   shutil.copytree(web_folder, old)

@@ -76,7 +76,8 @@ async function runGenerate(quantization, noise, n, source) {
         throw new Error(`${quantization} model: output ${k} has ${values.length} numbers per image, ` +
             `the manifest says ${per[k]}` + (k === 'write_windows' ?
             ` (${steps} steps x ${windowColumns()} window columns; manifest format ` +
-            `${manifest.format_version}: re-run draw-export --web to write the page and decoders together)` : ''));
+            `${manifest.format_version}: re-run draw-export --web to write the page and ` +
+            'decoders together)' : ''));
       }
       result[k].set(values, i * per[k]);
     }
