@@ -59,13 +59,18 @@ def _missing() -> list:
   return missing
 
 
-@pytest.fixture(scope="module")
-def web_folder(request, tmp_path_factory):
+def _require_browser() -> None:
+  """Skips the test where the browser or the npm packages are missing; fails under CI."""
   missing = _missing()
   if missing:
     if os.environ.get("CI"):
       pytest.fail("the browser test must run under CI; missing: " + ", ".join(missing))
     pytest.skip("no browser test here; missing: " + ", ".join(missing))
+
+
+@pytest.fixture(scope="module")
+def web_folder(request, tmp_path_factory):
+  _require_browser()
   if os.environ.get("DRAW_WEB_FOLDER"):
     return os.environ["DRAW_WEB_FOLDER"]
   tiny_export = request.getfixturevalue("tiny_export")
@@ -176,21 +181,11 @@ def test_page_draws_the_same_pictures_as_python_litert(web_folder, server, tmp_p
 @pytest.fixture(scope="module")
 def pretrained_page(tiny_pretrained, tmp_path_factory):
   """``draw-export --web --output_dir=OUT`` (no --workdir) with the tiny pretrained model as the shipped one."""
-  missing = _missing()
-  if missing:
-    if os.environ.get("CI"):
-      pytest.fail("the browser test must run under CI; missing: " + ", ".join(missing))
-    pytest.skip("no browser test here; missing: " + ", ".join(missing))
+  _require_browser()
   out = tmp_path_factory.mktemp("pretrained_page") / "out"
-  env_before = os.environ.get("DRAW_TF_PRETRAINED_DIR")
-  os.environ["DRAW_TF_PRETRAINED_DIR"] = tiny_pretrained.models_dir
-  try:
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("DRAW_TF_PRETRAINED_DIR", tiny_pretrained.models_dir)
     proc = run_module("draw_tf.cli.export_main", "--web", f"--output_dir={out}")
-  finally:
-    if env_before is None:
-      os.environ.pop("DRAW_TF_PRETRAINED_DIR")
-    else:
-      os.environ["DRAW_TF_PRETRAINED_DIR"] = env_before
   assert proc.returncode == 0, proc.stderr[-4000:]
   assert "the pretrained decoder 'tiny'" in proc.stderr
   return str(out / "web")
