@@ -5,7 +5,11 @@ loads an artifact (``README.md``, "Use it on a phone"):
 
 - ``generate(noise: float32 [batch, T, latent_dim])`` returns ``images``
   ``[batch, H, W, C]``, ``canvases`` ``[batch, T, H, W, C]`` and
-  ``write_windows`` ``[batch, T, 3]``, all float32.
+  ``write_windows`` ``[batch, T, 4]``, all float32: each step's write window
+  with the columns :data:`WINDOW_COLUMNS`, the same ``[N, T, 4]`` as
+  ``DrawModel.generate``'s ``windows``. Exports of manifest format 1 returned
+  only the first three columns (no ``sigma``); they still load
+  (:func:`check_outputs`) and a sampler fills their ``sigma`` with NaN.
 - ``sample(num_samples: int32 scalar)`` returns the same outputs.
 - The decoder config (:func:`decoder_config`) is stored as JSON in a TFLite
   file's metadata entry :data:`CONFIG_NAME` and in a SavedModel folder at
@@ -28,6 +32,12 @@ NUM_SAMPLES_INPUT = "num_samples"
 NOISE_DTYPE = "float32"
 NUM_SAMPLES_DTYPE = "int32"
 OUTPUTS = ("images", "canvases", "write_windows")
+# The columns of a write window, as DrawModel.generate's `windows` [N, T, 4] (the
+# cell's window, draw_tf.model.filterbank): centre and stride of the N x N grid and
+# the Gaussian filters' standard deviation, all in 0-based pixels.
+WINDOW_COLUMNS = ("centre_x", "centre_y", "stride", "sigma")
+# Exports of manifest format 1 returned [batch, T, 3]: the first three columns.
+LEGACY_WINDOW_COLUMNS = WINDOW_COLUMNS[:3]
 OUTPUT_DTYPE = "float32"
 # Name of the JSON model description inside a .tflite file (flatbuffer
 # metadata) and inside a SavedModel folder (assets.extra/).
@@ -61,12 +71,17 @@ def noise_shape(config: dict, batch_size: int = -1) -> list:
   return [batch_size, config["num_steps"], config["latent_dim"]]
 
 
-def output_shapes(config: dict, batch_size: int = -1) -> dict:
-  """Output name -> shape list (-1: dynamic batch size) for a decoder ``config``."""
+def output_shapes(config: dict, batch_size: int = -1,
+                  window_columns: int = len(WINDOW_COLUMNS)) -> dict:
+  """Output name -> shape list (-1: dynamic batch size) for a decoder ``config``.
+
+  ``window_columns``: 4 (:data:`WINDOW_COLUMNS`, what draw-export writes) or 3 (an export of
+  manifest format 1, :data:`LEGACY_WINDOW_COLUMNS`).
+  """
   h, w, c = config["image_shape"]
   t = config["num_steps"]
   return {"images": [batch_size, h, w, c], "canvases": [batch_size, t, h, w, c],
-          "write_windows": [batch_size, t, 3]}
+          "write_windows": [batch_size, t, window_columns]}
 
 
 def generate_inputs(config: dict, batch_size: int = -1) -> dict:
@@ -92,22 +107,42 @@ def check_noise_input(path: str, dtype_name: str, shape: list) -> None:
         "[-1, T, latent_dim] with a dynamic batch size.")
 
 
-def check_outputs(path: str, outputs: dict, config: dict) -> None:
+def window_columns_of(outputs: dict) -> int:
+  """How many window columns ``generate``'s ``write_windows`` has: 4, or 3 for a format-1 export.
+
+  ``outputs`` as in :func:`check_outputs`; any other count is returned as it is (and refused there).
+  """
+  shape = outputs.get("write_windows", (None, []))[1]
+  return int(shape[-1]) if len(shape) == 3 else len(WINDOW_COLUMNS)
+
+
+def check_outputs(path: str, outputs: dict, config: dict) -> int:
   """Checks ``generate``'s outputs against ``config``; raises ``ValueError`` naming the problem.
+
+  ``write_windows`` may have 4 columns (:data:`WINDOW_COLUMNS`) or 3 (an export of manifest
+  format 1, :data:`LEGACY_WINDOW_COLUMNS`).
 
   Args:
     path: the artifact, for the message.
     outputs: ``{name: (dtype_name, shape list with -1 for a dynamic size)}``.
     config: the decoder config (``image_shape``, ``num_steps``).
+
+  Returns:
+    The number of window columns: 4, or 3 for a format-1 export.
   """
   missing = [k for k in OUTPUTS if k not in outputs]
   if missing:
     raise ValueError(
         f"{path}: signature '{GENERATE}' has outputs {sorted(outputs)}, missing {missing}; "
         f"a DRAW decoder exported by draw-export returns {list(OUTPUTS)}.")
-  for name, want in output_shapes(config).items():
+  columns = window_columns_of(outputs)
+  if columns not in (len(WINDOW_COLUMNS), len(LEGACY_WINDOW_COLUMNS)):
+    columns = len(WINDOW_COLUMNS)  # the message below names the shape expected today
+  for name, want in output_shapes(config, window_columns=columns).items():
     dtype, shape = outputs[name]
     if dtype != OUTPUT_DTYPE or shape != want:
       raise ValueError(
           f"{path}: output '{name}' of signature '{GENERATE}' is {dtype} {shape}, "
-          f"expected {OUTPUT_DTYPE} {want}.")
+          f"expected {OUTPUT_DTYPE} {want}"
+          + (f" (columns {list(WINDOW_COLUMNS)})" if name == "write_windows" else "") + ".")
+  return columns

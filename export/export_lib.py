@@ -12,7 +12,8 @@ Signatures (dynamic batch size):
 
 - ``generate(noise: float32 [batch, T, latent_dim])`` returns ``images``
   ``[batch, H, W, C]`` in [0, 1], ``canvases`` ``[batch, T, H, W, C]`` and
-  ``write_windows`` ``[batch, T, 3]`` (centre x, centre y, stride; 0-based px).
+  ``write_windows`` ``[batch, T, 4]`` (:data:`contract.WINDOW_COLUMNS`: centre x,
+  centre y, stride, sigma; 0-based px), ``DrawModel.generate``'s ``windows`` as they are.
 - ``sample(num_samples: int32 scalar)``: the same outputs from noise drawn
   inside the model (``tf.random.normal`` with an op seed, which converts to the
   builtin ``RANDOM_STANDARD_NORMAL``; ``keras.random`` does not convert).
@@ -59,7 +60,8 @@ from draw_tf.export import tflite_convert
 FLOAT32_TOLERANCE = 1e-4
 # Op seed of the `sample` signature's tf.random.normal.
 SAMPLE_OP_SEED = 1502  # arXiv:1502.04623
-MANIFEST_FORMAT = 1
+# 2: write_windows has 4 columns (contract.WINDOW_COLUMNS); 1: 3 columns (no sigma), still read.
+MANIFEST_FORMAT = 2
 
 
 class ExportVerificationError(RuntimeError):
@@ -129,7 +131,7 @@ def signature_functions(model, steps_per_iteration: int = sequence_decoder.DEFAU
   def generate(noise):
     out = sequence_decoder.decode_fused(model, noise, steps_per_iteration)
     return {"images": out["images"], "canvases": out["canvases"],
-            "write_windows": out["windows"][..., :3]}
+            "write_windows": out["windows"]}
 
   def sample(num_samples):
     noise = tf.random.normal(tf.stack([num_samples, steps, latent_dim]), seed=SAMPLE_OP_SEED)
@@ -344,6 +346,7 @@ def _manifest(config: dict, files: dict, report: dict, noise: np.ndarray, verify
       "num_steps": config["num_steps"],
       "latent_dim": config["latent_dim"],
       "signatures": contract.signatures(config),
+      "window_columns": list(contract.WINDOW_COLUMNS),
       "tflite_op_set": "TFLITE_BUILTINS",
       "tflite_ops": sorted({op for name in tflite_convert.TFLITE_FILES.values()
                             for op in report["tflite_ops"][name]}),

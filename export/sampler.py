@@ -29,7 +29,9 @@ class Samples(NamedTuple):
   """What every backend returns (NumPy float32)."""
   images: np.ndarray  # [N, H, W, C] in [0, 1], sigmoid(c_T)
   canvases: np.ndarray  # [N, T, H, W, C] in [0, 1], sigmoid(c_t)
-  write_windows: np.ndarray  # [N, T, 3] centre x, centre y, stride (0-based px)
+  # [N, T, 4] contract.WINDOW_COLUMNS: centre x, centre y, stride, sigma (0-based px), as
+  # DrawModel.generate's `windows`; sigma is NaN from an export of manifest format 1 (3 columns).
+  write_windows: np.ndarray
 
 
 def prior_noise(num_samples: int, num_steps: int, latent_dim: int, seed: int) -> np.ndarray:
@@ -83,14 +85,27 @@ class Sampler(abc.ABC):
   def image_shape(self) -> tuple:
     return tuple(int(d) for d in self.config["image_shape"])
 
+  # How many columns the artifact's write_windows has: 4, or 3 for an export of manifest format 1.
+  window_columns = len(contract.WINDOW_COLUMNS)
+
   def generate(self, noise) -> Samples:
     """Draws ``N`` pictures from ``noise`` ``[N, T, latent_dim]``."""
     noise = check_noise(noise, self.num_steps, self.latent_dim)
-    return Samples(*(np.asarray(a, np.float32) for a in self._generate(noise)))
+    images, canvases, windows = (np.asarray(a, np.float32) for a in self._generate(noise))
+    return Samples(images, canvases, full_windows(windows))
 
   @abc.abstractmethod
   def _generate(self, noise: np.ndarray):
     """Backend-specific: ``(images, canvases, windows)`` arrays for ``noise``."""
+
+
+def full_windows(windows: np.ndarray) -> np.ndarray:
+  """``windows`` ``[N, T, 4]`` as they are; ``[N, T, 3]`` (an export of manifest format 1) with a
+  fourth column, ``sigma``, of NaN (not recorded there), so every backend returns the same shape."""
+  missing = len(contract.WINDOW_COLUMNS) - windows.shape[-1]
+  if missing <= 0:
+    return windows
+  return np.concatenate([windows, np.full((*windows.shape[:-1], missing), np.nan, np.float32)], axis=-1)
 
 
 class KerasSampler(Sampler):
@@ -104,7 +119,7 @@ class KerasSampler(Sampler):
 
   def _generate(self, noise):
     out = self.model.generate(noise=noise)
-    return out.images, out.canvases, out.windows[..., :3]
+    return out.images, out.canvases, out.windows
 
 
 def _shape_list(shape) -> list:
@@ -144,8 +159,9 @@ class SavedModelSampler(Sampler):
     config.update(num_steps=shape[1], latent_dim=shape[2], image_shape=[h, w, c])
     config.setdefault("write_size", 1)
     super().__init__(config)
-    contract.check_outputs(path, {k: (v.dtype.name, _shape_list(v.shape))
-                                  for k, v in self._fn.structured_outputs.items()}, self.config)
+    self.window_columns = contract.check_outputs(
+        path, {k: (v.dtype.name, _shape_list(v.shape)) for k, v in self._fn.structured_outputs.items()},
+        self.config)
 
   @property
   def loaded(self):
@@ -222,7 +238,7 @@ class TFLiteSampler(Sampler):
     config.update(num_steps=shape[1], latent_dim=shape[2], image_shape=image_shape)
     config.setdefault("write_size", 1)
     super().__init__(config)
-    contract.check_outputs(path, outputs, self.config)
+    self.window_columns = contract.check_outputs(path, outputs, self.config)
 
   def _generate(self, noise):
     out = self.runner(**{contract.NOISE_INPUT: noise})

@@ -59,7 +59,9 @@ RUNTIME_WASM = ("litert_wasm_internal.js", "litert_wasm_internal.wasm",
 WEB_BATCH_SIZE = 1
 # Quantisation -> file name of the batch-1 models the page runs.
 WEB_TFLITE_FILES = {"float32": "draw_decoder_web.tflite", "int8": "draw_decoder_web_int8.tflite"}
-MANIFEST_FORMAT = 1
+# The page's manifest.json. 2: it names `window_columns` (4, contract.WINDOW_COLUMNS); a format-1
+# manifest has none and its decoders return 3 (contract.LEGACY_WINDOW_COLUMNS); the page reads both.
+MANIFEST_FORMAT = 2
 
 
 def runtime_dir(node_modules: str | None = None) -> str:
@@ -165,8 +167,12 @@ def copy_page(web_dir: str, core: str) -> None:
 
 
 def page_manifest(config: dict, models: list, files: dict, runtime_version: str,
-                  verification: dict) -> dict:
-  """The page's ``manifest.json``: shapes, the models to offer (the first is shown first), files."""
+                  verification: dict, window_columns=contract.WINDOW_COLUMNS) -> dict:
+  """The page's ``manifest.json``: shapes, the models to offer (the first is shown first), files.
+
+  ``window_columns``: the columns of the decoders' ``write_windows`` (the page's stride through
+  them): :data:`contract.WINDOW_COLUMNS`, or the 3 of a decoder exported before manifest format 2.
+  """
   return {
       "format_version": MANIFEST_FORMAT,
       "model": config,
@@ -178,6 +184,7 @@ def page_manifest(config: dict, models: list, files: dict, runtime_version: str,
           "name": contract.GENERATE,
           "inputs": contract.generate_inputs(config, WEB_BATCH_SIZE),
           "outputs": list(contract.OUTPUTS)},
+      "window_columns": list(window_columns),
       "models": models,
       "files": files,
       "runtime": {"package": LITERT_PACKAGE, "version": runtime_version,
@@ -219,8 +226,10 @@ def write_pretrained_web_folder(name: str | None, web_dir: str, node_modules: st
     shutil.copyfile(source, os.path.join(tmp, pretrained.WEB_FILE))
     files = {pretrained.WEB_FILE: {**info["files"][pretrained.WEB_FILE], "quantization": "int8",
                                    "batch_size": WEB_BATCH_SIZE}}
+    # A pretrained folder of format 1 has no `window_columns`: its decoders return 3 columns.
+    columns = info.get("window_columns", contract.LEGACY_WINDOW_COLUMNS)
     manifest = page_manifest(info["decoder"], [{"file": pretrained.WEB_FILE, "quantization": "int8"}],
-                             files, runtime_version, web["verification"])
+                             files, runtime_version, web["verification"], columns)
     manifest["pretrained"] = {"name": name, "test": info.get("test", {}),
                               "training": info.get("training", {}), "commit": info.get("commit")}
     fileio.write_json(os.path.join(tmp, "manifest.json"), manifest)

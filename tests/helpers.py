@@ -67,3 +67,20 @@ def assert_layer_round_trip(layer, *call_args, call=None):
     for g, w in zip(got_leaves, want_leaves):
       np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
   return clone
+
+
+def format1_signature_functions(signature_functions):
+  """``signature_functions`` whose ``write_windows`` is ``[N, T, 3]`` (no sigma), as in exports of
+  manifest format 1: patch ``export_lib.signature_functions`` with it to write such an export."""
+
+  def three_columns(fn):
+    def wrapped(x):
+      out = dict(fn(x))
+      out["write_windows"] = out["write_windows"][..., :3]
+      return out
+    return wrapped
+
+  def functions(model, steps_per_iteration=4):
+    return tuple(three_columns(fn) for fn in signature_functions(model, steps_per_iteration))
+
+  return functions

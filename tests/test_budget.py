@@ -205,10 +205,12 @@ def test_metrics_curve_tool_tables_one_key_against_training_minutes(tmp_path):
   """tools/metrics_curve.py reads the evaluation lines that hold the key, skips the others."""
   workdir = tmp_path / "run"
   workdir.mkdir()
-  lines = [{"epoch": 1, "step": 100, "minutes": 4.2, "train_minutes": 4.0, "validation_error_percent": 9.5},
+  lines = [{"epoch": 1, "step": 100, "minutes": 4.2, "train_minutes": 4.0, "validation_error_percent": 9.5,
+            "raw": 9.0},
            {"epoch": 1, "step": 150, "minutes": 5.0, "train_loss": 0.3},
            {"epoch": 2, "step": 200, "minutes": 8.5, "train_minutes": 8.0, "validation_error_percent": 7.0},
-           {"epoch": 3, "step": 300, "minutes": 12.9, "train_minutes": 12.0, "validation_error_percent": 7.75}]
+           {"epoch": 3, "step": 300, "minutes": 12.9, "train_minutes": 12.0, "validation_error_percent": 7.75,
+            "raw": 8.25}]
   with open(workdir / "metrics.jsonl", "w") as f:
     f.write("".join(json.dumps(l) + "\n" for l in lines))
   out = str(tmp_path / "curve")
@@ -227,3 +229,16 @@ def test_metrics_curve_tool_tables_one_key_against_training_minutes(tmp_path):
   bad = subprocess.run(cmd[:-2] + ["--key=test_nll_bound", f"--out={out}"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
   assert bad.returncode == 1 and "holds 'test_nll_bound'" in bad.stderr
+  # --also: another key of the same lines (a blank cell where a line lacks it); --reference: dashed lines.
+  proc = subprocess.run(cmd + ["--also=raw", "--reference=paper (Table 1)=3.36", "--reference=other=12"],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(out + ".json") as f:
+    result = json.load(f)
+  assert result["also"] == {"raw": [9.0, None, 8.25]}
+  assert result["references"] == {"paper (Table 1)": 3.36, "other": 12.0}
+  with open(out + ".md") as f:
+    table = f.read()
+  assert "| minutes | step | validation_error_percent | raw |" in table and "| 8.0 | 200 | 7.00 |  |" in table
+  bad = subprocess.run(cmd + ["--reference=3.36"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 1 and "expected LABEL=VALUE" in bad.stderr

@@ -6,6 +6,7 @@ The tiny exported model comes from the session fixture ``tiny_export``
 (tests/conftest.py), exported once through the ``draw-export`` binary.
 """
 
+import json
 import os
 
 import keras
@@ -18,6 +19,7 @@ from draw_tf.runs import workdir as workdir_lib
 from draw_tf.export import contract
 from draw_tf.export import export_lib
 from draw_tf.export import sampler as sampler_lib
+from draw_tf.export import tflite_convert
 from tests import helpers
 from tests.conftest import TINY_EXPORT_MODEL
 
@@ -45,7 +47,11 @@ def test_export_writes_every_artifact_and_a_true_manifest(tiny_export):
   assert set(sigs) == {"generate", "sample"}
   assert sigs["generate"]["inputs"] == {"noise": {"dtype": "float32", "shape": [-1, 4, 4]}}
   assert sigs["sample"]["inputs"] == {"num_samples": {"dtype": "int32", "shape": []}}
-  assert sigs["generate"]["outputs"]["write_windows"]["shape"] == [-1, 4, 3]
+  # The model's windows [N, T, 4] as they are (manifest format 2; format 1 had 3 columns).
+  assert sigs["generate"]["outputs"]["write_windows"]["shape"] == [-1, 4, 4]
+  assert manifest["format_version"] == export_lib.MANIFEST_FORMAT == 2
+  assert manifest["window_columns"] == list(contract.WINDOW_COLUMNS)
+  assert contract.WINDOW_COLUMNS == ("centre_x", "centre_y", "stride", "sigma")
   # sha256 and sizes describe the files on disk.
   for name in (FP32, FP16, INT8):
     entry = manifest["files"][name]
@@ -74,7 +80,10 @@ def test_keras_saved_model_and_tflite_agree_on_fixed_noise(tiny_export, batch):
     diffs = _max_diffs(got, want)
     assert max(diffs.values()) <= 1e-4, (path, diffs)
   assert want.images.shape == (batch, 12, 10, 1)
-  assert want.write_windows.shape == (batch, 4, 3)
+  assert want.write_windows.shape == (batch, 4, len(contract.WINDOW_COLUMNS))
+  # The same windows as DrawModel.generate, every column (sigma included).
+  np.testing.assert_allclose(want.write_windows, tiny_export.model.generate(noise=noise).windows,
+                             rtol=0, atol=1e-6)
 
 
 def test_reduced_precision_artifacts_stay_inside_their_bounds(tiny_export):
@@ -111,7 +120,7 @@ def test_sample_signature_draws_noise_inside_the_model(tiny_export):
   first = sample(num_samples=np.array(3, np.int32))
   assert first["images"].shape == (3, 12, 10, 1)
   assert first["canvases"].shape == (3, 4, 12, 10, 1)
-  assert first["write_windows"].shape == (3, 4, 3)
+  assert first["write_windows"].shape == (3, 4, 4)
   assert 0 <= first["images"].min() and first["images"].max() <= 1
   second = sample(num_samples=np.array(3, np.int32))
   assert np.abs(second["images"] - first["images"]).max() > 1e-6  # fresh noise each call
@@ -221,6 +230,48 @@ def test_failed_self_check_publishes_nothing(tmp_path, monkeypatch, failure):
   else:
     assert not out.exists()
   assert sorted(os.listdir(tmp_path)) == (["export"] if out.exists() else [])  # no temp folders
+
+
+def test_an_export_of_manifest_format_1_still_loads_and_samples(tiny_export, tmp_path, monkeypatch):
+  """A format-1 export (write_windows [N, T, 3]: no sigma) loads as a folder, a SavedModel and a
+  .tflite file; every backend returns [N, T, 4] with sigma NaN and the rest as today's export;
+  draw-sample draws its GIF."""
+  from draw_tf.cli import sample_main  # pylint: disable=g-import-not-at-top
+  original = export_lib.signature_functions
+  monkeypatch.setattr(export_lib, "signature_functions", helpers.format1_signature_functions(original))
+  out = tmp_path / "format1_export"
+  saved = out / contract.SAVED_MODEL_DIR
+  export_lib.save_saved_model(tiny_export.model, str(saved))
+  lite = tflite_convert.add_tflite_metadata(
+      tflite_convert.convert_to_tflite(str(saved), "float32"), contract.CONFIG_NAME,
+      contract.encode_config(contract.decoder_config(tiny_export.model)))
+  (out / FP32).write_bytes(lite)
+  (out / "manifest.json").write_text(json.dumps({"format_version": 1, "files": {}}))
+  monkeypatch.setattr(export_lib, "signature_functions", original)
+  noise = _noise(3)
+  want = sampler_lib.KerasSampler(tiny_export.model).generate(noise)
+  for path in (str(out), str(saved), str(out / FP32)):
+    sampler = sampler_lib.load_sampler(path)
+    assert sampler.window_columns == 3, path
+    got = sampler.generate(noise)
+    assert got.write_windows.shape == (3, 4, 4), path
+    assert np.isnan(got.write_windows[..., 3]).all(), path
+    np.testing.assert_allclose(got.write_windows[..., :3], want.write_windows[..., :3], atol=1e-4)
+    np.testing.assert_allclose(got.images, want.images, atol=1e-4)
+  gif = tmp_path / "format1.gif"
+  samples = sample_main.sample_to_file(str(out), str(gif), 2, 0, None, None)
+  assert gif.stat().st_size > 0 and samples.write_windows.shape == (2, 4, 4)
+
+
+def test_write_windows_with_another_column_count_are_refused():
+  """3 (format 1) and 4 columns load; anything else names the shape and the columns expected."""
+  config = {"image_shape": [12, 10, 1], "num_steps": 4}
+  outputs = {k: ("float32", s) for k, s in contract.output_shapes(config).items()}
+  assert contract.check_outputs("x.tflite", outputs, config) == 4
+  three = {**outputs, "write_windows": ("float32", [-1, 4, 3])}
+  assert contract.check_outputs("x.tflite", three, config) == 3
+  with pytest.raises(ValueError, match=r"write_windows.*\[-1, 4, 5\], expected float32 \[-1, 4, 4\].*sigma"):
+    contract.check_outputs("x.tflite", {**outputs, "write_windows": ("float32", [-1, 4, 5])}, config)
 
 
 def test_load_model_from_a_workdir(tiny_export, tmp_path):

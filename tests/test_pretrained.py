@@ -233,6 +233,14 @@ def test_tool_output_and_manifest(tiny):
   assert manifest["training"]["steps"] == evaluation["step"] == 4
   assert manifest["config"]["model"]["num_steps"] == 4
   assert manifest["description"] == "a test model"
+  # Format 2: the decoders return the model's windows [N, T, 4] and the manifest names the columns.
+  from draw_tf.export import contract  # pylint: disable=g-import-not-at-top
+  from draw_tf.export import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
+  assert manifest["format_version"] == pretrained.MANIFEST_FORMAT == 2
+  assert manifest["window_columns"] == list(contract.WINDOW_COLUMNS)
+  for name in pretrained.DECODER_FILES.values():
+    decoder = sampler_lib.load_sampler(os.path.join(tiny.models_dir, "tiny", name))
+    assert decoder.window_columns == len(contract.WINDOW_COLUMNS), name
 
 
 def test_draw_sample_and_draw_eval_take_pretrained_names(tiny, tmp_path):

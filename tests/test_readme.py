@@ -94,7 +94,7 @@ def test_phone_example_runs_as_written(tiny_export, capsys, monkeypatch):
   monkeypatch.chdir(tiny_export.out)
   _run_example(_doc("export.md"), "phone-example", "docs/export.md")
   lines = capsys.readouterr().out.splitlines()
-  assert lines == ["(4, 12, 10, 1) True True", "(4, 4, 12, 10, 1)", "(4, 4, 3)", "(2, 12, 10, 1)"]
+  assert lines == ["(4, 12, 10, 1) True True", "(4, 4, 12, 10, 1)", "(4, 4, 4)", "(2, 12, 10, 1)"]
 
 
 def test_the_main_setup_command_trains_on_real_mnist_evaluates_and_draws():

@@ -27,7 +27,9 @@ def noise_file(tmp_path):
 
 def test_every_backend_writes_every_output_type_with_the_same_images(tiny_export, tmp_path,
                                                                      noise_file):
-  want = sampler_lib.KerasSampler(tiny_export.model).generate(np.load(noise_file)).images
+  reference = sampler_lib.KerasSampler(tiny_export.model).generate(np.load(noise_file))
+  want, want_windows = reference.images, reference.write_windows
+  assert want_windows.shape == (5, 4, 4)
   for backend, path in _backends(tiny_export).items():
     npy, png, gif = (str(tmp_path / f"{backend}.{ext}") for ext in ("npy", "png", "gif"))
     sample_main.sample_to_file(path, npy, noise=noise_file)
@@ -36,7 +38,9 @@ def test_every_backend_writes_every_output_type_with_the_same_images(tiny_export
     np.testing.assert_allclose(images, want, atol=1e-4, err_msg=backend)
     sample_main.sample_to_file(path, png, noise=noise_file)
     assert Image.open(png).format == "PNG"
-    sample_main.sample_to_file(path, gif, noise=noise_file)
+    samples = sample_main.sample_to_file(path, gif, noise=noise_file)
+    # Every backend returns the model's windows [N, T, 4] (centre x, y, stride, sigma).
+    np.testing.assert_allclose(samples.write_windows, want_windows, atol=1e-4, err_msg=backend)
     with Image.open(gif) as frames:
       assert frames.format == "GIF" and frames.n_frames == 4 + 1  # T steps + final picture
 
@@ -79,7 +83,9 @@ def test_draw_sample_binary(tiny_export, tmp_path, noise_file):
   ok = run_module("draw_tf.cli.sample_main", f"--model={tflite}", f"--out={out}",
                   f"--noise={noise_file}")
   assert ok.returncode == 0, ok.stderr[-3000:]
-  want = sampler_lib.KerasSampler(tiny_export.model).generate(np.load(noise_file)).images
+  reference = sampler_lib.KerasSampler(tiny_export.model).generate(np.load(noise_file))
+  want, want_windows = reference.images, reference.write_windows
+  assert want_windows.shape == (5, 4, 4)
   np.testing.assert_allclose(np.load(out), want, atol=1e-4)
 
 

@@ -9,7 +9,10 @@ under CI (``CI`` set), where it fails.
 A second test opens the page that ``draw-export --web`` (no ``--workdir``) writes
 for a shipped pretrained model (a tiny one made by tools/make_pretrained.py in a
 temporary folder), untouched: it must draw with the packaged int8 decoder, and
-without a manifest say that there is no decoder.
+without a manifest say that there is no decoder. A third opens a page whose
+manifest is of format 1 (decoders returning 3 window columns, before sigma was
+exported): it must still draw, and a format-2 manifest over such a decoder must
+say what is wrong.
 
 ``DRAW_WEB_FOLDER=OUT/web`` runs the same check on another export's page
 (e.g. a trained MNIST model) and ``DRAW_WEB_SCREENSHOT=FILE.png`` keeps the
@@ -29,8 +32,10 @@ import numpy as np
 import pytest
 
 from draw_tf.export import contract
+from draw_tf.export import export_lib
 from draw_tf.export import sampler as sampler_lib
 from draw_tf.export import web_export
+from tests import helpers
 from tests.conftest import run_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,13 +59,18 @@ def _missing() -> list:
   return missing
 
 
-@pytest.fixture(scope="module")
-def web_folder(request, tmp_path_factory):
+def _require_browser() -> None:
+  """Skips the test where the browser or the npm packages are missing; fails under CI."""
   missing = _missing()
   if missing:
     if os.environ.get("CI"):
       pytest.fail("the browser test must run under CI; missing: " + ", ".join(missing))
     pytest.skip("no browser test here; missing: " + ", ".join(missing))
+
+
+@pytest.fixture(scope="module")
+def web_folder(request, tmp_path_factory):
+  _require_browser()
   if os.environ.get("DRAW_WEB_FOLDER"):
     return os.environ["DRAW_WEB_FOLDER"]
   tiny_export = request.getfixturevalue("tiny_export")
@@ -128,8 +138,13 @@ def test_page_draws_the_same_pictures_as_python_litert(web_folder, server, tmp_p
     result = json.load(f)
   assert result["errors"] == []
   h, w, c = manifest["image_shape"]
+  # Format 2 names the columns (the model's windows [N, T, 4]); a format-1 page (DRAW_WEB_FOLDER) had 3.
+  columns = manifest.get("window_columns", contract.LEGACY_WINDOW_COLUMNS)
+  if not os.environ.get("DRAW_WEB_FOLDER"):
+    assert manifest["format_version"] == web_export.MANIFEST_FORMAT == 2
+    assert columns == list(contract.WINDOW_COLUMNS)
   shapes = {"images": (NUM_IMAGES, h, w, c), "canvases": (NUM_IMAGES, steps, h, w, c),
-            "write_windows": (NUM_IMAGES, steps, 3)}
+            "write_windows": (NUM_IMAGES, steps, len(columns))}
   report = [f"browser run {browser_seconds:.1f} s"]
   for entry in manifest["models"]:
     got = result[entry["quantization"]]
@@ -166,21 +181,11 @@ def test_page_draws_the_same_pictures_as_python_litert(web_folder, server, tmp_p
 @pytest.fixture(scope="module")
 def pretrained_page(tiny_pretrained, tmp_path_factory):
   """``draw-export --web --output_dir=OUT`` (no --workdir) with the tiny pretrained model as the shipped one."""
-  missing = _missing()
-  if missing:
-    if os.environ.get("CI"):
-      pytest.fail("the browser test must run under CI; missing: " + ", ".join(missing))
-    pytest.skip("no browser test here; missing: " + ", ".join(missing))
+  _require_browser()
   out = tmp_path_factory.mktemp("pretrained_page") / "out"
-  env_before = os.environ.get("DRAW_TF_PRETRAINED_DIR")
-  os.environ["DRAW_TF_PRETRAINED_DIR"] = tiny_pretrained.models_dir
-  try:
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("DRAW_TF_PRETRAINED_DIR", tiny_pretrained.models_dir)
     proc = run_module("draw_tf.cli.export_main", "--web", f"--output_dir={out}")
-  finally:
-    if env_before is None:
-      os.environ.pop("DRAW_TF_PRETRAINED_DIR")
-    else:
-      os.environ["DRAW_TF_PRETRAINED_DIR"] = env_before
   assert proc.returncode == 0, proc.stderr[-4000:]
   assert "the pretrained decoder 'tiny'" in proc.stderr
   return str(out / "web")
@@ -234,3 +239,44 @@ def test_page_opens_with_the_pretrained_decoder_and_draws(pretrained_page, tiny_
   result = _open_page(str(bare), tmp_path, "bare")
   assert "there is no decoder in this folder" in result["errorText"]
   assert "draw-export --workdir=DIR --output_dir=OUT --web" in result["errorText"]
+
+
+def test_page_of_manifest_format_1_with_a_three_column_decoder_still_draws(web_folder, tiny_export, tmp_path,
+                                                                          monkeypatch):
+  """A page folder of format 1 (no ``window_columns``; its decoder returns write_windows [1, T, 3])
+  draws with today's page, boxes and all; today's manifest over that decoder names the mismatch."""
+  if os.environ.get("DRAW_WEB_FOLDER"):
+    pytest.skip("needs the tiny export's page")
+  original = export_lib.signature_functions
+  monkeypatch.setattr(export_lib, "signature_functions", helpers.format1_signature_functions(original))
+  data = web_export._convert_batch1(  # pylint: disable=protected-access
+      tiny_export.model, str(tmp_path / "batch1_saved_model"), "float32", 4)
+  monkeypatch.setattr(export_lib, "signature_functions", original)
+  old = tmp_path / "format1"
+  shutil.copytree(web_folder, old)
+  name = web_export.WEB_TFLITE_FILES["float32"]
+  (old / name).write_bytes(data)
+  with open(old / "manifest.json") as f:
+    manifest = json.load(f)
+  manifest["models"] = [{"file": name, "quantization": "float32"}]
+  new_manifest = dict(manifest)
+  manifest["format_version"] = 1
+  del manifest["window_columns"]
+  (old / "manifest.json").write_text(json.dumps(manifest))
+  result = _open_page(str(old), tmp_path, "format1")
+  assert result["errors"] == [] and result["errorText"] == "", result.get("errorText")
+  steps, latent_dim = manifest["num_steps"], manifest["latent_dim"]
+  n = result["n"]
+  noise = np.asarray(result["noise"], np.float32).reshape(n, steps, latent_dim)
+  want, _ = _python_litert(str(old / name), noise, repeats=1)
+  assert want.write_windows.shape == (n, steps, 3)
+  windows = np.asarray(result["write_windows"], np.float32).reshape(n, steps, 3)
+  assert float(np.max(np.abs(windows - want.write_windows))) <= 1e-4
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  pixels = np.asarray(Image.open(tmp_path / "format1.png").convert("RGB")).astype(int)
+  red = (pixels[..., 0] > 200) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
+  assert red.sum() > 50, "no write window boxes on the format-1 page"
+  # Today's manifest (4 columns) over the old decoder: a clear message, not a garbled drawing.
+  (old / "manifest.json").write_text(json.dumps(new_manifest))
+  result = _open_page(str(old), tmp_path, "mismatch")
+  assert "write_windows" in result["errorText"] and "re-run draw-export --web" in result["errorText"]

@@ -9,31 +9,11 @@
 // errors}. Takes SCREENSHOT.png of the float32 drawing frozen at two thirds
 // of the steps (write windows visible).
 
-import {chromium} from 'playwright-core';
 import {writeFileSync} from 'node:fs';
+import {withPage} from './web_browser.mjs';
 
 const [url, noisePath, resultPath, screenshotPath] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // As root in a container, without network: no sandbox, no background fetches.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const errors = [];
-try {
-  const page = await browser.newPage({viewport: {width: 1000, height: 720}});
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  // LiteRT's wasm logs its INFO / WARNING lines (and the absent WebGPU adapter)
-  // through console.error; anything else printed as an error counts.
-  const runtimeLog = /^(INFO|WARNING): |WebGPU|No available adapters/;
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !runtimeLog.test(m.text())) errors.push(`console: ${m.text()}`);
-  });
-  page.on('request', (r) => {
-    const u = new URL(r.url());
-    if (u.hostname !== '127.0.0.1') errors.push(`request outside 127.0.0.1: ${r.url()}`);
-  });
-  await page.goto(url);
+const result = await withPage(url, async (page) => {
   await page.waitForFunction(() => window.drawPage && window.drawPage.ready, null, {timeout: 60000});
   await page.evaluate(() => window.drawPage.ready);
   const collect = async (quantization) => {
@@ -57,7 +37,6 @@ try {
   await page.screenshot({path: screenshotPath});
   await page.selectOption('#model', 'int8');
   const int8 = await collect('int8');
-  writeFileSync(resultPath, JSON.stringify({float32, int8, errors}));
-} finally {
-  await browser.close();
-}
+  return {float32, int8};
+});
+writeFileSync(resultPath, JSON.stringify(result));

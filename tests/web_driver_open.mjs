@@ -7,35 +7,18 @@
 // its error, and writes RESULT.json: {quantization, n, source, noise, images,
 // canvases, write_windows, sourceText, errorText, infoText, models, errors}.
 
-import {chromium} from 'playwright-core';
 import {writeFileSync} from 'node:fs';
+import {withPage} from './web_browser.mjs';
 
 const [url, resultPath, screenshotPath] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const errors = [];
-try {
-  const page = await browser.newPage({viewport: {width: 1000, height: 720}});
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  const runtimeLog = /^(INFO|WARNING): |WebGPU|No available adapters/;
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !runtimeLog.test(m.text())) errors.push(`console: ${m.text()}`);
-  });
-  page.on('request', (r) => {
-    const u = new URL(r.url());
-    if (u.hostname !== '127.0.0.1') errors.push(`request outside 127.0.0.1: ${r.url()}`);
-  });
-  await page.goto(url);
+const result = await withPage(url, async (page) => {
   await page.waitForFunction(() => {
     const p = window.drawPage;
     return p && (p.error || (p.last && p.last.source.startsWith('seed')));
   }, null, {timeout: 120000});
   await page.evaluate(() => window.drawPage.last && window.drawPage.showStep(1));
   await page.screenshot({path: screenshotPath});
-  const result = await page.evaluate(() => {
+  return page.evaluate(() => {
     const p = window.drawPage;
     const text = (id) => document.getElementById(id).textContent;
     const out = {sourceText: text('source'), errorText: text('error'), infoText: text('info'),
@@ -45,7 +28,5 @@ try {
     return {...out, quantization, n, source, noise: Array.from(noise), images: Array.from(images),
             canvases: Array.from(canvases), write_windows: Array.from(windows)};
   });
-  writeFileSync(resultPath, JSON.stringify({...result, errors}));
-} finally {
-  await browser.close();
-}
+});
+writeFileSync(resultPath, JSON.stringify(result));

@@ -38,9 +38,7 @@ _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Dtypes to time (
 _ITERS = flags.DEFINE_integer("iters", 50, "Products per timed call (per-step shapes).", lower_bound=1)
 _ROUNDS = flags.DEFINE_integer("rounds", 2, "Interleaved rounds; the best rate of each is kept.",
                                lower_bound=1)
-_VERBOSE = flags.DEFINE_integer(
-    "verbose", 1, "Progress on stderr: 1 a line redrawn on a terminal (a log line every 15 s "
-    "otherwise), 2 log lines, 0 none.", lower_bound=0, upper_bound=2)
+_VERBOSE = cli.define_verbose_flag()
 flags.mark_flags_as_required(["config"])
 
 

@@ -111,7 +111,7 @@ def _profile(model, export_dir, steps_per_iteration, threads_list, repeats):
     delta, window = cell.writer(tf.reshape(hidden, [-1, u]))
     canvases = tf.sigmoid(tf.cumsum(tf.reshape(delta, [batch, steps, *model.image_shape]), 1))
     return {"images": canvases[:, -1], "canvases": canvases,
-            "write_windows": tf.reshape(window, [batch, steps, 4])[..., :3]}
+            "write_windows": tf.reshape(window, [batch, steps, 4])}  # the export's [N, T, 4]
 
   def write_delta_only(hidden):
     delta, window = cell.writer(tf.reshape(hidden, [-1, u]))

@@ -57,9 +57,7 @@ _PRECISION = flags.DEFINE_enum(
     "Override config.train.mixed_precision.")
 _GEMM_ITERS = flags.DEFINE_integer("gemm_iters", 50, "Iterations per GEMM shape when timing the limit.")
 _JSON = flags.DEFINE_bool("json", False, "Print only the final JSON line (plus the table on stderr).")
-_VERBOSE = flags.DEFINE_integer(
-    "verbose", 1, "Progress on stderr: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
-    "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
+_VERBOSE = cli.define_verbose_flag()
 flags.mark_flags_as_required(["config"])
 
 

@@ -74,8 +74,7 @@ flags.DEFINE_integer("test_examples", 1000, "Evaluate on the first N test images
 flags.DEFINE_list("only", [], "Run only these variants (default: all, in table order).")
 flags.DEFINE_string("cache_dir", "", "MNIST cache (default: the training library's default).")
 flags.DEFINE_integer("max_train_examples", 0, "Train on the first N images only (0 = all); for smoke runs.")
-flags.DEFINE_integer("verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
-                     "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
+cli.define_verbose_flag()
 
 
 def variant_config(name: str, budget_minutes: float, test_examples: int, cache_dir: str = "",

@@ -30,8 +30,7 @@ flags.DEFINE_string("out", "runs/compression", "Output folder.")
 flags.DEFINE_integer("num_images", 0, "First N test images (0 = all).")
 flags.DEFINE_float("quant_step", 0.5, "Quantisation bin width in prior standard deviations.")
 flags.DEFINE_integer("seed", 0, "Seed of the prior samples of the uncoded steps.")
-flags.DEFINE_integer("verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
-                     "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
+cli.define_verbose_flag()
 flags.mark_flags_as_required(["workdir"])
 
 

@@ -251,6 +251,7 @@ def make_pretrained(workdir: str, name: str, iw_samples: int = 100, models_dir: 
     files[pretrained.WEB_FILE].update(quantization="int8", batch_size=web_export.WEB_BATCH_SIZE)
     manifest = {
         "format_version": pretrained.MANIFEST_FORMAT,
+        "window_columns": list(contract.WINDOW_COLUMNS),  # of the decoders' write_windows
         "name": name,
         "description": description,
         "config": config_dict,

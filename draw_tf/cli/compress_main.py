@@ -28,9 +28,7 @@ _CODES = flags.DEFINE_string("codes", None, "Codes file to decode (with --decode
 _QUANT_STEP = flags.DEFINE_float("quant_step", 0.5, "Quantisation bin width, in prior standard deviations.")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 0, "Encode the first N test images (0 = all).", lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the prior samples of the uncoded steps (decoding).")
-_VERBOSE = flags.DEFINE_integer(
-    "verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
-    "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
+_VERBOSE = cli.define_verbose_flag()
 flags.mark_flags_as_required(["workdir", "out"])
 
 

@@ -38,9 +38,7 @@ _CHECKPOINT = flags.DEFINE_string(
 _WEIGHTS = flags.DEFINE_enum(
     "weights", "average", list(workdir_lib.WEIGHTS), "average: the run's moving average of the weights "
     "when it kept one (train.ema_decay), else the weights; raw: the weights as the optimizer left them.")
-_VERBOSE = flags.DEFINE_integer(
-    "verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s otherwise), "
-    "2 log lines, 0 none.", lower_bound=0, upper_bound=2)
+_VERBOSE = cli.define_verbose_flag()
 flags.mark_flags_as_required(["workdir"])
 
 

@@ -43,9 +43,7 @@ _STEPS_PER_ITERATION = flags.DEFINE_integer(
     "Decoder steps unrolled per loop iteration in the exported graph.")
 _VERIFY_BATCH_SIZE = flags.DEFINE_integer(
     "verify_batch_size", 8, "Noise sequences used by the self-check.")
-_VERBOSE = flags.DEFINE_integer(
-    "verbose", 1, "Progress: 1 a line redrawn on a terminal (a log line every 15 s "
-    "otherwise), 2 log lines, 0 none.", lower_bound=0, upper_bound=2)
+_VERBOSE = cli.define_verbose_flag()
 _WEB = flags.DEFINE_bool(
     "web", False, "Also write OUT/web/: the page drawing with LiteRT.js in a browser.")
 _WEB_NODE_MODULES = flags.DEFINE_string(

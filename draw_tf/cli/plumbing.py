@@ -6,11 +6,19 @@ import os
 import sys
 
 from absl import app
+from absl import flags
 from absl import logging
 
 from draw_tf import disk_space
 from draw_tf.training import interrupts
 from draw_tf.errors import StoppedByUser, UsageError
+
+
+def define_verbose_flag() -> flags.FlagHolder:
+  """``--verbose`` as every binary and tool spells it (read with ``progress.set_verbosity``)."""
+  return flags.DEFINE_integer(
+      "verbose", 1, "Progress on stderr: 1 a line redrawn on a terminal (a log line every 15 s "
+      "otherwise), 2 log lines, 0 none.", lower_bound=0, upper_bound=2)
 
 
 class _DropCheckpointChatter(std_logging.Filter):

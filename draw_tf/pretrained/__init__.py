@@ -47,7 +47,9 @@ PREFIX = "pretrained:"
 ENV_DIR = "DRAW_TF_PRETRAINED_DIR"
 PACKAGED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
+# 2: the manifest names `window_columns` (its decoders return write_windows [N, T, 4]); a folder of
+# format 1 has none and its decoders return 3 columns (no sigma); both load.
+MANIFEST_FORMAT = 2
 WEIGHTS_FILE = "model.weights.h5"
 # The decoders (draw-export's file names) and the page's batch-1 int8 model.
 DECODER_FILES = {"float32": "draw_decoder.tflite", "int8": "draw_decoder_int8.tflite"}

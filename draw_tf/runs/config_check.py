@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 from draw_tf.data import types as data_types
 from draw_tf.model import losses
+from draw_tf.model import registry
 from draw_tf.model import variants
 from draw_tf.errors import ConfigError
 
@@ -144,10 +145,8 @@ class Shape(Rule):
             and all(Int(1).ok(v) for v in value))
 
 
-# The choices of the data and model fields are the data and loss modules' own lists.
-# TASKS names the registry of draw_tf.training.tasks, a layer above this one; that
-# registry is checked against it where it is built.
-TASKS = ("generate", "classify")
+# The choices of the data and model fields are the data, loss and task modules' own lists.
+TASKS = registry.TASK_NAMES
 DATASETS = tuple(data_types.DATASETS)
 SOURCES = data_types.SOURCES
 BINARIZATIONS = data_types.BINARIZATIONS

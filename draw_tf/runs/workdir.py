@@ -33,11 +33,11 @@ import tensorflow as tf
 from draw_tf.runs import checkpoints
 from draw_tf.runs import config_check
 from draw_tf import memory
+from draw_tf.model import registry
 from draw_tf.model import weight_average
 from draw_tf.model.classifier import DrawClassifier
 from draw_tf.errors import ConfigError, NoCheckpointError, WorkdirConfigMismatchError
 from draw_tf.fileio import write_json
-from draw_tf.model.draw_model import DrawModel
 
 # Which weights a reader restores (load_model_from_workdir): the run's moving average if it kept one, or as trained.
 WEIGHTS = ("average", "raw")
@@ -132,7 +132,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 def is_classifier(config) -> bool:
   """Whether a resolved config trains a :class:`DrawClassifier` (``task = "classify"``)."""
-  return config.get("task", "generate") == "classify"
+  return issubclass(registry.model_class(registry.task_of(config)), DrawClassifier)
 
 
 # ----------------------------------------------------------------------------
@@ -205,7 +205,7 @@ def checkpoint_step(checkpoint: str) -> int:
 def build_model(config, changes=None):
   """The (unrestored) model a resolved config describes, with ``changes`` to ``config.model`` applied."""
   fields = {**config_to_dict(config.model), **(changes or {})}
-  return (DrawClassifier if is_classifier(config) else DrawModel)(**fields)
+  return registry.model_class(registry.task_of(config))(**fields)
 
 
 def load_model_from_workdir(workdir: str, checkpoint: str | None = None, weights: str = "average"):

@@ -38,6 +38,7 @@ from absl import logging
 
 from draw_tf.runs import config_check
 from draw_tf import data
+from draw_tf.model import registry
 from draw_tf.model import visualize
 from draw_tf.runs import workdir as workdir_lib
 from draw_tf.model.classifier import DrawClassifier, save_glimpse_gif
@@ -281,8 +282,10 @@ class ClassifyTask(Task):
 
 
 TASKS = {task.name: task for task in (GenerateTask(), ClassifyTask())}
+if tuple(TASKS) != registry.TASK_NAMES:  # the model layer's table names the tasks
+  raise AssertionError(f"tasks.TASKS {tuple(TASKS)} != draw_tf.model.registry.TASK_NAMES {registry.TASK_NAMES}")
 
 
 def get(config) -> Task:
   """The task of a config (``config.task``; configs written before the field: ``generate``)."""
-  return TASKS[config.get("task", "generate")]
+  return TASKS[registry.task_of(config)]

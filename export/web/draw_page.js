@@ -11,6 +11,11 @@
 // (a promise), `last` (the latest run: noise, images, canvases, write_windows
 // as Float32Arrays, msPerImage), `runs` (a counter), `error`, and
 // showStep(t) / play() to freeze or restart the animation.
+//
+// write_windows holds `windowColumns()` numbers per step: the manifest's
+// `window_columns` (format 2: centre_x, centre_y, stride, sigma, as
+// DrawModel.generate's windows [N, T, 4]); a format-1 manifest has none and its
+// decoders return 3 (no sigma). The box needs only the first three.
 
 import {loadLiteRt, loadAndCompile, supportsFeature, Tensor} from './litert/litert.js';
 import {parseNpy} from './npy.js';
@@ -47,10 +52,17 @@ function normalNoise(count, seed) {
 }
 
 // ---------------------------------------------------------------- model
+const LEGACY_WINDOW_COLUMNS = ['centre_x', 'centre_y', 'stride'];  // manifest format 1
+
+/** Numbers per step in write_windows: 4 (manifest format 2), or 3 (format 1). */
+function windowColumns() {
+  return (manifest.window_columns || LEGACY_WINDOW_COLUMNS).length;
+}
+
 async function runGenerate(quantization, noise, n, source) {
   const {num_steps: steps, latent_dim: z, image_shape: [h, w, c]} = manifest;
   const runner = models[quantization].signatures[manifest.signature.name];
-  const per = {images: h * w * c, canvases: steps * h * w * c, write_windows: steps * 3};
+  const per = {images: h * w * c, canvases: steps * h * w * c, write_windows: steps * windowColumns()};
   const result = {};
   for (const k in per) result[k] = new Float32Array(n * per[k]);
   const msPerImage = [];
@@ -58,7 +70,17 @@ async function runGenerate(quantization, noise, n, source) {
     const start = performance.now();
     const input = new Tensor(noise.slice(i * steps * z, (i + 1) * steps * z), [1, steps, z]);
     const outputs = await runner.run({noise: input});
-    for (const k in per) result[k].set(outputs[k].toTypedArray(), i * per[k]);
+    for (const k in per) {
+      const values = outputs[k].toTypedArray();
+      if (values.length !== per[k]) {
+        throw new Error(`${quantization} model: output ${k} has ${values.length} numbers per image, ` +
+            `the manifest says ${per[k]}` + (k === 'write_windows' ?
+            ` (${steps} steps x ${windowColumns()} window columns; manifest format ` +
+            `${manifest.format_version}: re-run draw-export --web to write the page and ` +
+            'decoders together)' : ''));
+      }
+      result[k].set(values, i * per[k]);
+    }
     msPerImage.push(performance.now() - start);
     input.delete();
     for (const t of Object.values(outputs)) t.delete();
@@ -116,7 +138,8 @@ function drawFrame(t) {
     for (let i = 0; i < run.n; i++) {
       const oy = L.pad + Math.floor(i / L.cols) * (L.h + L.pad);
       const ox = L.pad + (i % L.cols) * (L.w + L.pad);
-      const [cx, cy, stride] = run.write_windows.subarray((i * steps + t) * 3, (i * steps + t) * 3 + 3);
+      const at = (i * steps + t) * windowColumns();
+      const [cx, cy, stride] = run.write_windows.subarray(at, at + 3);  // sigma (a 4th) not drawn
       const half = writeSize / 2 * stride;
       const px = (v, o, size) => (o + Math.min(Math.max(v + 0.5, 0), size)) * L.scale;
       const left = px(cx - half, ox, L.w), top = px(cy - half, oy, L.h);
