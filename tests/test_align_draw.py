@@ -151,3 +151,13 @@ def test_config_round_trip():
   assert config["vocab_size"] == 12 and "prior" not in config
   clone = AlignDrawModel.from_config(config)
   assert clone.count_params() == model.count_params()
+
+
+def test_keras_save_and_load(tmp_path):
+  model = tiny()
+  noise = np.random.default_rng(1).normal(size=(2, 2, 4)).astype(np.float32)
+  before = model.generate(CAPTIONS, noise=noise).images
+  model.save(str(tmp_path / "align.keras"))
+  loaded = keras.models.load_model(str(tmp_path / "align.keras"), compile=False)
+  assert isinstance(loaded, AlignDrawModel)
+  np.testing.assert_array_equal(loaded.generate(CAPTIONS, noise=noise).images, before)
