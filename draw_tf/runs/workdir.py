@@ -13,7 +13,8 @@ tools) reads them back through this module:
 * :func:`load_config` and :func:`is_classifier` read the run's config.
 * :func:`latest_checkpoint` is the newest checkpoint that reads back whole
   (damaged ones are skipped and named: :mod:`draw_tf.runs.checkpoints`).
-* :func:`load_model_from_workdir` builds the run's model and restores it.
+* :func:`build_model` builds the model of the run's task (:data:`MODELS`) and
+  :func:`load_model_from_workdir` restores it.
 
 Example::
 
@@ -34,6 +35,7 @@ from draw_tf.runs import checkpoints
 from draw_tf.runs import config_check
 from draw_tf import memory
 from draw_tf.model import weight_average
+from draw_tf.model.align_draw import AlignDrawModel
 from draw_tf.model.classifier import DrawClassifier
 from draw_tf.errors import ConfigError, NoCheckpointError, WorkdirConfigMismatchError
 from draw_tf.fileio import write_json
@@ -48,6 +50,9 @@ CHECKPOINT_DIR = "checkpoints"
 RUN_CONTROL_FIELDS = config_check.RUN_CONTROL_FIELDS
 RESUMABLE_CHANGES = config_check.RESUMABLE_CHANGES
 ADDED_FIELDS = config_check.ADDED_FIELDS
+# The model each task (config.task) trains, and the config groups that are its keyword arguments.
+MODELS = {"generate": (DrawModel, ("model",)), "classify": (DrawClassifier, ("model",)),
+          "caption": (AlignDrawModel, ("model", "caption"))}
 
 
 # ----------------------------------------------------------------------------
@@ -202,18 +207,33 @@ def checkpoint_step(checkpoint: str) -> int:
   return int(os.path.basename(checkpoint).rsplit("-", 1)[-1])
 
 
-def build_model(config, changes=None):
-  """The (unrestored) model a resolved config describes, with ``changes`` to ``config.model`` applied."""
-  fields = {**config_to_dict(config.model), **(changes or {})}
-  return (DrawClassifier if is_classifier(config) else DrawModel)(**fields)
+def model_kwargs(config, changes=None) -> dict:
+  """The keyword arguments of the config's model (:data:`MODELS`), ``changes`` to ``config.model`` applied.
+
+  ``config.model`` for DRAW and the classifier; ``config.model`` and ``config.caption`` for alignDRAW.
+  """
+  _, groups = MODELS[config.get("task", "generate")]
+  fields = {}
+  for group in groups:
+    fields.update(config_to_dict(config[group]))
+  return {**fields, **(changes or {})}
+
+
+def build_model(config, changes=None, **kwargs):
+  """The (unrestored) model a resolved config describes, with ``changes`` to ``config.model`` applied.
+
+  ``kwargs`` (e.g. ``dtype``) go to the constructor as they are.
+  """
+  model_class, _ = MODELS[config.get("task", "generate")]
+  return model_class(**model_kwargs(config, changes), **kwargs)
 
 
 def load_model_from_workdir(workdir: str, checkpoint: str | None = None, weights: str = "average"):
   """Builds the model of a training workdir and restores its latest checkpoint.
 
   Returns:
-    The :class:`DrawModel` (or, for ``task = "classify"``, the
-    :class:`DrawClassifier`) with the latest checkpoint's weights (not compiled).
+    The model of the run's task (:data:`MODELS`: :class:`DrawModel`, :class:`DrawClassifier`
+    or :class:`AlignDrawModel`) with the latest checkpoint's weights (not compiled).
 
   Args:
     workdir: a folder written by ``draw-train``.
