@@ -8,6 +8,7 @@ Inputs are NumPy arrays as returned by :meth:`draw_tf.DrawModel.generate`:
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -128,6 +129,31 @@ def save_drawing_gif(canvases: np.ndarray, path: str, windows: np.ndarray | None
     frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
                    duration=durations, loop=0)
   return path
+
+
+PICTURE_TYPES = (".png", ".gif", ".npy")  # what draw-sample writes, by the output's extension
+
+
+def save_pictures(path: str, images: np.ndarray, canvases: np.ndarray, windows: np.ndarray | None,
+                  write_size: int = 5, cols: int | None = None) -> str:
+  """Writes generated pictures by ``path``'s extension (:data:`PICTURE_TYPES`), atomically.
+
+  ``.png``: the grid of the final ``images`` (``cols`` per row); ``.gif``: the drawing
+  sequence of ``canvases`` with the write ``windows`` as boxes; ``.npy``: float32 ``images``.
+
+  Raises:
+    ValueError: another extension.
+  """
+  ext = os.path.splitext(path)[1].lower()
+  if ext == ".png":
+    return save_image_grid(images, path, cols)
+  if ext == ".gif":
+    return save_drawing_gif(canvases, path, windows, write_size=write_size)
+  if ext == ".npy":
+    with atomic_path(path) as tmp:
+      np.save(tmp, np.asarray(images, np.float32))
+    return path
+  raise ValueError(f"{path}: unknown output type {ext or '(none)'!r}; use one of {', '.join(PICTURE_TYPES)}.")
 
 
 PLOT_COLOURS = ((31, 119, 180), (150, 150, 150), (214, 39, 40), (44, 160, 44))
