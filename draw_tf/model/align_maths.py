@@ -2,9 +2,11 @@
 
 Pure functions of tensors (no Keras layer, no weights of their own); the layers
 that own the weights are in :mod:`draw_tf.model.caption_layers`, the step and
-the model in :mod:`draw_tf.model.align_draw`. Equation numbers are those of
-the paper's section 3 (arXiv 1511.02793v2, read from memory of the paper:
-check them against the PDF before quoting them elsewhere):
+the model in :mod:`draw_tf.model.align_draw`. The formulas below match the
+authors' Theano code for MNIST with captions (prior, align function, decoder
+input, KL; ``docs/maths.md``, "alignDRAW: what was checked"). The equation
+numbers were written from memory of the paper's section 3 (arXiv 1511.02793)
+and could not be checked against its text: labels here, not citations.
 
     z_t ~ P(Z_t | Z_{1:t-1}) = N(mu(h_gen_{t-1}), sigma(h_gen_{t-1}))   eq. 1
     mu(h)    = tanh(W_mu h)                                               eq. 2
