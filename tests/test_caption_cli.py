@@ -77,11 +77,12 @@ def test_draw_eval_gives_the_bound_on_the_held_out_compositions_and_the_test_spl
   config = caption_run.config
   heldout = captioning.split(config, "heldout")
   assert captions.is_heldout(heldout.labels).all() and set(np.unique(heldout.images)) <= {0, 1}
-  results = {name: eval_lib.evaluate_workdir(caption_run.workdir, split=name, write=False)
-             for name in ("heldout", "test")}
+  results = {name: eval_lib.evaluate_workdir(caption_run.workdir, split=name, write=False, iw_samples=k)
+             for name, k in (("heldout", 2), ("test", 1))}
   for name, result in results.items():
     assert result["split"] == name and result["num_examples"] == 20 and result["dataset"] == "mnist_captions"
     assert np.isfinite(result["nll_bound"]) and result["nll_bound"] == pytest.approx(result["recon"] + result["kl"])
+  assert results["heldout"]["iw_samples"] == 2 and np.isfinite(results["heldout"]["iw_bound"])  # K rollouts
   assert results["heldout"]["nll_bound"] != results["test"]["nll_bound"]
   with pytest.raises(UsageError, match="--split=heldout: a generate model is evaluated on one of test, train"):
     tasks.get({"task": "generate"}).eval_split(config, "heldout")
