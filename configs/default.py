@@ -10,14 +10,16 @@ Any field can be overridden on the command line, e.g.
 
 import ml_collections
 
+from draw_tf.data import caption_grammar
 from draw_tf.model import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the default config (groups ``model``, ``data``, ``train``, ``eval``)."""
   config = ml_collections.ConfigDict()
-  # What to train: generate (DrawModel, the ELBO) or classify (DrawClassifier; see
-  # configs/cluttered_mnist_classify.py, where config.model holds its arguments).
+  # What to train: generate (DrawModel, the ELBO), classify (DrawClassifier; see
+  # configs/cluttered_mnist_classify.py, where config.model holds its arguments) or caption
+  # (AlignDrawModel on (image, caption) pairs; configs/mnist_captions.py).
   config.task = "generate"
 
   # Keyword arguments of draw_tf.DrawModel: DrawModel(**config.model).
@@ -48,6 +50,21 @@ def get_config() -> ml_collections.ConfigDict:
     config.model[switch.name] = switch.default
   # Weight of the reconstruction term in the training loss beta * L_x + L_z (nll_bound stays unweighted).
   config.model.beta = 1.0
+
+  # The caption side of alignDRAW (task = caption only; ignored otherwise): with config.model,
+  # the keyword arguments of draw_tf.AlignDrawModel(**config.model, **config.caption).
+  # Sizes: the authors' MNIST-with-captions model (docs/maths.md, "alignDRAW").
+  config.caption = ml_collections.ConfigDict()
+  # Token ids, padding id 0 included (mnist_captions: 22 words + padding).
+  config.caption.vocab_size = caption_grammar.VOCAB_SIZE
+  # L, the longest caption in tokens (mnist_captions: 12, the period included).
+  config.caption.max_caption_length = caption_grammar.MAX_CAPTION_LENGTH
+  # Size of each word embedding (the authors feed one-hot words; any size >= vocab_size is as expressive).
+  config.caption.word_dim = 32
+  # Units of each direction of the caption's bidirectional LSTM (h_lang has twice this many).
+  config.caption.caption_units = 128
+  # Size of the align function's hidden layer (the length of v).
+  config.caption.align_units = 512
 
   config.data = ml_collections.ConfigDict()
   # Dataset: mnist, binarized_mnist, fashion_mnist, svhn_cropped, cifar10, or built from MNIST:

@@ -34,6 +34,10 @@ class WorkdirLockedError(UsageError, RuntimeError):
   """Another process is writing the workdir (:mod:`draw_tf.runs.lock`)."""
 
 
+class CaptionError(UsageError, ValueError):
+  """A caption a model cannot read: a word outside its vocabulary (listed) or past its length limit (stated)."""
+
+
 class SameFileError(UsageError, ValueError):
   """An output flag names a file the same command reads (:func:`draw_tf.fileio.refuse_overwriting_inputs`)."""
 

@@ -18,6 +18,8 @@ stream                      what it draws                                   offs
 ``FIXED_BINARIZATION``      the train split's one sample (``fixed``)        0
 ``TEST_BINARIZATION``       the fixed Bernoulli sample of the test split    1
 ``TRAIN_BINARIZATION``      the fixed sample of the train split (eval)      2
+                            and of a validation split
+``HELDOUT_BINARIZATION``    the fixed sample of ``mnist_captions`` heldout  3
 ``DYNAMIC_BINARIZATION``    a training batch's fresh Bernoulli sample       7919
 ``TRAIN_NOISE``             a training batch's ``eps`` (fixed-noise runs)   104729
 ``EVAL_NOISE``              an evaluation batch's posterior ``eps``         15485863
@@ -46,6 +48,7 @@ TRAIN_ORDER = 0
 FIXED_BINARIZATION = 0
 TEST_BINARIZATION = 1
 TRAIN_BINARIZATION = 2
+HELDOUT_BINARIZATION = 3
 DYNAMIC_BINARIZATION = 7919
 TRAIN_NOISE = 104729
 EVAL_NOISE = 15485863

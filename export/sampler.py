@@ -286,6 +286,10 @@ def load_model(workdir: str):
     model = keras.models.load_model(keras_file, compile=False)
   if not isinstance(model, draw_tf.DrawModel):
     raise TypeError(f"{workdir} holds a {type(model).__name__}, not a draw_tf.DrawModel.")
+  if isinstance(model, draw_tf.AlignDrawModel):
+    raise TypeError(f"{workdir} holds an alignDRAW caption model: its decoder takes a caption, which "
+                    "no export or sampler here feeds yet; draw from it with draw-sample --model=WORKDIR "
+                    "--caption=TEXT.")
   return model
 
 

@@ -147,7 +147,7 @@ def test_classify_task_trains_evaluates_and_draws_its_glimpses(fake_cache, tmp_p
   assert kept["value"] == pytest.approx(min(errors)) and best["step"] == kept["step"]
 
   gif = str(tmp_path / "glimpses.gif")
-  assert sample_main.sample_to_file(workdir, gif, num=2) is None  # draw-sample's work
+  assert sample_main.sample_to_file(workdir, gif, num=2) == "the classifier's glimpses"  # draw-sample's work
   from PIL import Image  # pylint: disable=g-import-not-at-top
   with Image.open(gif) as img:
     # One frame per glimpse, then the images alone (PIL merges identical neighbours).

@@ -1,6 +1,7 @@
 """``draw-eval``: test-set NLL bound (and importance-weighted bound) of a training workdir.
 
   draw-eval --workdir=/tmp/draw_quick [--iw_samples=10] [--split=test] [--checkpoint=best]
+  draw-eval --workdir=runs/mnist_captions --split=heldout   # alignDRAW: the held-out compositions
 
 Prints one JSON line and writes ``WORKDIR/eval.json``. ``--workdir=pretrained:NAME``
 evaluates a shipped pretrained model (:mod:`draw_tf.pretrained`): the JSON line
@@ -28,7 +29,9 @@ _WORKDIR = flags.DEFINE_string(
 _IW_SAMPLES = flags.DEFINE_integer(
     "iw_samples", 1, "K > 1 also computes the importance-weighted bound with K rollouts per image.",
     lower_bound=1)
-_SPLIT = flags.DEFINE_enum("split", "test", ["test", "train"], "Split to evaluate (every example).")
+_SPLIT = flags.DEFINE_enum("split", "test", ["test", "train", "heldout", "validation"],
+                           "Split to evaluate (every example); heldout and validation: caption models "
+                           "(configs/mnist_captions.py), heldout being the compositions held out of training.")
 _BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 0, "Rollouts per forward pass (0 = config.eval.batch_size).", lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Noise seed.")

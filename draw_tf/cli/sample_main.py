@@ -13,6 +13,14 @@ through every backend, and so does the same --seed.
 For a classifier workdir (configs/cluttered_mnist_classify.py) FILE must be a
 .gif: the glimpse trajectory over the first --num test images, one frame per
 glimpse with its window drawn as a box.
+
+A caption workdir (alignDRAW, configs/mnist_captions.py) draws --num pictures of
+one caption::
+
+    draw-sample --model=runs/mnist_captions --caption="the digit 7 is at the top of the digit 2" --out=x.png
+
+A word outside the vocabulary, or a caption past the length limit, is one line
+listing the vocabulary or stating the limit.
 """
 
 import os
@@ -41,12 +49,15 @@ _NUM = flags.DEFINE_integer("num", 16, "Number of pictures (ignored with --noise
 _SEED = flags.DEFINE_integer("seed", None, "Seed of the prior noise (default: random, logged).")
 _NOISE = flags.DEFINE_string("noise", None, ".npy file with float32 noise [N, T, latent_dim].")
 _NUM_THREADS = flags.DEFINE_integer("num_threads", None, "TFLite interpreter threads.")
+_CAPTION = flags.DEFINE_string("caption", None, "What a caption model (a configs/mnist_captions.py "
+                               "workdir) draws, e.g. \"the digit 7 is at the top of the digit 2\".")
 
-OUTPUT_TYPES = (".png", ".gif", ".npy")
+OUTPUT_TYPES = visualize.PICTURE_TYPES
 
 
 def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
-                   noise: str | None = None, num_threads: int | None = None) -> sampler_lib.Samples:
+                   noise: str | None = None, num_threads: int | None = None,
+                   caption: str | None = None) -> sampler_lib.Samples | str:
   """Draws pictures with any backend and writes them to ``out`` (atomically).
 
   Args:
@@ -56,13 +67,17 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
     seed: prior noise seed (``DrawModel.generate``'s stream); None: random.
     noise: path of a ``.npy`` file holding ``[N, T, latent_dim]`` noise.
     num_threads: TFLite interpreter threads.
+    caption: what a caption model's workdir draws (required there, refused elsewhere).
 
   Returns:
-    The :class:`draw_tf.export.sampler.Samples` written (None for a classifier workdir).
+    The :class:`draw_tf.export.sampler.Samples` written, or for a workdir whose task draws its
+    own pictures (a classifier's glimpses, a caption model's pictures) what was written.
 
   Raises:
     ValueError: unknown output type, bad noise, or a model that is not a DRAW
       decoder; ``out`` is one of the inputs (:class:`draw_tf.errors.SameFileError`). FileNotFoundError: a missing input.
+    UsageError: a caption the model cannot read (:class:`draw_tf.errors.CaptionError`), or
+      a caption for a model that draws none.
   """
   fileio.refuse_overwriting_inputs({"out": out}, {"model": model, "noise": noise})
   ext = os.path.splitext(out)[1].lower()
@@ -71,9 +86,15 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
   if ext not in OUTPUT_TYPES:
     raise ValueError(f"--out={out}: unknown output type {ext or '(none)'!r}; use one of "
                      f"{', '.join(OUTPUT_TYPES)}.")
-  if os.path.isfile(os.path.join(model, workdir_lib.CONFIG_FILE)) and tasks.get(
-      workdir_lib.load_config(model)).write_workdir_pictures(model, out, num):
-    return None  # the task's own pictures (a classifier's glimpses), not DRAW samples
+  if caption is not None and noise is not None:
+    raise UsageError("--caption draws with --seed; leave --noise out (it feeds DRAW decoders).")
+  if os.path.isfile(os.path.join(model, workdir_lib.CONFIG_FILE)):
+    written = tasks.get(workdir_lib.load_config(model)).write_workdir_pictures(model, out, num, seed, caption)
+    if written is not None:
+      return written  # the task's own pictures (a classifier's glimpses, a caption's pictures)
+  if caption is not None:
+    raise UsageError(f"--caption: {model} is not a caption model's workdir (configs/mnist_captions.py); "
+                     "leave --caption out.")
   if noise is not None:
     if not os.path.isfile(noise):
       raise FileNotFoundError(f"--noise={noise}: no such file.")
@@ -98,14 +119,8 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
     except ValueError as e:
       raise ValueError(f"--noise={noise}: {e}") from e
   samples = sampler.generate(noise_array)
-  if ext == ".png":
-    visualize.save_image_grid(samples.images, out)
-  elif ext == ".gif":
-    visualize.save_drawing_gif(samples.canvases, out, samples.write_windows,
-                               write_size=int(sampler.config["write_size"]))
-  else:
-    with fileio.atomic_path(out) as tmp:
-      np.save(tmp, samples.images.astype(np.float32))
+  visualize.save_pictures(out, samples.images, samples.canvases, samples.write_windows,
+                          write_size=int(sampler.config["write_size"]))
   logging.info("Wrote %d pictures from %s (%s) to %s", len(samples.images), model,
                sampler.backend, out)
   return samples
@@ -115,15 +130,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
-    samples = sample_to_file(_MODEL.value, _OUT.value, _NUM.value, _SEED.value, _NOISE.value, _NUM_THREADS.value)
+    samples = sample_to_file(_MODEL.value, _OUT.value, _NUM.value, _SEED.value, _NOISE.value, _NUM_THREADS.value,
+                             _CAPTION.value)
   except (ValueError, UsageError, TypeError) as e:
     cli.fail("draw-sample", str(e))
   except OSError as e:  # FileNotFoundError, a read-only folder, ...
     cli.fail("draw-sample", cli.os_error_message(e))
   what = {".png": "a grid of the final images", ".gif": "the drawing sequence with the write boxes",
           ".npy": "float32 images [N, H, W, C] in [0, 1]"}[os.path.splitext(_OUT.value)[1].lower()]
-  if samples is None:
-    what = "the classifier's glimpses"
+  if isinstance(samples, str):
+    what = samples
   else:
     what = f"{len(samples.images)} pictures: {what}"
   progress.handoff("draw-sample", [f"{os.path.abspath(_OUT.value)} ({what})"])

@@ -37,8 +37,8 @@ def main(argv):
 def handoff(workdir: str, step: int, next_command: str) -> None:
   """The last lines: the checkpoint and pictures written, and the commands to run next."""
   wrote = [f"{os.path.join(workdir, 'checkpoints')}/ (step {step}), {os.path.join(workdir, 'config.json')}"]
-  for name, what in (("samples.png", "prior samples"), ("drawing.gif", "the drawing sequence"),
-                     ("glimpses.gif", "the glimpses")):
+  for name, what in (("samples.png", "prior samples"), ("samples.txt", "the captions of samples.png's rows"),
+                     ("drawing.gif", "the drawing sequence"), ("glimpses.gif", "the glimpses")):
     path = os.path.join(workdir, "samples", name)
     if os.path.exists(path):
       wrote.append(f"{path} ({what})")

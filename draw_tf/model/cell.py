@@ -233,7 +233,7 @@ class DrawCell(keras.layers.Layer):
     self._context = (lambda h_dec: h_dec) if v.encoder_sees_decoder else (lambda h_dec: None)
     self.posterior_head = keras.layers.Dense(2 * self.latent_dim, name="posterior", dtype=full)
     if v.prior == "learned":
-      self.prior_head = LearnedPrior(self.latent_dim, name="prior", dtype=full)
+      self.prior_head = self.learned_prior_class(self.latent_dim, name="prior", dtype=full)
     else:
       self._standard_prior = StandardPrior(self.latent_dim)
     self.decoder = layers.LSTMCell(self.decoder_units, name="decoder", dtype=self.dtype_policy)
@@ -243,6 +243,14 @@ class DrawCell(keras.layers.Layer):
     else:
       self.writer = attention.FullWrite(self.image_shape, self.write_size, name="write",
                                         dtype=full)
+
+  # The learned prior's component; a subclass may name another (alignDRAW's bounded one).
+  learned_prior_class = LearnedPrior
+
+  @property
+  def decoder_input_dim(self) -> int:
+    """Width of the decoder LSTM's input: ``z_t`` here (eq. 7); wider in subclasses that add context."""
+    return self.latent_dim
 
   @property
   def prior(self):
@@ -299,7 +307,7 @@ class DrawCell(keras.layers.Layer):
     self.posterior_head.build((None, self.encoder_units))
     if hasattr(self, "prior_head"):
       self.prior_head.build((None, self.decoder_units))
-    self.decoder.build((None, self.latent_dim))
+    self.decoder.build((None, self.decoder_input_dim))
     self.writer.build((None, self.decoder_units))
     self.built = True
 

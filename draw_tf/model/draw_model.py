@@ -119,7 +119,7 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     self.num_steps = int(num_steps)
     self.latent_dim = int(latent_dim)
     self.beta = float(beta)
-    self.cell = DrawCell(
+    self.cell = self._make_cell(
         image_shape=image_shape, latent_dim=latent_dim, encoder_units=encoder_units,
         decoder_units=decoder_units, read_size=read_size, write_size=write_size,
         read_attention=read_attention, write_attention=write_attention, **switches,
@@ -140,10 +140,11 @@ class DrawModel(workarounds.NoSampleBatchBuild, keras.Model):
     # Evaluation only: active latent units and KL per step (collapse detector).
     self.latent_usage = diagnostics.LatentUsage(self.num_steps, self.latent_dim)
     self.built = True
-    self.jit_functions = workarounds.JitFunctions(False)
-    self.backward = "autodiff"
-    self.kl_warmup_steps = 0
+    self.jit_functions, self.backward, self.kl_warmup_steps = workarounds.JitFunctions(False), "autodiff", 0
     self._decode_fn = None
+
+  def _make_cell(self, **kwargs):  # the step component; subclasses build theirs (alignDRAW's)
+    return DrawCell(**kwargs)
 
   # ----------------------------------------------------------------- config
   def get_config(self):

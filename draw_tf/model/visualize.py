@@ -8,6 +8,7 @@ Inputs are NumPy arrays as returned by :meth:`draw_tf.DrawModel.generate`:
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -130,6 +131,31 @@ def save_drawing_gif(canvases: np.ndarray, path: str, windows: np.ndarray | None
   return path
 
 
+PICTURE_TYPES = (".png", ".gif", ".npy")  # what draw-sample writes, by the output's extension
+
+
+def save_pictures(path: str, images: np.ndarray, canvases: np.ndarray, windows: np.ndarray | None,
+                  write_size: int = 5, cols: int | None = None) -> str:
+  """Writes generated pictures by ``path``'s extension (:data:`PICTURE_TYPES`), atomically.
+
+  ``.png``: the grid of the final ``images`` (``cols`` per row); ``.gif``: the drawing
+  sequence of ``canvases`` with the write ``windows`` as boxes; ``.npy``: float32 ``images``.
+
+  Raises:
+    ValueError: another extension.
+  """
+  ext = os.path.splitext(path)[1].lower()
+  if ext == ".png":
+    return save_image_grid(images, path, cols)
+  if ext == ".gif":
+    return save_drawing_gif(canvases, path, windows, write_size=write_size)
+  if ext == ".npy":
+    with atomic_path(path) as tmp:
+      np.save(tmp, np.asarray(images, np.float32))
+    return path
+  raise ValueError(f"{path}: unknown output type {ext or '(none)'!r}; use one of {', '.join(PICTURE_TYPES)}.")
+
+
 PLOT_COLOURS = ((31, 119, 180), (150, 150, 150), (214, 39, 40), (44, 160, 44))
 
 
@@ -208,3 +234,13 @@ def save_line_plot(series, path: str, x_label: str, y_label: str, title: str = "
   with atomic_path(path) as tmp:
     image.save(tmp, format="PNG")
   return path
+
+
+def drawing_strip(canvases: np.ndarray, max_rows: int = 8, max_cols: int = 16) -> np.ndarray:
+  """``[1, rows * H, cols * W, 3]`` uint8: a few samples (rows) over evenly spaced steps."""
+  canvases = canvases[:max_rows]
+  steps = canvases.shape[1]
+  cols = np.unique(np.linspace(0, steps - 1, min(steps, max_cols)).round().astype(int))
+  frames = canvases[:, cols]  # [rows, cols, H, W, C]
+  rows = frames.reshape(-1, *frames.shape[2:])
+  return image_grid(rows, cols=len(cols))[None]

@@ -1,6 +1,7 @@
 """Validation of every config field (type, range, choices) before a run writes anything.
 
-:data:`SCHEMA` declares each field of ``configs/default.py`` once (the classifier's
+:data:`SCHEMA` declares each field of ``configs/default.py`` once (alignDRAW's
+``caption`` group among them; the classifier's
 ``model`` group, ``configs/cluttered_mnist_classify.py``, has
 :data:`CLASSIFIER_SCHEMA`): its rule, whether it may change on resume and what a
 workdir from before the field meant. :data:`FIELDS`, :data:`RESUMABLE_CHANGES`,
@@ -30,6 +31,7 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
+from draw_tf.data import caption_grammar
 from draw_tf.data import types as data_types
 from draw_tf.model import losses
 from draw_tf.model import registry
@@ -210,6 +212,12 @@ SCHEMA = {
     # (the paper's values; window_init: the all-zero bias of older runs).
     **{f"model.{switch.name}": Field(switch_rule(switch), before=switch.before) for switch in variants.SWITCHES},
     "model.beta": Field(Float(0, low_open=True), before=1.0),
+    # alignDRAW's caption side (task = caption); older workdirs had none: these defaults.
+    "caption.vocab_size": Field(Int(2), before=caption_grammar.VOCAB_SIZE),
+    "caption.max_caption_length": Field(Int(1), before=caption_grammar.MAX_CAPTION_LENGTH),
+    "caption.word_dim": Field(Int(1), before=32),
+    "caption.caption_units": Field(Int(1), before=128),
+    "caption.align_units": Field(Int(1), before=512),
     "data.name": Field(Choice(*DATASETS)),
     "data.source": Field(Choice(*SOURCES)),
     "data.binarization": Field(Choice(*BINARIZATIONS)),
@@ -326,3 +334,30 @@ def validate(config) -> None:
   if flat.get("task") == "classify" and flat.get("train.mixed_precision", "float32") != "float32":
     raise ConfigError("train.mixed_precision applies to DrawModel only; the classifier trains in "
                       "float32 (--config.train.mixed_precision=float32).")
+  if flat.get("task") == "caption":
+    _check_caption(flat)
+
+
+def _check_caption(flat: dict) -> None:
+  """The combinations alignDRAW (``task = caption``) cannot run, each a ConfigError naming the fix."""
+  problems = (
+      ("data.name", "mnist_captions", "the caption task trains on (image, caption) pairs, which only "
+       "mnist_captions has"),
+      ("model.prior", "learned", "alignDRAW's prior depends on h_gen_{t-1} (Mansimov et al. eq. 1)"),
+      ("data.validation_examples", 0, "mnist_captions has its own validation split (5,000 images); "
+       "training evaluates on it"),
+  )
+  for name, wanted, why in problems:
+    if flat.get(name) != wanted:
+      raise ConfigError(f"{name} = {flat.get(name)!r}: {why} (--config.{name}={wanted}).")
+  if flat.get("data.binarization") == "fixed":
+    raise ConfigError("data.binarization = 'fixed': mnist_captions composes its training pairs afresh "
+                      "every data epoch, so there is no one sample to fix (--config.data.binarization=dynamic).")
+  if flat.get("train.backward") == "fused":
+    raise ConfigError("train.backward = 'fused': the fused backward covers DRAW only, not alignDRAW "
+                      "(--config.train.backward=auto).")
+  for name, least in (("caption.vocab_size", caption_grammar.VOCAB_SIZE),
+                      ("caption.max_caption_length", caption_grammar.MAX_CAPTION_LENGTH)):
+    if flat.get(name, least) < least:
+      raise ConfigError(f"{name} = {flat[name]!r}: mnist_captions needs at least {least} "
+                        f"(--config.{name}={least}).")

@@ -13,7 +13,8 @@ tools) reads them back through this module:
 * :func:`load_config` and :func:`is_classifier` read the run's config.
 * :func:`latest_checkpoint` is the newest checkpoint that reads back whole
   (damaged ones are skipped and named: :mod:`draw_tf.runs.checkpoints`).
-* :func:`load_model_from_workdir` builds the run's model and restores it.
+* :func:`build_model` builds the model of the run's task (:data:`draw_tf.model.registry.MODELS`) and
+  :func:`load_model_from_workdir` restores it.
 
 Example::
 
@@ -202,18 +203,31 @@ def checkpoint_step(checkpoint: str) -> int:
   return int(os.path.basename(checkpoint).rsplit("-", 1)[-1])
 
 
-def build_model(config, changes=None):
-  """The (unrestored) model a resolved config describes, with ``changes`` to ``config.model`` applied."""
-  fields = {**config_to_dict(config.model), **(changes or {})}
-  return registry.model_class(registry.task_of(config))(**fields)
+def model_kwargs(config, changes=None) -> dict:
+  """The keyword arguments of the config's model (:data:`draw_tf.model.registry.MODELS`), ``changes`` to ``config.model`` applied.
+
+  ``config.model`` for DRAW and the classifier; ``config.model`` and ``config.caption`` for alignDRAW.
+  """
+  fields = {}
+  for group in registry.config_groups(registry.task_of(config)):
+    fields.update(config_to_dict(config[group]))
+  return {**fields, **(changes or {})}
+
+
+def build_model(config, changes=None, **kwargs):
+  """The (unrestored) model a resolved config describes, with ``changes`` to ``config.model`` applied.
+
+  ``kwargs`` (e.g. ``dtype``) go to the constructor as they are.
+  """
+  return registry.model_class(registry.task_of(config))(**model_kwargs(config, changes), **kwargs)
 
 
 def load_model_from_workdir(workdir: str, checkpoint: str | None = None, weights: str = "average"):
   """Builds the model of a training workdir and restores its latest checkpoint.
 
   Returns:
-    The :class:`DrawModel` (or, for ``task = "classify"``, the
-    :class:`DrawClassifier`) with the latest checkpoint's weights (not compiled).
+    The model of the run's task (:data:`draw_tf.model.registry.MODELS`: :class:`DrawModel`, :class:`DrawClassifier`
+    or :class:`AlignDrawModel`) with the latest checkpoint's weights (not compiled).
 
   Args:
     workdir: a folder written by ``draw-train``.

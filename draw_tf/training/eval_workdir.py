@@ -18,9 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from draw_tf import data
 from draw_tf import pretrained
-from draw_tf import seeds
 from draw_tf.training import tasks
 from draw_tf.model import weight_average
 from draw_tf.runs import workdir as workdir_lib
@@ -46,7 +44,8 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
     workdir: a training workdir, or ``pretrained:NAME`` (a shipped model,
       :mod:`draw_tf.pretrained`; nothing is written, there is no workdir).
     iw_samples: ``K`` for the importance-weighted bound (1: ELBO only).
-    split: ``test`` or ``train``.
+    split: ``test`` or ``train`` (a caption model also ``heldout``, ``validation``:
+      :attr:`draw_tf.training.tasks.Task.EVAL_SPLITS`).
     batch_size: rollouts per forward pass (default ``config.eval.batch_size``).
     seed: noise seed.
     write: write ``eval.json`` (``draw-eval`` prints the result first, then writes).
@@ -61,9 +60,8 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
 
   Raises:
     NoCheckpointError: the workdir has no checkpoint.
+    UsageError: a split the workdir's task does not have.
   """
-  if split not in ("test", "train"):
-    raise ValueError(f"split must be 'test' or 'train', got {split!r}.")
   start = time.time()
   name = pretrained.parse(workdir)
   evaluated = "raw"
@@ -81,11 +79,9 @@ def evaluate_workdir(workdir: str, iw_samples: int = 1, split: str = "test", bat
     if weights == "average" and weight_average.checkpoint_has_average(checkpoint):
       evaluated = "average"
     step = workdir_lib.checkpoint_step(checkpoint)
-  train, test, info = data.load_splits(config.data)
-  chosen = test if split == "test" else (
-      data.binarize_once(train, seed=seeds.numpy_seed(config.data.seed, seeds.TRAIN_BINARIZATION)) if config.data.binarization == "dynamic" else train)
-  result = tasks.get(config).evaluate(model, chosen, split, config, iw_samples,
-                                      batch_size or config.eval.batch_size, seed)
+  task = tasks.get(config)
+  chosen, info = task.eval_split(config, split)
+  result = task.evaluate(model, chosen, split, config, iw_samples, batch_size or config.eval.batch_size, seed)
   result.update(split=split, step=step, checkpoint=checkpoint, dataset=info.name, data_source=info.source,
                 binarization=info.binarization, seed=seed, weights=evaluated, seconds=round(time.time() - start, 1))
   if write:

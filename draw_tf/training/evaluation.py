@@ -63,10 +63,18 @@ def iw_log_weights(model: DrawModel, images, noise):
   return _iw_terms(model, images, noise)[:3]
 
 
-def _iw_terms(model: DrawModel, images, noise):
-  """:func:`iw_log_weights` plus the posterior means ``mu`` ``[batch, T, latent_dim]``."""
-  out = model.unroll(images, noise)
-  recon = model.reconstruction_nll(images, out["logits"])  # -log p(x|z)
+def _images(batch):
+  """The images of a model input: the batch itself, or ``batch["images"]`` (alignDRAW's dicts)."""
+  return batch["images"] if isinstance(batch, dict) else batch
+
+
+def _iw_terms(model: DrawModel, batch, noise):
+  """:func:`iw_log_weights` plus the posterior means ``mu`` ``[batch, T, latent_dim]``.
+
+  ``batch``: images, or for :class:`draw_tf.AlignDrawModel` ``{"images", "captions"}``.
+  """
+  out = model.unroll(batch, noise)
+  recon = model.reconstruction_nll(_images(batch), out["logits"])  # -log p(x|z) (alignDRAW: p(x|y,z))
   q = losses.posterior(out["mu"], out["log_sd"])
   z = q.loc + q.scale * noise
   p = losses.prior(out.get("prior_mu"), out.get("prior_log_sd"))  # N(0, I) or learned
@@ -77,7 +85,7 @@ def _iw_terms(model: DrawModel, images, noise):
 
 
 def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, batch_size: int = 500,
-                   seed: int = 0, jit_compile: bool = False) -> dict:
+                   seed: int = 0, jit_compile: bool = False, make_dataset=None) -> dict:
   """Bounds on ``-log p(x)`` over every example of ``split``.
 
   Args:
@@ -87,6 +95,9 @@ def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, bat
     batch_size: rollouts per forward pass (examples per batch = ``batch_size // K``).
     seed: noise seed.
     jit_compile: compile the forward pass with XLA.
+    make_dataset: ``fn(examples_per_batch) -> tf.data.Dataset`` of the model's inputs over
+      ``split`` in order (default :func:`draw_tf.data.eval_dataset`'s images; alignDRAW's
+      ``{"images", "captions"}`` dicts: ``-log p(x | y)``, the caption ``y`` as condition).
 
   Returns:
     dict with ``nll_bound``, ``recon``, ``kl`` (means over examples and the K
@@ -100,12 +111,13 @@ def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, bat
     raise ValueError(f"iw_samples must be >= 1, got {iw_samples}.")
   examples_per_batch = max(1, batch_size // k)
   noise_shape = (model.num_steps, model.latent_dim)
-  dataset = data.eval_dataset(split, examples_per_batch)
+  dataset = (make_dataset or (lambda n: data.eval_dataset(split, n)))(examples_per_batch)
 
   @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-  def batch_bounds(images, index):
-    b = tf.shape(images)[0]
-    tiled = tf.repeat(images, k, axis=0)  # [b * K, H, W, C], rollouts of one image adjacent
+  def batch_bounds(batch, index):
+    b = tf.shape(_images(batch))[0]
+    # [b * K, ...]: the rollouts of one example adjacent
+    tiled = tf.nest.map_structure(lambda t: tf.repeat(t, k, axis=0), batch)
     noise = tf.random.stateless_normal(
         tf.concat([[b * k], noise_shape], 0), seed=seeds.stateless(seed, seeds.EVAL_NOISE, index))
     log_w, recon, kl, mu = _iw_terms(model, tiled, noise)
@@ -121,11 +133,11 @@ def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, bat
   # The running bounds shown come from the sums already fetched for `totals`: no extra sync.
   bar = progress.Progress(split.num_examples, f"Evaluating, K = {k}" if k > 1 else "Evaluating",
                           unit="examples", rates={"rollouts": k} if k > 1 else None)
-  for index, images in enumerate(dataset):
-    *sums, batch_mu, batch_mu2 = batch_bounds(images, tf.constant(index, tf.int64))
+  for index, batch in enumerate(dataset):
+    *sums, batch_mu, batch_mu2 = batch_bounds(batch, tf.constant(index, tf.int64))
     totals += [float(s) for s in sums]
     sum_mu, sum_mu2 = sum_mu + batch_mu.numpy(), sum_mu2 + batch_mu2.numpy()
-    count += int(images.shape[0])
+    count += int(_images(batch).shape[0])
     if k > 1:
       bar.update(count, nll_bound=(totals[1] + totals[2]) / count, iw_bound=totals[0] / count)
     else:

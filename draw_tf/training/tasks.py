@@ -1,4 +1,4 @@
-"""The tasks a config can train: ``generate`` (DRAW, :class:`DrawModel`) and ``classify``.
+"""The tasks a config can train: ``generate`` (DRAW, :class:`DrawModel`), ``classify`` and ``caption``.
 
 After the TF Model Garden's ``Task``: a task owns what differs between a
 generative DRAW run and an attention-classifier run (``config.task``,
@@ -19,6 +19,11 @@ eval_summary            ``nll_bound`` (and ``iw_bound``)          the split's er
 write_workdir_pictures  (the sampler draws them)                  ``glimpses.gif`` for ``draw-sample``
 ======================  ========================================  =====================================
 
+``caption`` (alignDRAW, :class:`draw_tf.AlignDrawModel`, ``configs/mnist_captions.py``) is
+``generate`` on ``(image, caption)`` pairs of ``mnist_captions``: its splits, pipelines,
+evaluation (also ``--split=heldout``), pictures (a row per caption) and ``draw-sample
+--caption=`` are in :mod:`draw_tf.training.captioning`.
+
 Example::
 
     task = tasks.get(config)           # config.task, default "generate"
@@ -30,22 +35,33 @@ from __future__ import annotations
 
 import abc
 import os
+from typing import NamedTuple
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from draw_tf.runs import config_check
 from draw_tf import data
 from draw_tf.model import registry
+from draw_tf import seeds
+from draw_tf.errors import ConfigError, UsageError
 from draw_tf.model import visualize
 from draw_tf.runs import workdir as workdir_lib
 from draw_tf.model.classifier import DrawClassifier, save_glimpse_gif
+from draw_tf.training import captioning
 from draw_tf.training.evaluation import classification_error, evaluate_split
 from draw_tf.model.draw_model import DrawModel
 
 SAMPLES_DIR = "samples"
+
+
+class Splits(NamedTuple):
+  """What a training run reads (:meth:`Task.load_splits`)."""
+  train: data.Split
+  eval: data.Split  # what training evaluates on: the validation split if one is held out, else test
+  eval_name: str  # "validation" or "test"
+  test: data.Split
 
 
 class Task(abc.ABC):
@@ -66,6 +82,37 @@ class Task(abc.ABC):
   @abc.abstractmethod
   def compile(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, train_config) -> None:
     """Compiles ``model`` with the task's loss and metrics (inside the strategy's scope)."""
+
+  # draw-eval's --split choices.
+  EVAL_SPLITS: tuple = ("test", "train")
+
+  def load_splits(self, config) -> Splits:
+    """The splits of a run; training's evaluations use a held-out validation split if any.
+
+    Raises:
+      ConfigError: the dataset's images do not have ``config.model.image_shape``.
+    """
+    train_split, test_split, info = data.load_splits(config.data)
+    train_split, validation_split = data.hold_out_validation(train_split, config.data)
+    check_image_shape(info.name, info.image_shape, config)
+    if validation_split is not None:
+      return Splits(train_split, validation_split, "validation", test_split)
+    return Splits(train_split, test_split, "test", test_split)
+
+  def eval_split(self, config, name: str) -> tuple:
+    """``(split, info)``: ``draw-eval --split=name`` (binarised as training evaluates) and the :class:`data.DataInfo`.
+
+    Raises:
+      UsageError: ``name`` is not one of :attr:`EVAL_SPLITS`.
+    """
+    if name not in self.EVAL_SPLITS:
+      raise UsageError(f"--split={name}: a {self.name} model is evaluated on one of {', '.join(self.EVAL_SPLITS)}.")
+    train, test, info = data.load_splits(config.data)
+    if name == "test":
+      return test, info
+    if config.data.binarization == "dynamic":
+      train = data.binarize_once(train, seed=seeds.numpy_seed(config.data.seed, seeds.TRAIN_BINARIZATION))
+    return train, info
 
   def noise_shape(self, config, model) -> tuple | None:
     """``(T, latent_dim)`` when the datasets carry the posterior noise (fixed-noise runs), else None."""
@@ -120,15 +167,29 @@ class Task(abc.ABC):
   def next_commands(self, workdir: str) -> list:
     """The commands ``draw-eval`` suggests next for a workdir of this task."""
 
-  def write_workdir_pictures(self, workdir: str, out: str, num: int) -> bool:
+  def write_workdir_pictures(self, workdir: str, out: str, num: int, seed=None, caption=None) -> str | None:
     """``draw-sample`` on a workdir: writes the task's own pictures to ``out``.
 
     Returns:
-      False when the pictures are DRAW samples, drawn by the sampler
-      (:mod:`draw_tf.export.sampler`, any backend); True when this wrote them.
+      None when the pictures are DRAW samples, drawn by the sampler
+      (:mod:`draw_tf.export.sampler`, any backend); else what this wrote.
+
+    Raises:
+      UsageError: a ``caption`` for a model that draws without one.
     """
-    del workdir, out, num
-    return False
+    del out, num, seed
+    if caption is not None:
+      raise UsageError(f"--caption: {workdir} holds a {self.name} model, which draws no captions; "
+                       "leave --caption out (captions are for configs/mnist_captions.py runs).")
+    return None
+
+
+def check_image_shape(dataset: str, shape, config) -> None:
+  """Refuses (ConfigError) a ``config.model.image_shape`` other than the dataset's."""
+  if tuple(shape) != tuple(config.model.image_shape):
+    raise ConfigError(
+        f"Dataset {dataset!r} has images of shape {tuple(shape)}, but config.model.image_shape is "
+        f"{tuple(config.model.image_shape)}; pass --config.model.image_shape=\"{tuple(shape)}\".")
 
 
 # ----------------------------------------------------------------------------
@@ -160,23 +221,13 @@ def write_samples(model: DrawModel, samples_dir: str, num_samples: int = 64,
   return {"png": png, "gif": gif, "output": out}
 
 
-def drawing_strip(canvases: np.ndarray, max_rows: int = 8, max_cols: int = 16) -> np.ndarray:
-  """``[1, rows * H, cols * W, 3]`` uint8: a few samples (rows) over evenly spaced steps."""
-  canvases = canvases[:max_rows]
-  steps = canvases.shape[1]
-  cols = np.unique(np.linspace(0, steps - 1, min(steps, max_cols)).round().astype(int))
-  frames = canvases[:, cols]  # [rows, cols, H, W, C]
-  rows = frames.reshape(-1, *frames.shape[2:])
-  return visualize.image_grid(rows, cols=len(cols))[None]
-
-
 class GenerateTask(Task):
   """DRAW: trained on the negative ELBO, evaluated by the NLL bounds, pictured by its samples."""
 
   name = "generate"
 
-  def build_model(self, config) -> DrawModel:
-    return DrawModel(**config.model, dtype=config.train.mixed_precision)
+  def build_model(self, config) -> DrawModel:  # and alignDRAW's AlignDrawModel (draw_tf.model.registry.MODELS)
+    return workdir_lib.build_model(config, dtype=config.train.mixed_precision)
 
   def compile(self, model, optimizer, train_config) -> None:
     model.compile(optimizer=optimizer, jit_compile=config_check.jit_setting(train_config.jit_compile),
@@ -218,7 +269,7 @@ class GenerateTask(Task):
     out = written["output"]
     with writer.as_default(step=step):
       tf.summary.image("samples", visualize.image_grid(out.images[:ev.num_samples])[None])
-      tf.summary.image("drawing", drawing_strip(out.canvases))
+      tf.summary.image("drawing", visualize.drawing_strip(out.canvases))
 
 
 # ----------------------------------------------------------------------------
@@ -267,8 +318,9 @@ class ClassifyTask(Task):
     split = test_split.head(eval_config.num_gif_samples)
     save_glimpse_gif(model, split.images / split.max_value, os.path.join(samples_dir, "glimpses.gif"))
 
-  def write_workdir_pictures(self, workdir, out, num) -> bool:
+  def write_workdir_pictures(self, workdir, out, num, seed=None, caption=None) -> str:
     """Writes the glimpse GIF over the first ``num`` test images (``out`` must be a ``.gif``)."""
+    super().write_workdir_pictures(workdir, out, num, seed, caption)  # refuses a caption
     if os.path.splitext(out)[1].lower() != ".gif":
       raise ValueError(f"--out={out}: {workdir} holds a classifier; it gives a .gif of its glimpses.")
     config = workdir_lib.load_config(workdir)
@@ -278,10 +330,58 @@ class ClassifyTask(Task):
     logits, _ = save_glimpse_gif(model, chosen.images / chosen.max_value, out)
     logging.info("Wrote the glimpses over %d test images to %s (labels %s, predicted %s)", num, out,
                  [int(v) for v in chosen.labels], [int(v) for v in logits.argmax(-1)])
-    return True
+    return "the classifier's glimpses"
 
 
-TASKS = {task.name: task for task in (GenerateTask(), ClassifyTask())}
+# ----------------------------------------------------------------------------
+# caption: alignDRAW
+
+
+class CaptionTask(GenerateTask):
+  """alignDRAW: DRAW's task on ``(image, caption)`` pairs (:mod:`draw_tf.training.captioning`)."""
+
+  name = "caption"
+  EVAL_SPLITS = captioning.SPLITS
+  EVAL_FLAGS = " --split=heldout"
+
+  def load_splits(self, config) -> Splits:
+    """Data epoch 0's pairs (to count steps on), the validation split training evaluates on, the test split."""
+    check_image_shape("mnist_captions", captioning.info(config).image_shape, config)
+    test = captioning.split(config, "test")
+    return Splits(captioning.training_pairs(config), captioning.split(config, "validation"), "validation", test)
+
+  def eval_split(self, config, name):
+    return captioning.split(config, name), captioning.info(config)
+
+  def train_dataset(self, config, split, start_step, noise_shape=None):
+    del split  # composed from the training digits, afresh every data epoch
+    return captioning.train_dataset(config, start_step, noise_shape)
+
+  def eval_dataset(self, config, split, noise_shape=None):
+    return captioning.eval_dataset(config, split, noise_shape)
+
+  def evaluate(self, model, split, split_name, config, iw_samples=1, batch_size=500, seed=0) -> dict:
+    return captioning.evaluate(model, split, iw_samples, batch_size, seed)
+
+  def eval_summary(self, result) -> str:
+    return f"{result.get('split', 'test')} {super().eval_summary(result)}"
+
+  def next_commands(self, workdir) -> list:
+    return [f"draw-eval --workdir={workdir} --split=test",
+            f"draw-sample --model={workdir} --caption=\"{captioning.EXAMPLE}\" "
+            f"--out={os.path.join(workdir, 'caption.png')}"]
+
+  def pictures(self, model, eval_config, samples_dir, step, test_split, writer) -> None:
+    out, per_row = captioning.write_caption_samples(model, samples_dir, eval_config, step)
+    with writer.as_default(step=step):
+      tf.summary.image("samples", visualize.image_grid(out.images, cols=per_row)[None])
+      tf.summary.image("drawing", visualize.drawing_strip(out.canvases[::per_row]))
+
+  def write_workdir_pictures(self, workdir, out, num, seed=None, caption=None) -> str:
+    return captioning.draw_caption(workdir, out, num, seed, caption)
+
+
+TASKS = {task.name: task for task in (GenerateTask(), ClassifyTask(), CaptionTask())}
 if tuple(TASKS) != registry.TASK_NAMES:  # the model layer's table names the tasks
   raise AssertionError(f"tasks.TASKS {tuple(TASKS)} != draw_tf.model.registry.TASK_NAMES {registry.TASK_NAMES}")
 

@@ -151,8 +151,8 @@ def _train(config, workdir: str, strategy, chief: bool, callbacks):
   changes = resume.config_changes(config, workdir)
   logging.info("Workdir %s; strategy %s with %d replica(s)", workdir, type(strategy).__name__,
                strategy.num_replicas_in_sync)
-  splits = _load_splits(config)
   task = tasks.get(config)
+  splits = task.load_splits(config)
   steps_per_epoch, total_steps = _count_steps(config.train, splits.train)
   _check_memory(config)
   keras.utils.set_random_seed(config.train.seed)
@@ -190,13 +190,6 @@ def _train(config, workdir: str, strategy, chief: bool, callbacks):
   return run.model, history
 
 
-class _Splits(NamedTuple):
-  train: data.Split
-  eval: data.Split  # what training evaluates on: the validation split if one is held out, else test
-  eval_name: str  # "validation" or "test"
-  test: data.Split
-
-
 class _Run(NamedTuple):
   """What a run trains and checkpoints, built under the strategy's scope."""
   model: keras.Model
@@ -212,19 +205,6 @@ class _Loop(NamedTuple):
   reporter: Reporter | None  # the chief's
   keeper: BestKeeper | None  # with eval.keep_best
   callbacks: list  # in the order fit runs them
-
-
-def _load_splits(config) -> _Splits:
-  """The splits; training's evaluations (and eval.keep_best) use the held-out validation split if any."""
-  train_split, test_split, info = data.load_splits(config.data)
-  train_split, validation_split = data.hold_out_validation(train_split, config.data)
-  eval_split, eval_name = ((validation_split, "validation") if validation_split is not None
-                           else (test_split, "test"))
-  if tuple(info.image_shape) != tuple(config.model.image_shape):
-    raise ConfigError(
-        f"Dataset {info.name!r} has images of shape {info.image_shape}, but config.model.image_shape is "
-        f"{tuple(config.model.image_shape)}; pass --config.model.image_shape=\"{tuple(info.image_shape)}\".")
-  return _Splits(train_split, eval_split, eval_name, test_split)
 
 
 def _count_steps(train_cfg, train_split) -> tuple:
@@ -268,15 +248,15 @@ def _log_model(config, run: _Run, steps_per_epoch: int, total_steps: int) -> Non
   if run.clock is not None:
     logging.info("Model: %s; %d parameters; a budget of %g training minutes (evaluation not counted), "
                  "evaluated every %g minutes; the learning-rate decay follows the minutes",
-                 json.dumps(workdir_lib.config_to_dict(config.model)), run.model.count_params(),
+                 json.dumps(workdir_lib.model_kwargs(config)), run.model.count_params(),
                  train_cfg.budget_minutes, run.clock.every / 60)
   else:
     logging.info("Model: %s; %d parameters; %d steps per epoch, %d epochs (%d steps)",
-                 json.dumps(workdir_lib.config_to_dict(config.model)), run.model.count_params(), steps_per_epoch,
+                 json.dumps(workdir_lib.model_kwargs(config)), run.model.count_params(), steps_per_epoch,
                  train_cfg.num_epochs, total_steps)
 
 
-def _make_callbacks(config, workdir, chief, task, run: _Run, manager, splits: _Splits, test_ds, scratch,
+def _make_callbacks(config, workdir, chief, task, run: _Run, manager, splits: tasks.Splits, test_ds, scratch,
                     callbacks) -> _Loop:
   """The loop's callbacks, in the order ``fit`` runs them, each bound to the model."""
   train_cfg = config.train
