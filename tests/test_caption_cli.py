@@ -8,6 +8,7 @@ binaries do is tested through the functions they call (``train_and_evaluate``,
 """
 
 import json
+import logging as std_logging
 import os
 import types
 
@@ -103,12 +104,14 @@ def test_draw_sample_draws_what_the_caption_says_the_same_for_the_same_seed(capt
 
 
 def _main_error(argv, capsys):
+  absl_level = std_logging.getLogger("absl").level  # parsing sets it from --verbosity; later tests log INFO
   flags.FLAGS(["draw-sample", *argv])  # parsed in-process: cheaper than a subprocess
   try:
     with pytest.raises(SystemExit) as exit_info:
       sample_main.main(["draw-sample"])
   finally:
     flags.FLAGS.unparse_flags()
+    std_logging.getLogger("absl").setLevel(absl_level)
   err = capsys.readouterr().err
   lines = [line for line in err.splitlines() if line.startswith("draw-sample: error:")]
   assert exit_info.value.code == 1 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
