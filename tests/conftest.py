@@ -59,6 +59,48 @@ def tiny_export(tmp_path_factory):
                                workdir=str(workdir), out=str(out), manifest=manifest,
                                stdout=proc.stdout, stderr=proc.stderr)
 
+# A tiny alignDRAW for the caption decoder's export (60 x 60 and 300 units in configs/mnist_captions.py):
+# 12 x 10 images (not square, so a transposed axis shows), T = 4, the mnist_captions vocabulary and length.
+# The decoder's kernel ([z, s_t, h] x 4 units = 36 x 64) is big enough for int8 to quantise it.
+TINY_CAPTION_MODEL = dict(image_shape=(12, 10, 1), num_steps=4, latent_dim=4, encoder_units=8, decoder_units=16,
+                          read_size=2, write_size=3, vocab_size=23, max_caption_length=12, word_dim=8,
+                          caption_units=8, align_units=8)
+
+
+def tiny_caption_model():
+  """:data:`TINY_CAPTION_MODEL`, built, its weights moved off their initial values (the learned prior
+  starts at zero) with seeded noise so every term of the decoder counts."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from draw_tf.model.align_draw import AlignDrawModel  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  model = AlignDrawModel(**TINY_CAPTION_MODEL)
+  model({"images": np.zeros((1, 12, 10, 1), np.float32), "captions": np.ones((1, 12), np.int32)})
+  return helpers.perturb_weights(model, 0.3)
+
+
+@pytest.fixture(scope="session")
+def tiny_caption_export(tmp_path_factory):
+  """:func:`tiny_caption_model` saved in a workdir (``model.keras``) and exported with draw-export.
+
+  Returns a namespace with ``model`` (reloaded from the workdir), ``workdir``, ``out``, ``manifest``,
+  ``stdout`` and ``stderr``.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("tiny_caption_export")
+  workdir, out = root / "workdir", root / "export"
+  workdir.mkdir()
+  tiny_caption_model().save(str(workdir / "model.keras"))
+  proc = run_module("draw_tf.cli.export_main", f"--workdir={workdir}", f"--output_dir={out}")
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  with open(out / "manifest.json") as f:
+    manifest = json.load(f)
+  return types.SimpleNamespace(model=keras.models.load_model(str(workdir / "model.keras"), compile=False),
+                               workdir=str(workdir), out=str(out), manifest=manifest,
+                               stdout=proc.stdout, stderr=proc.stderr)
+
+
 @pytest.fixture(scope="session")
 def fake_cache(tmp_path_factory):
   """A cache folder holding a small made-up MNIST (see tests/fake_mnist.py)."""
