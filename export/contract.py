@@ -22,8 +22,9 @@ loads an artifact (``README.md``, "Use it on a phone"):
   :data:`SAVED_MODEL_CONFIG`.
 - An export folder holds :data:`SAVED_MODEL_DIR` and :data:`MANIFEST`.
 
-This module is plain Python (no TensorFlow); both sides import it and neither
-imports the other's private names.
+This module is plain Python (no TensorFlow, except what a caption model's
+default vocabulary brings, :func:`caption_config`); both sides import it and
+neither imports the other's private names.
 """
 
 from __future__ import annotations
@@ -80,12 +81,16 @@ def caption_config(model, caption_encoding: dict | None = None) -> dict:
 
   ``vocab_size`` (ids, padding included) and ``input_length`` (``L``, the width of the
   ``captions`` input: every caption is padded with ``pad_id`` to it) come from the model;
-  ``caption_encoding`` (:func:`draw_tf.data.caption_grammar.encoding`: ``words`` in id order
-  from id 1, ``pad_id``, ``max_caption_length`` in tokens, ``number_words``, ``end_token``,
-  ``example``) says how text becomes ids.
+  ``caption_encoding`` says how text becomes ids (``words`` in id order from id 1, ``pad_id``,
+  ``max_caption_length`` in tokens, ``number_words``, ``end_token``, ``example``); by default
+  the mnist_captions grammar's (:func:`draw_tf.runs.workdir.caption_encoding`, imported here
+  only for a model, which has TensorFlow loaded already).
   """
-  return {"vocab_size": int(model.cell.caption_encoder.vocab_size),
-          "input_length": int(model.max_caption_length), **(caption_encoding or {})}
+  if caption_encoding is None:
+    from draw_tf.runs import workdir  # pylint: disable=g-import-not-at-top
+    caption_encoding = workdir.caption_encoding()
+  return {**caption_encoding, "vocab_size": int(model.cell.caption_encoder.vocab_size),
+          "input_length": int(model.max_caption_length)}
 
 
 def is_caption_config(config: dict) -> bool:

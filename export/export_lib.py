@@ -126,7 +126,7 @@ def save_saved_model(model, path: str,
   archive.add_endpoint(contract.SAMPLE, sample, input_signature=specs[contract.SAMPLE])
   archive.write_out(path, verbose=False)
   fileio.write_json(os.path.join(path, contract.SAVED_MODEL_CONFIG),
-                    config or contract.decoder_config(model, sampler_lib.caption_encoding_of(model)))
+                    config or contract.decoder_config(model))
 
 
 # --------------------------------------------------------------------------- checks
@@ -188,7 +188,7 @@ def verification_inputs(model, batch_size: int = 8, seed: int = 0, config: dict 
   """The self-check's ``generate`` inputs: :func:`verification_noise`, and a caption model's captions
   (:func:`draw_tf.export.caption_export.verification_captions`)."""
   inputs = {contract.NOISE_INPUT: verification_noise(model, batch_size, seed)}
-  config = config or contract.decoder_config(model, sampler_lib.caption_encoding_of(model))
+  config = config or contract.decoder_config(model)
   if contract.is_caption_config(config):
     inputs[contract.CAPTIONS_INPUT] = caption_export.verification_captions(config, batch_size, seed)
   return inputs
@@ -231,7 +231,7 @@ def verify_export(model, folder: str, inputs, config: dict | None = None) -> dic
     (file -> op names) and ``problems`` (list of strings; empty when all is well).
   """
   inputs = as_inputs(inputs)
-  config = config or contract.decoder_config(model, sampler_lib.caption_encoding_of(model))
+  config = config or contract.decoder_config(model)
   bounds = tolerances(config)
   want = sampler_lib.KerasSampler(model, config.get("caption")).generate(**inputs)
   diffs, ops, problems = {}, {}, []
@@ -305,7 +305,7 @@ def export_model(model, output_dir: str,
   output_dir = check_output_dir(output_dir)
   if not contract.is_caption_model(model):
     sequence_decoder.check_standard_prior(model)
-  config = contract.decoder_config(model, caption_encoding or sampler_lib.caption_encoding_of(model))
+  config = contract.decoder_config(model, caption_encoding)
   inputs = verification_inputs(model, verify_batch_size, verify_seed, config)
   start = time.time()
   # Stages: the SavedModel, one conversion per TFLite file, the self-check.

@@ -147,7 +147,7 @@ class KerasSampler(Sampler):
   backend = "keras"
 
   def __init__(self, model, caption_encoding: dict | None = None):
-    super().__init__(contract.decoder_config(model, caption_encoding or caption_encoding_of(model)))
+    super().__init__(contract.decoder_config(model, caption_encoding))
     self.model = model
 
   def _generate(self, inputs):
@@ -331,14 +331,6 @@ def load_model(workdir: str):
   if not isinstance(model, draw_tf.DrawModel):
     raise TypeError(f"{workdir} holds a {type(model).__name__}, not a draw_tf.DrawModel.")
   return model
-
-
-def caption_encoding_of(model) -> dict | None:
-  """How text becomes a caption model's token ids (:func:`draw_tf.runs.workdir.caption_encoding`); None for DRAW."""
-  if not contract.is_caption_model(model):
-    return None
-  from draw_tf.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
-  return workdir_lib.caption_encoding()
 
 
 def load_sampler(path: str, num_threads: int | None = None, load_workdir=None) -> Sampler:

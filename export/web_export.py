@@ -271,7 +271,7 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
   core = runtime_dir(node_modules)
   with open(os.path.join(core, "package.json")) as f:
     runtime_version = json.load(f)["version"]
-  config = contract.decoder_config(model, sampler_lib.caption_encoding_of(model))
+  config = contract.decoder_config(model)
   inputs = export_lib.verification_inputs(model, verify_batch_size, verify_seed, config)
   want = sampler_lib.KerasSampler(model, config.get("caption")).generate(**inputs)
   files, checks = {}, {}
