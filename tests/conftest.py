@@ -30,24 +30,14 @@ def run_module(module, *args, timeout=600):
                         capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory):
-  """A tiny model trained for two steps, saved in a workdir and exported with draw-export.
+def _save_and_export(model, root):
+  """Saves ``model`` as ``root/workdir/model.keras`` and runs draw-export on it into ``root/export``.
 
-  Returns a namespace with ``model`` (the Keras model the export saw),
-  ``workdir``, ``out`` (the export folder) and ``manifest``.
+  Returns a namespace with ``model`` (reloaded from the workdir), ``workdir``, ``out``,
+  ``manifest``, ``stdout`` and ``stderr``.
   """
   import json  # pylint: disable=g-import-not-at-top
   import types  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from tests import helpers  # pylint: disable=g-import-not-at-top
-
-  keras.utils.set_random_seed(0)
-  model = helpers.tiny_model(**TINY_EXPORT_MODEL)
-  model.compile(optimizer=keras.optimizers.Adam(1e-2))
-  images = (np.random.default_rng(0).uniform(size=(16, 12, 10, 1)) > 0.5).astype(np.float32)
-  model.fit(images, batch_size=8, epochs=1, verbose=0)  # two steps
-  root = tmp_path_factory.mktemp("tiny_export")
   workdir, out = root / "workdir", root / "export"
   workdir.mkdir()
   model.save(str(workdir / "model.keras"))
@@ -58,6 +48,25 @@ def tiny_export(tmp_path_factory):
   return types.SimpleNamespace(model=keras.models.load_model(str(workdir / "model.keras"), compile=False),
                                workdir=str(workdir), out=str(out), manifest=manifest,
                                stdout=proc.stdout, stderr=proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+  """A tiny model trained for two steps, saved in a workdir and exported with draw-export.
+
+  Returns a namespace with ``model`` (the Keras model the export saw),
+  ``workdir``, ``out`` (the export folder) and ``manifest``.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+
+  keras.utils.set_random_seed(0)
+  model = helpers.tiny_model(**TINY_EXPORT_MODEL)
+  model.compile(optimizer=keras.optimizers.Adam(1e-2))
+  images = (np.random.default_rng(0).uniform(size=(16, 12, 10, 1)) > 0.5).astype(np.float32)
+  model.fit(images, batch_size=8, epochs=1, verbose=0)  # two steps
+  return _save_and_export(model, tmp_path_factory.mktemp("tiny_export"))
+
 
 # A tiny alignDRAW for the caption decoder's export (60 x 60 and 300 units in configs/mnist_captions.py):
 # 12 x 10 images (not square, so a transposed axis shows), T = 4, the mnist_captions vocabulary and length.
@@ -86,19 +95,7 @@ def tiny_caption_export(tmp_path_factory):
   Returns a namespace with ``model`` (reloaded from the workdir), ``workdir``, ``out``, ``manifest``,
   ``stdout`` and ``stderr``.
   """
-  import json  # pylint: disable=g-import-not-at-top
-  import types  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp("tiny_caption_export")
-  workdir, out = root / "workdir", root / "export"
-  workdir.mkdir()
-  tiny_caption_model().save(str(workdir / "model.keras"))
-  proc = run_module("draw_tf.cli.export_main", f"--workdir={workdir}", f"--output_dir={out}")
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  with open(out / "manifest.json") as f:
-    manifest = json.load(f)
-  return types.SimpleNamespace(model=keras.models.load_model(str(workdir / "model.keras"), compile=False),
-                               workdir=str(workdir), out=str(out), manifest=manifest,
-                               stdout=proc.stdout, stderr=proc.stderr)
+  return _save_and_export(tiny_caption_model(), tmp_path_factory.mktemp("tiny_caption_export"))
 
 
 @pytest.fixture(scope="session")
