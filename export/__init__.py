@@ -1,8 +1,10 @@
-"""Export of DRAW's decoder to SavedModel and TFLite, and sampling from any backend.
+"""Export of DRAW's decoder (and alignDRAW's caption decoder) to SavedModel and TFLite, and sampling from any backend.
 
 - :mod:`draw_tf.export.export_lib`: ``export_model(model, output_dir)`` writes a
   SavedModel and three TFLite files (float32, float16, dynamic-range int8),
-  checks every artifact against the Keras model, then writes ``manifest.json``.
+  checks every artifact against the Keras model, then writes ``manifest.json``;
+  :mod:`draw_tf.export.caption_export` holds what differs for a caption model and
+  :mod:`draw_tf.export.output_dir` where an export may write.
 - :mod:`draw_tf.export.sampler`: one sampling interface over a Keras model, a
   SavedModel folder or a ``.tflite`` file.
 - :mod:`draw_tf.export.contract`: the signature contract both sides share (signature,

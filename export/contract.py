@@ -11,13 +11,20 @@ loads an artifact (``README.md``, "Use it on a phone"):
   only the first three columns (no ``sigma``); they still load
   (:func:`check_outputs`) and a sampler fills their ``sigma`` with NaN.
 - ``sample(num_samples: int32 scalar)`` returns the same outputs.
+- A caption-conditioned decoder (alignDRAW; its config has a ``caption``
+  entry, :func:`caption_config`) takes ``captions: int32 [batch, L]`` (token
+  ids, 0 pads, ``L`` the config's ``caption.input_length``) beside ``noise``
+  in ``generate(captions, noise)``, where ``noise`` is standard normal
+  ``eps_t`` (the learned prior turns it into ``z_t``), and its ``sample`` takes
+  ``captions`` instead of ``num_samples``; the outputs are the same.
 - The decoder config (:func:`decoder_config`) is stored as JSON in a TFLite
   file's metadata entry :data:`CONFIG_NAME` and in a SavedModel folder at
   :data:`SAVED_MODEL_CONFIG`.
 - An export folder holds :data:`SAVED_MODEL_DIR` and :data:`MANIFEST`.
 
-This module is plain Python (no TensorFlow); both sides import it and neither
-imports the other's private names.
+This module is plain Python (no TensorFlow, except what a caption model's
+default vocabulary brings, :func:`caption_config`); both sides import it and
+neither imports the other's private names.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ SAMPLE = "sample"
 NOISE_INPUT = "noise"
 NUM_SAMPLES_INPUT = "num_samples"
 NOISE_DTYPE = "float32"
+CAPTIONS_INPUT = "captions"
+CAPTIONS_DTYPE = "int32"
 NUM_SAMPLES_DTYPE = "int32"
 OUTPUTS = ("images", "canvases", "write_windows")
 # The columns of a write window, as DrawModel.generate's `windows` [N, T, 4] (the
@@ -48,12 +57,45 @@ SAVED_MODEL_DIR = "saved_model"
 MANIFEST = "manifest.json"
 
 
-def decoder_config(model) -> dict:
-  """The facts about a :class:`draw_tf.DrawModel` that a sampler needs."""
+def decoder_config(model, caption_encoding: dict | None = None) -> dict:
+  """The facts about a :class:`draw_tf.DrawModel` that a sampler needs.
+
+  For a caption model (:class:`draw_tf.AlignDrawModel`) also ``caption``: :func:`caption_config`.
+  """
   cell = model.cell
-  return {"image_shape": list(model.image_shape), "num_steps": model.num_steps,
-          "latent_dim": model.latent_dim, "decoder_units": cell.decoder_units,
-          "write_size": cell.write_size, "write_attention": cell.write_attention}
+  config = {"image_shape": list(model.image_shape), "num_steps": model.num_steps,
+            "latent_dim": model.latent_dim, "decoder_units": cell.decoder_units,
+            "write_size": cell.write_size, "write_attention": cell.write_attention}
+  if is_caption_model(model):
+    config["caption"] = caption_config(model, caption_encoding)
+  return config
+
+
+def is_caption_model(model) -> bool:
+  """Whether ``model`` draws from captions (alignDRAW: its cell has a caption encoder)."""
+  return hasattr(model.cell, "caption_encoder")
+
+
+def caption_config(model, caption_encoding: dict | None = None) -> dict:
+  """The ``caption`` entry of a caption model's decoder config: how to feed it captions.
+
+  ``vocab_size`` (ids, padding included) and ``input_length`` (``L``, the width of the
+  ``captions`` input: every caption is padded with ``pad_id`` to it) come from the model;
+  ``caption_encoding`` says how text becomes ids (``words`` in id order from id 1, ``pad_id``,
+  ``max_caption_length`` in tokens, ``number_words``, ``end_token``, ``example``); by default
+  the mnist_captions grammar's (:func:`draw_tf.runs.workdir.caption_encoding`, imported here
+  only for a model, which has TensorFlow loaded already).
+  """
+  if caption_encoding is None:
+    from draw_tf.runs import workdir  # pylint: disable=g-import-not-at-top
+    caption_encoding = workdir.caption_encoding()
+  return {**caption_encoding, "vocab_size": int(model.cell.caption_encoder.vocab_size),
+          "input_length": int(model.max_caption_length)}
+
+
+def is_caption_config(config: dict) -> bool:
+  """Whether a decoder config is a caption model's (it has a ``caption`` entry)."""
+  return bool(config.get("caption"))
 
 
 def encode_config(config: dict) -> bytes:
@@ -84,9 +126,25 @@ def output_shapes(config: dict, batch_size: int = -1,
           "write_windows": [batch_size, t, window_columns]}
 
 
+def captions_shape(config: dict, batch_size: int = -1) -> list:
+  """Shape of a caption decoder's ``captions`` input: ``[batch_size, L]`` (-1: dynamic)."""
+  return [batch_size, int(config["caption"]["input_length"])]
+
+
 def generate_inputs(config: dict, batch_size: int = -1) -> dict:
-  """The manifest's description of ``generate``'s inputs."""
-  return {NOISE_INPUT: {"dtype": NOISE_DTYPE, "shape": noise_shape(config, batch_size)}}
+  """The manifest's description of ``generate``'s inputs (``captions`` too for a caption model)."""
+  inputs = {NOISE_INPUT: {"dtype": NOISE_DTYPE, "shape": noise_shape(config, batch_size)}}
+  if is_caption_config(config):
+    inputs = {CAPTIONS_INPUT: {"dtype": CAPTIONS_DTYPE, "shape": captions_shape(config, batch_size)},
+              **inputs}
+  return inputs
+
+
+def sample_inputs(config: dict) -> dict:
+  """The manifest's description of ``sample``'s inputs: ``num_samples``, or a caption model's ``captions``."""
+  if is_caption_config(config):
+    return {CAPTIONS_INPUT: {"dtype": CAPTIONS_DTYPE, "shape": captions_shape(config)}}
+  return {NUM_SAMPLES_INPUT: {"dtype": NUM_SAMPLES_DTYPE, "shape": []}}
 
 
 def signatures(config: dict) -> dict:
@@ -94,9 +152,28 @@ def signatures(config: dict) -> dict:
   outputs = {k: {"dtype": OUTPUT_DTYPE, "shape": s} for k, s in output_shapes(config).items()}
   return {
       GENERATE: {"inputs": generate_inputs(config), "outputs": outputs},
-      SAMPLE: {"inputs": {NUM_SAMPLES_INPUT: {"dtype": NUM_SAMPLES_DTYPE, "shape": []}},
-               "outputs": outputs},
+      SAMPLE: {"inputs": sample_inputs(config), "outputs": outputs},
   }
+
+
+def check_inputs(path: str, inputs: dict) -> None:
+  """Checks ``generate``'s inputs ``{name: (dtype_name, shape)}``; raises ``ValueError`` naming the problem.
+
+  A DRAW decoder takes only ``noise`` float32 ``[-1, T, latent_dim]``; a caption decoder also
+  ``captions`` int32 ``[-1, L]``; the batch size is dynamic.
+  """
+  names = sorted(inputs)
+  if names not in ([NOISE_INPUT], sorted([CAPTIONS_INPUT, NOISE_INPUT])):
+    raise ValueError(
+        f"{path}: signature '{GENERATE}' takes {names}, expected only '{NOISE_INPUT}' (a DRAW decoder) "
+        f"or '{CAPTIONS_INPUT}' and '{NOISE_INPUT}' (a caption decoder).")
+  check_noise_input(path, *inputs[NOISE_INPUT])
+  if CAPTIONS_INPUT in inputs:
+    dtype_name, shape = inputs[CAPTIONS_INPUT]
+    if dtype_name != CAPTIONS_DTYPE or len(shape) != 2 or shape[0] != -1 or shape[1] < 1:
+      raise ValueError(
+          f"{path}: input '{CAPTIONS_INPUT}' is {dtype_name} {shape}, expected {CAPTIONS_DTYPE} [-1, L] "
+          "with a dynamic batch size.")
 
 
 def check_noise_input(path: str, dtype_name: str, shape: list) -> None:

@@ -1,4 +1,4 @@
-"""Export DRAW's decoder to SavedModel and TFLite, verified before it is published.
+"""Export DRAW's decoder (or alignDRAW's caption decoder) to SavedModel and TFLite, verified before it is published.
 
 ``export_model(model, output_dir)`` writes::
 
@@ -17,6 +17,8 @@ Signatures (dynamic batch size):
 - ``sample(num_samples: int32 scalar)``: the same outputs from noise drawn
   inside the model (``tf.random.normal`` with an op seed, which converts to the
   builtin ``RANDOM_STANDARD_NORMAL``; ``keras.random`` does not convert).
+- A caption model (alignDRAW): ``generate(captions, noise)`` and ``sample(captions)``
+  (:mod:`draw_tf.export.caption_export`); the manifest carries its vocabulary.
 
 The graph is :func:`draw_tf.model.sequence_decoder.decode_fused` (the fused decoder). The
 SavedModel is written with ``keras.export.ExportArchive`` and converted with
@@ -36,7 +38,6 @@ export. Otherwise ``manifest.json`` is written and the folder renamed into place
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 
@@ -50,10 +51,12 @@ from draw_tf import disk_space
 from draw_tf import fileio
 from draw_tf import progress
 from draw_tf.model import sequence_decoder
-from draw_tf.errors import UsageError
 from draw_tf.fileio import file_entry
+from draw_tf.export import caption_export
 from draw_tf.export import contract
 from draw_tf.export import sampler as sampler_lib
+# Where an export may write (re-exported: export_lib.check_output_dir is the public name).
+from draw_tf.export.output_dir import UnsafeOutputDirError, check_output_dir, is_previous_export  # noqa: F401
 from draw_tf.export import tflite_convert
 
 # Max abs difference allowed between a float32 artifact and the Keras model.
@@ -68,52 +71,6 @@ class ExportVerificationError(RuntimeError):
   """An exported artifact does not reproduce the Keras model; nothing was published."""
 
 
-class UnsafeOutputDirError(UsageError, ValueError):
-  """``--output_dir`` is not a folder an export may replace; nothing was touched."""
-
-
-def is_previous_export(folder: str) -> bool:
-  """Whether ``folder`` holds an export written by :func:`export_model` (its manifest says so)."""
-  try:
-    with open(os.path.join(folder, contract.MANIFEST)) as f:
-      manifest = json.load(f)
-  except (OSError, ValueError):
-    return False
-  return (isinstance(manifest, dict) and "format_version" in manifest
-          and isinstance(manifest.get("files"), dict))
-
-
-def check_output_dir(output_dir, workdir: str | None = None) -> str:
-  """The absolute ``output_dir`` when an export may write there; else UnsafeOutputDirError.
-
-  An export may create a new folder, fill an empty one, or replace a previous
-  export (recognised by its ``manifest.json``). Anything else is refused: an
-  empty path (an unset shell variable), a file, a folder holding other files,
-  the training workdir or a folder above it, or a folder above the current one.
-  """
-  if not isinstance(output_dir, str) or not output_dir.strip():
-    raise UnsafeOutputDirError(
-        f"--output_dir is empty ({output_dir!r}); name a new or empty folder, e.g. --output_dir=exports/draw.")
-  path = os.path.realpath(output_dir)
-  inside = lambda a, b: a == b or a.startswith(b.rstrip(os.sep) + os.sep)  # a at or below b
-  if workdir is not None and inside(os.path.realpath(workdir), path):
-    raise UnsafeOutputDirError(
-        f"--output_dir={output_dir} is the training workdir {workdir} or a folder above it; an export "
-        "replaces its folder. Choose a new folder, e.g. --output_dir="
-        f"{os.path.join(workdir, 'export')}.")
-  if inside(os.getcwd(), path) and not is_previous_export(path):
-    raise UnsafeOutputDirError(
-        f"--output_dir={output_dir} is the current folder or a folder above it; choose a new folder.")
-  if os.path.lexists(path) and not os.path.isdir(path):
-    raise UnsafeOutputDirError(f"--output_dir={output_dir} is a file, not a folder; choose a new folder.")
-  if os.path.isdir(path) and os.listdir(path) and not is_previous_export(path):
-    raise UnsafeOutputDirError(
-        f"--output_dir={output_dir} holds files and is not a previous export (no valid "
-        f"{contract.MANIFEST}); an export replaces only its own earlier exports or an empty "
-        "folder. Choose a new folder.")
-  return path
-
-
 # --------------------------------------------------------------------------- model
 # Restores the DrawModel of a training workdir (checkpoints/ or model.keras).
 load_model = sampler_lib.load_model
@@ -124,8 +81,11 @@ def signature_functions(model, steps_per_iteration: int = sequence_decoder.DEFAU
 
   Returns:
     ``(generate, sample)``: plain Python functions to trace with the input
-    signatures of :func:`input_signatures`.
+    signatures of :func:`input_signatures`; a caption model's take ``(captions, noise)``
+    and ``(captions)`` (:func:`draw_tf.export.caption_export.signature_functions`).
   """
+  if contract.is_caption_model(model):
+    return caption_export.signature_functions(model, steps_per_iteration, SAMPLE_OP_SEED)
   steps, latent_dim = model.num_steps, model.latent_dim
 
   def generate(noise):
@@ -140,17 +100,24 @@ def signature_functions(model, steps_per_iteration: int = sequence_decoder.DEFAU
   return generate, sample
 
 
-def input_signatures(model) -> dict:
+def input_signatures(model, batch_size: int | None = None) -> dict:
+  """Signature name -> the input specs of :func:`signature_functions`' functions (batch None: dynamic)."""
+  if contract.is_caption_model(model):
+    return caption_export.input_signatures(model, batch_size)
   return {
       contract.GENERATE: [tf.TensorSpec(
-          [None, model.num_steps, model.latent_dim], tf.float32, name=contract.NOISE_INPUT)],
+          [batch_size, model.num_steps, model.latent_dim], tf.float32, name=contract.NOISE_INPUT)],
       contract.SAMPLE: [tf.TensorSpec([], tf.int32, name=contract.NUM_SAMPLES_INPUT)],
   }
 
 
 def save_saved_model(model, path: str,
-                     steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION) -> None:
-  """Writes the decoder as a SavedModel with signatures ``generate`` and ``sample``."""
+                     steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION,
+                     config: dict | None = None) -> None:
+  """Writes the decoder as a SavedModel with signatures ``generate`` and ``sample``.
+
+  ``config``: the decoder config stored beside it (default :func:`contract.decoder_config`).
+  """
   generate, sample = signature_functions(model, steps_per_iteration)
   specs = input_signatures(model)
   archive = keras.export.ExportArchive()
@@ -159,7 +126,7 @@ def save_saved_model(model, path: str,
   archive.add_endpoint(contract.SAMPLE, sample, input_signature=specs[contract.SAMPLE])
   archive.write_out(path, verbose=False)
   fileio.write_json(os.path.join(path, contract.SAVED_MODEL_CONFIG),
-                    contract.decoder_config(model))
+                    config or contract.decoder_config(model))
 
 
 # --------------------------------------------------------------------------- checks
@@ -217,30 +184,74 @@ def verification_noise(model, batch_size: int = 8, seed: int = 0) -> np.ndarray:
   return rng.standard_normal((batch_size, model.num_steps, model.latent_dim)).astype(np.float32)
 
 
-def verify_export(model, folder: str, noise: np.ndarray) -> dict:
-  """Runs every artifact in ``folder`` against the Keras model on ``noise``.
+def verification_inputs(model, batch_size: int = 8, seed: int = 0, config: dict | None = None) -> dict:
+  """The self-check's ``generate`` inputs: :func:`verification_noise`, and a caption model's captions
+  (:func:`draw_tf.export.caption_export.verification_captions`)."""
+  inputs = {contract.NOISE_INPUT: verification_noise(model, batch_size, seed)}
+  config = config or contract.decoder_config(model)
+  if contract.is_caption_config(config):
+    inputs[contract.CAPTIONS_INPUT] = caption_export.verification_captions(config, batch_size, seed)
+  return inputs
+
+
+def as_inputs(inputs) -> dict:
+  """``generate``'s inputs as a dict ``{noise[, captions]}``; a bare array is a DRAW decoder's noise."""
+  return dict(inputs) if isinstance(inputs, dict) else {contract.NOISE_INPUT: inputs}
+
+
+def tolerances(config: dict) -> dict:
+  """Quantisation -> output name -> the max abs difference the self-check allows against Keras (None: any
+  finite): float32 (and the SavedModel) :data:`FLOAT32_TOLERANCE`; a caption decoder's float32 and int8
+  :mod:`draw_tf.export.caption_export`'s (derived there)."""
+  bounds = dict.fromkeys(tflite_convert.TFLITE_FILES, None)
+  bounds["float32"] = dict.fromkeys(contract.OUTPUTS, FLOAT32_TOLERANCE)
+  if contract.is_caption_config(config):
+    bounds.update(float32=caption_export.float32_tolerance(config), int8=caption_export.int8_tolerance(config))
+  return bounds
+
+
+def _sample_args(inputs: dict, n: int) -> dict:
+  """``sample``'s arguments for ``n`` pictures: ``num_samples``, or a caption decoder's first ``n`` captions."""
+  if contract.CAPTIONS_INPUT in inputs:
+    return {contract.CAPTIONS_INPUT: inputs[contract.CAPTIONS_INPUT][:n]}
+  return {contract.NUM_SAMPLES_INPUT: np.array(n, np.int32)}
+
+
+def verify_export(model, folder: str, inputs, config: dict | None = None) -> dict:
+  """Runs every artifact in ``folder`` against the Keras model on ``inputs``.
+
+  Args:
+    model: the Keras model.
+    folder: the export folder.
+    inputs: ``generate``'s inputs (:func:`verification_inputs`), or DRAW's noise array.
+    config: the decoder config (default :func:`contract.decoder_config`).
 
   Returns:
     dict with ``max_abs_diff`` (artifact -> output -> float), ``tflite_ops``
     (file -> op names) and ``problems`` (list of strings; empty when all is well).
   """
-  config = contract.decoder_config(model)
-  want = sampler_lib.KerasSampler(model).generate(noise)
+  inputs = as_inputs(inputs)
+  config = config or contract.decoder_config(model)
+  bounds = tolerances(config)
+  want = sampler_lib.KerasSampler(model, config.get("caption")).generate(**inputs)
   diffs, ops, problems = {}, {}, []
 
-  def compare(name, got, tolerance=None):
+  def compare(name, got, quantization):
     diffs[name] = max_abs_diffs(got, want)
-    worst = max(diffs[name].values())
-    if tolerance is not None and not worst <= tolerance:
-      problems.append(f"{name}: max abs diff {worst:.3g} > {tolerance} ({diffs[name]})")
-    elif not np.isfinite(worst):
+    tolerance = bounds[quantization]
+    over = {k: v for k, v in diffs[name].items() if tolerance and not v <= tolerance[k]}
+    if over:
+      problems.append(f"{name}: max abs diff over the {quantization} tolerance: "
+                      + ", ".join(f"{k} {v:.3g} > {tolerance[k]:g}" for k, v in over.items()))
+    elif not np.isfinite(max(diffs[name].values())):
       problems.append(f"{name}: NaN/Inf or wrong shapes on the verification noise")
 
   saved = sampler_lib.SavedModelSampler(os.path.join(folder, contract.SAVED_MODEL_DIR))
-  compare(contract.SAVED_MODEL_DIR, saved.generate(noise), FLOAT32_TOLERANCE)
+  compare(contract.SAVED_MODEL_DIR, saved.generate(**inputs), "float32")
   sample_fn = saved.loaded.signatures[contract.SAMPLE]
   problems += _check_sample_signature(
-      lambda n: {k: v.numpy() for k, v in sample_fn(num_samples=tf.constant(n, tf.int32)).items()},
+      lambda n: {k: v.numpy() for k, v in sample_fn(**{
+          k: tf.constant(v) for k, v in _sample_args(inputs, n).items()}).items()},
       config, contract.SAVED_MODEL_DIR)
   for quantization, name in tflite_convert.TFLITE_FILES.items():
     path = os.path.join(folder, name)
@@ -250,10 +261,9 @@ def verify_export(model, folder: str, noise: np.ndarray) -> dict:
     if non_builtin:
       problems.append(f"{name}: non-builtin ops {non_builtin} (the stock runtime cannot run them)")
     lite = sampler_lib.TFLiteSampler(path)
-    compare(name, lite.generate(noise), FLOAT32_TOLERANCE if quantization == "float32" else None)
+    compare(name, lite.generate(**inputs), quantization)
     runner = lite.interpreter.get_signature_runner(contract.SAMPLE)
-    problems += _check_sample_signature(
-        lambda n: runner(**{contract.NUM_SAMPLES_INPUT: np.array(n, np.int32)}), config, name)
+    problems += _check_sample_signature(lambda n: runner(**_sample_args(inputs, n)), config, name)
   return {"max_abs_diff": diffs, "tflite_ops": ops, "problems": problems}
 
 
@@ -266,15 +276,18 @@ def export_bytes(model) -> int:
 
 def export_model(model, output_dir: str,
                  steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION,
-                 verify_batch_size: int = 8, verify_seed: int = 0) -> dict:
+                 verify_batch_size: int = 8, verify_seed: int = 0, caption_encoding: dict | None = None) -> dict:
   """Exports, verifies and publishes ``model``'s decoder in ``output_dir``.
 
   Args:
-    model: a :class:`draw_tf.DrawModel`.
+    model: a :class:`draw_tf.DrawModel`, or a :class:`draw_tf.AlignDrawModel` (a caption decoder,
+      :mod:`draw_tf.export.caption_export`).
     output_dir: created (or replaced) only when every check passes.
     steps_per_iteration: decoder steps per loop iteration in the exported graph.
     verify_batch_size: how many noise sequences the self-check uses.
     verify_seed: NumPy seed of the self-check noise.
+    caption_encoding: a caption model's vocabulary and limits (default: the mnist_captions
+      grammar's, :func:`draw_tf.runs.workdir.caption_encoding`), written into the manifest.
 
   Returns:
     The manifest (also written to ``output_dir/manifest.json``).
@@ -286,13 +299,14 @@ def export_model(model, output_dir: str,
       left as it was.
     UnsafeOutputDirError: ``output_dir`` is neither new, empty nor a previous
       export (:func:`check_output_dir`); nothing is touched.
-    ConfigError: the model's prior is learned (the exported fused decoder
-      supports only ``N(0, I)``).
+    ConfigError: a DRAW model's prior is learned (the exported fused decoder
+      supports only ``N(0, I)``; alignDRAW's learned prior is exported).
   """
   output_dir = check_output_dir(output_dir)
-  sequence_decoder.check_standard_prior(model)
-  config = contract.decoder_config(model)
-  noise = verification_noise(model, verify_batch_size, verify_seed)
+  if not contract.is_caption_model(model):
+    sequence_decoder.check_standard_prior(model)
+  config = contract.decoder_config(model, caption_encoding)
+  inputs = verification_inputs(model, verify_batch_size, verify_seed, config)
   start = time.time()
   # Stages: the SavedModel, one conversion per TFLite file, the self-check.
   bar = progress.Progress(len(tflite_convert.TFLITE_FILES) + 2, "Exporting", unit="stages", show_rate=False,
@@ -303,7 +317,7 @@ def export_model(model, output_dir: str,
   with full, bar, fileio.atomic_path(output_dir, is_dir=True) as tmp:
     saved_model_dir = os.path.join(tmp, contract.SAVED_MODEL_DIR)
     bar.update(0, stage="writing the SavedModel")
-    save_saved_model(model, saved_model_dir, steps_per_iteration)
+    save_saved_model(model, saved_model_dir, steps_per_iteration, config)
     logging.info("Wrote %s; converting to TFLite.", saved_model_dir)
     payload = contract.encode_config(config)
     for quantization, name in tflite_convert.TFLITE_FILES.items():
@@ -318,7 +332,7 @@ def export_model(model, output_dir: str,
       with open(os.path.join(tmp, name), "wb") as f:
         f.write(tflite)
     bar.add(1, stage="self-check of every artifact against the Keras model")
-    report = verify_export(model, tmp, noise)
+    report = verify_export(model, tmp, inputs, config)
     bar.add(1, stage="done")
     for name, diff in report["max_abs_diff"].items():
       logging.info("max abs diff vs Keras, %s: %s", name, diff)
@@ -329,14 +343,21 @@ def export_model(model, output_dir: str,
     files = {contract.SAVED_MODEL_DIR: folder_entry(saved_model_dir)}
     for name in tflite_convert.TFLITE_FILES.values():
       files[name] = {**file_entry(os.path.join(tmp, name)), "tflite_ops": report["tflite_ops"][name]}
-    manifest = _manifest(config, files, report, noise, verify_seed, start, steps_per_iteration)
+    manifest = _manifest(config, files, report, inputs, verify_seed, start, steps_per_iteration)
     fileio.write_json(os.path.join(tmp, contract.MANIFEST), manifest)
   return manifest
 
 
-def _manifest(config: dict, files: dict, report: dict, noise: np.ndarray, verify_seed: int, start: float,
+def _manifest(config: dict, files: dict, report: dict, inputs: dict, verify_seed: int, start: float,
               steps_per_iteration: int) -> dict:
-  """``manifest.json`` of a verified export: the model, signatures, files with sha256, the self-check."""
+  """``manifest.json`` of a verified export: the model, signatures, files with sha256, the self-check.
+
+  A caption decoder's also says ``caption_conditioned`` and carries ``caption`` (vocabulary, limits).
+  """
+  captioned = contract.is_caption_config(config)
+  bounds = tolerances(config)
+  tolerance = bounds["float32"] if captioned else FLOAT32_TOLERANCE
+  int8 = {"int8_tolerance": bounds["int8"]} if captioned else {}
   return {
       "format_version": MANIFEST_FORMAT,
       "draw_tf_version": draw_tf.__version__,
@@ -345,6 +366,8 @@ def _manifest(config: dict, files: dict, report: dict, noise: np.ndarray, verify
       "image_shape": config["image_shape"],
       "num_steps": config["num_steps"],
       "latent_dim": config["latent_dim"],
+      "caption_conditioned": captioned,
+      **({"caption": config["caption"]} if captioned else {}),
       "signatures": contract.signatures(config),
       "window_columns": list(contract.WINDOW_COLUMNS),
       "tflite_op_set": "TFLITE_BUILTINS",
@@ -353,12 +376,16 @@ def _manifest(config: dict, files: dict, report: dict, noise: np.ndarray, verify
       "tflite_quantization": {name: q for q, name in tflite_convert.TFLITE_FILES.items()},
       "files": files,
       "verification": {
-          "reference": "keras DrawModel.generate (step-by-step decoder)",
-          "noise": {"batch_size": int(noise.shape[0]), "numpy_seed": int(verify_seed),
+          "reference": f"keras {'AlignDrawModel' if captioned else 'DrawModel'}.generate (step-by-step decoder)",
+          "noise": {"batch_size": int(inputs[contract.NOISE_INPUT].shape[0]), "numpy_seed": int(verify_seed),
                     "distribution": "numpy default_rng(seed).standard_normal"},
+          **({"captions": {"distribution": "random vocabulary words, every length from 1 to the limit "
+                                           "(caption_export.verification_captions)",
+                           "ids": inputs[contract.CAPTIONS_INPUT].tolist()}} if captioned else {}),
           "max_abs_diff": {k: max(v.values()) for k, v in report["max_abs_diff"].items()},
           "max_abs_diff_per_output": report["max_abs_diff"],
-          "float32_tolerance": FLOAT32_TOLERANCE,
+          "float32_tolerance": tolerance,
+          **int8,
           "outputs_compared": list(contract.OUTPUTS),
       },
       "export_seconds": round(time.time() - start, 1),

@@ -1,7 +1,10 @@
 """One sampling interface over every backend: Keras model, SavedModel, TFLite.
 
 All backends take the same prior noise ``[N, T, latent_dim]`` and return the
-same :class:`Samples`; ``draw-sample --noise`` relies on that. Loading checks
+same :class:`Samples`; ``draw-sample --noise`` relies on that. A caption
+decoder (alignDRAW; ``sampler.caption`` is its config's ``caption`` entry, None
+for DRAW) also takes the captions' token ids ``[N, L]`` int32:
+``sampler.generate(noise, captions=ids)``. Loading checks
 that the artifact has the decoder's signature contract (:mod:`draw_tf.export.contract`;
 ``docs/export.md``, "Use it on a phone") and fails with a message that names the
 problem otherwise.
@@ -44,6 +47,26 @@ def prior_noise(num_samples: int, num_steps: int, latent_dim: int, seed: int) ->
   return seeds.prior_normal([int(num_samples), int(num_steps), int(latent_dim)], seed).numpy()
 
 
+def check_captions(captions, num: int, caption: dict) -> np.ndarray:
+  """Returns ``captions`` as int32 ``[num, L]`` token ids for a caption decoder, or raises ``ValueError``.
+
+  ``caption``: the decoder config's ``caption`` entry (``input_length`` L, ``vocab_size``).
+  """
+  length, vocab = int(caption["input_length"]), int(caption["vocab_size"])
+  if captions is None:
+    raise ValueError("this decoder draws from captions: pass captions=token ids [N, "
+                     f"{length}] (draw-sample --caption=TEXT).")
+  captions = np.asarray(captions)
+  if captions.ndim != 2 or captions.shape != (num, length):
+    raise ValueError(f"captions have shape {tuple(captions.shape)}, but this decoder needs [N={num}, "
+                     f"L={length}] token ids (one caption per noise row, padded with 0).")
+  if not np.issubdtype(captions.dtype, np.integer):
+    raise ValueError(f"captions must be integer token ids, got dtype {captions.dtype}.")
+  if captions.size and (captions.min() < 0 or captions.max() >= vocab):
+    raise ValueError(f"caption token ids must lie in [0, {vocab}), got {captions.min()}..{captions.max()}.")
+  return captions.astype(np.int32)
+
+
 def check_noise(noise, num_steps: int, latent_dim: int) -> np.ndarray:
   """Returns ``noise`` as float32 ``[N, T, latent_dim]`` or raises ``ValueError``."""
   noise = np.asarray(noise)
@@ -82,21 +105,31 @@ class Sampler(abc.ABC):
     return int(self.config["latent_dim"])
 
   @property
+  def caption(self) -> dict | None:
+    """A caption decoder's config entry ``caption`` (:func:`contract.caption_config`); None for DRAW."""
+    return self.config.get("caption") or None
+
+  @property
   def image_shape(self) -> tuple:
     return tuple(int(d) for d in self.config["image_shape"])
 
   # How many columns the artifact's write_windows has: 4, or 3 for an export of manifest format 1.
   window_columns = len(contract.WINDOW_COLUMNS)
 
-  def generate(self, noise) -> Samples:
-    """Draws ``N`` pictures from ``noise`` ``[N, T, latent_dim]``."""
+  def generate(self, noise, captions=None) -> Samples:
+    """Draws ``N`` pictures from ``noise`` ``[N, T, latent_dim]`` (and a caption decoder's ``captions`` ``[N, L]``)."""
     noise = check_noise(noise, self.num_steps, self.latent_dim)
-    images, canvases, windows = (np.asarray(a, np.float32) for a in self._generate(noise))
+    inputs = {contract.NOISE_INPUT: noise}
+    if self.caption is not None:
+      inputs[contract.CAPTIONS_INPUT] = check_captions(captions, len(noise), self.caption)
+    elif captions is not None:
+      raise ValueError("this decoder is not caption-conditioned (a DRAW decoder): leave captions out.")
+    images, canvases, windows = (np.asarray(a, np.float32) for a in self._generate(inputs))
     return Samples(images, canvases, full_windows(windows))
 
   @abc.abstractmethod
-  def _generate(self, noise: np.ndarray):
-    """Backend-specific: ``(images, canvases, windows)`` arrays for ``noise``."""
+  def _generate(self, inputs: dict):
+    """Backend-specific: ``(images, canvases, windows)`` arrays for ``inputs`` (``noise``[, ``captions``])."""
 
 
 def full_windows(windows: np.ndarray) -> np.ndarray:
@@ -113,12 +146,16 @@ class KerasSampler(Sampler):
 
   backend = "keras"
 
-  def __init__(self, model):
-    super().__init__(contract.decoder_config(model))
+  def __init__(self, model, caption_encoding: dict | None = None):
+    super().__init__(contract.decoder_config(model, caption_encoding))
     self.model = model
 
-  def _generate(self, noise):
-    out = self.model.generate(noise=noise)
+  def _generate(self, inputs):
+    noise = inputs[contract.NOISE_INPUT]
+    if contract.CAPTIONS_INPUT in inputs:  # alignDRAW: AlignDrawModel.generate(captions, noise=)
+      out = self.model.generate(inputs[contract.CAPTIONS_INPUT], noise=noise)
+    else:
+      out = self.model.generate(noise=noise)
     return out.images, out.canvases, out.windows
 
 
@@ -145,20 +182,14 @@ class SavedModelSampler(Sampler):
           f"'{contract.GENERATE}'; export the decoder with draw-export.")
     self._loaded = loaded  # keeps the variables alive
     self._fn = loaded.signatures[contract.GENERATE]
-    inputs = self._fn.structured_input_signature[1]
-    if list(inputs) != [contract.NOISE_INPUT]:
-      raise ValueError(
-          f"{path}: signature '{contract.GENERATE}' takes {sorted(inputs)}, expected only "
-          f"'{contract.NOISE_INPUT}'.")
-    spec = inputs[contract.NOISE_INPUT]
-    shape = _shape_list(spec.shape)
-    contract.check_noise_input(path, spec.dtype.name, shape)
+    inputs = {k: (v.dtype.name, _shape_list(v.shape))
+              for k, v in self._fn.structured_input_signature[1].items()}
+    contract.check_inputs(path, inputs)
     config = _read_json(os.path.join(path, contract.SAVED_MODEL_CONFIG)) or {}
     h, w, c = _shape_list(self._fn.structured_outputs["images"].shape)[1:] if (
         "images" in self._fn.structured_outputs) else (0, 0, 0)
-    config.update(num_steps=shape[1], latent_dim=shape[2], image_shape=[h, w, c])
-    config.setdefault("write_size", 1)
-    super().__init__(config)
+    config.update(image_shape=[h, w, c])
+    super().__init__(_with_input_shapes(path, config, inputs))
     self.window_columns = contract.check_outputs(
         path, {k: (v.dtype.name, _shape_list(v.shape)) for k, v in self._fn.structured_outputs.items()},
         self.config)
@@ -168,8 +199,8 @@ class SavedModelSampler(Sampler):
     """What ``tf.saved_model.load`` returned; ``.signatures`` has ``generate`` and ``sample``."""
     return self._loaded
 
-  def _generate(self, noise):
-    out = self._fn(**{contract.NOISE_INPUT: noise})
+  def _generate(self, inputs):
+    out = self._fn(**inputs)
     return tuple(out[k].numpy() for k in contract.OUTPUTS)
 
 
@@ -223,26 +254,39 @@ class TFLiteSampler(Sampler):
       raise ValueError(
           f"{path}: the model has signatures {sorted(signatures)}, not '{contract.GENERATE}'; "
           "it is not a DRAW decoder exported by draw-export.")
-    if signatures[contract.GENERATE]["inputs"] != [contract.NOISE_INPUT]:
-      raise ValueError(
-          f"{path}: signature '{contract.GENERATE}' takes "
-          f"{signatures[contract.GENERATE]['inputs']}, expected only '{contract.NOISE_INPUT}'.")
     self.runner = self.interpreter.get_signature_runner(contract.GENERATE)
-    spec = self.runner.get_input_details()[contract.NOISE_INPUT]
-    shape = [int(d) for d in spec["shape_signature"]]
-    contract.check_noise_input(path, np.dtype(spec["dtype"]).name, shape)
+    inputs = {k: (np.dtype(v["dtype"]).name, [int(d) for d in v["shape_signature"]])
+              for k, v in self.runner.get_input_details().items()}
+    contract.check_inputs(path, inputs)
     outputs = {k: (np.dtype(v["dtype"]).name, [int(d) for d in v["shape_signature"]])
                for k, v in self.runner.get_output_details().items()}
     config = read_tflite_config(data) or {}
-    image_shape = outputs["images"][1][1:] if "images" in outputs else [0, 0, 0]
-    config.update(num_steps=shape[1], latent_dim=shape[2], image_shape=image_shape)
-    config.setdefault("write_size", 1)
-    super().__init__(config)
+    config.update(image_shape=outputs["images"][1][1:] if "images" in outputs else [0, 0, 0])
+    super().__init__(_with_input_shapes(path, config, inputs))
     self.window_columns = contract.check_outputs(path, outputs, self.config)
 
-  def _generate(self, noise):
-    out = self.runner(**{contract.NOISE_INPUT: noise})
+  def _generate(self, inputs):
+    out = self.runner(**inputs)
     return tuple(out[k] for k in contract.OUTPUTS)
+
+
+def _with_input_shapes(path: str, config: dict, inputs: dict) -> dict:
+  """``config`` (read from the artifact) with T, latent_dim and a caption decoder's L taken from its inputs.
+
+  Raises:
+    ValueError: the decoder takes captions but its config says nothing about them (no vocabulary).
+  """
+  shape = inputs[contract.NOISE_INPUT][1]
+  config = {**config, "num_steps": shape[1], "latent_dim": shape[2]}
+  config.setdefault("write_size", 1)
+  if contract.CAPTIONS_INPUT in inputs:
+    if not contract.is_caption_config(config):
+      raise ValueError(f"{path}: the decoder takes '{contract.CAPTIONS_INPUT}' but carries no caption "
+                       "config (vocabulary, caption length); export it again with draw-export.")
+    config["caption"] = {**config["caption"], "input_length": inputs[contract.CAPTIONS_INPUT][1][1]}
+  else:
+    config.pop("caption", None)
+  return config
 
 
 def _read_json(path: str):
@@ -253,7 +297,7 @@ def _read_json(path: str):
 
 
 def load_model(workdir: str):
-  """Restores the :class:`draw_tf.DrawModel` of a training workdir.
+  """Restores the :class:`draw_tf.DrawModel` (or :class:`draw_tf.AlignDrawModel`) of a training workdir.
 
   Uses :func:`draw_tf.runs.workdir.load_model_from_workdir` (the latest checkpoint of a
   ``draw-train`` workdir); a folder holding a ``model.keras`` file (a model saved
@@ -286,10 +330,6 @@ def load_model(workdir: str):
     model = keras.models.load_model(keras_file, compile=False)
   if not isinstance(model, draw_tf.DrawModel):
     raise TypeError(f"{workdir} holds a {type(model).__name__}, not a draw_tf.DrawModel.")
-  if isinstance(model, draw_tf.AlignDrawModel):
-    raise TypeError(f"{workdir} holds an alignDRAW caption model: its decoder takes a caption, which "
-                    "no export or sampler here feeds yet; draw from it with draw-sample --model=WORKDIR "
-                    "--caption=TEXT.")
   return model
 
 

@@ -47,7 +47,7 @@ from draw_tf.export import sampler as sampler_lib
 from draw_tf.export import tflite_convert
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
-PAGE_FILES = ("index.html", "draw_page.js", "npy.js")
+PAGE_FILES = ("index.html", "draw_page.js", "npy.js", "caption.js")
 # Where `npm ci` (repository root, package-lock.json) puts the runtime.
 DEFAULT_NODE_MODULES = os.path.join(os.path.dirname(PAGE_DIR), os.pardir, "node_modules")
 LITERT_PACKAGE = "@litertjs/core"
@@ -81,14 +81,14 @@ def runtime_dir(node_modules: str | None = None) -> str:
 
 def _convert_batch1(model, saved_model_dir: str, quantization: str,
                     steps_per_iteration: int) -> bytes:
-  """The ``generate`` signature with a fixed batch of 1, as TFLite builtin ops."""
+  """The ``generate`` signature with a fixed batch of 1, as TFLite builtin ops (a caption model's takes
+  ``captions`` ``[1, L]`` and ``noise``)."""
   generate, _ = export_lib.signature_functions(model, steps_per_iteration)
   if not os.path.isdir(saved_model_dir):
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(contract.GENERATE, generate, input_signature=[tf.TensorSpec(
-        [WEB_BATCH_SIZE, model.num_steps, model.latent_dim], tf.float32,
-        name=contract.NOISE_INPUT)])
+    archive.add_endpoint(contract.GENERATE, generate,
+                         input_signature=export_lib.input_signatures(model, WEB_BATCH_SIZE)[contract.GENERATE])
     archive.write_out(saved_model_dir, verbose=False)
   converter = tf.lite.TFLiteConverter.from_saved_model(
       saved_model_dir, signature_keys=[contract.GENERATE])
@@ -98,16 +98,18 @@ def _convert_batch1(model, saved_model_dir: str, quantization: str,
   return converter.convert()
 
 
-def _run_batch1(path: str, noise: np.ndarray) -> sampler_lib.Samples:
-  """Runs a batch-1 ``.tflite`` once per noise sequence; stacks the outputs."""
+def _run_batch1(path: str, inputs) -> sampler_lib.Samples:
+  """Runs a batch-1 ``.tflite`` once per row of ``inputs`` (noise[, captions]); stacks the outputs."""
+  inputs = export_lib.as_inputs(inputs)
   with open(path, "rb") as f:
     runner = sampler_lib.tflite_interpreter(f.read(), path).get_signature_runner(
         contract.GENERATE)
-  outs = [runner(**{contract.NOISE_INPUT: noise[i:i + 1]}) for i in range(len(noise))]
+  rows = len(inputs[contract.NOISE_INPUT])
+  outs = [runner(**{k: v[i:i + 1] for k, v in inputs.items()}) for i in range(rows)]
   return sampler_lib.Samples(*(np.concatenate([o[k] for o in outs]) for k in contract.OUTPUTS))
 
 
-def write_web_model(model, path: str, quantization: str, noise: np.ndarray,
+def write_web_model(model, path: str, quantization: str, noise,
                     want: sampler_lib.Samples, saved_model_dir: str,
                     steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION) -> tuple:
   """Writes one batch-1 page model to ``path`` and checks it against the Keras model.
@@ -116,7 +118,8 @@ def write_web_model(model, path: str, quantization: str, noise: np.ndarray,
     model: the :class:`draw_tf.DrawModel`.
     path: the ``.tflite`` file to write.
     quantization: ``float32`` or ``int8`` (dynamic range).
-    noise: the self-check noise ``[N, T, z]``; ``want``: the Keras model's outputs on it.
+    noise: the self-check noise ``[N, T, z]``, or the inputs ``{noise, captions}`` of a caption
+      model (:func:`export_lib.verification_inputs`); ``want``: the Keras model's outputs on them.
     saved_model_dir: a scratch folder for the batch-1 SavedModel (written once, reused).
     steps_per_iteration: decoder steps per loop iteration in the exported graph.
 
@@ -125,9 +128,10 @@ def write_web_model(model, path: str, quantization: str, noise: np.ndarray,
 
   Raises:
     ExportVerificationError: the conversion failed, a non-builtin op, NaN, or
-      (float32) a max abs diff above ``export_lib.FLOAT32_TOLERANCE``.
+      (float32) a max abs diff above ``export_lib.tolerances``' float32 bound.
   """
   name = os.path.basename(path)
+  tolerance = export_lib.tolerances(contract.decoder_config(model))["float32"]
   try:
     data = _convert_batch1(model, saved_model_dir, quantization, steps_per_iteration)
   except Exception as e:  # ConverterError, or an op outside the builtin set
@@ -142,7 +146,7 @@ def write_web_model(model, path: str, quantization: str, noise: np.ndarray,
   worst = max(diffs.values())
   logging.info("web model %s: max abs diff vs Keras %s", name, diffs)
   if non_builtin or not np.isfinite(worst) or (
-      quantization == "float32" and not worst <= export_lib.FLOAT32_TOLERANCE):
+      quantization == "float32" and not all(v <= tolerance[k] for k, v in diffs.items())):
     raise export_lib.ExportVerificationError(
         f"{name} failed its self-check (max abs diff {diffs}, non-builtin ops "
         f"{non_builtin}); nothing was written.")
@@ -172,7 +176,9 @@ def page_manifest(config: dict, models: list, files: dict, runtime_version: str,
 
   ``window_columns``: the columns of the decoders' ``write_windows`` (the page's stride through
   them): :data:`contract.WINDOW_COLUMNS`, or the 3 of a decoder exported before manifest format 2.
+  A caption decoder's also carries ``caption`` (vocabulary, limits: the page's caption box encodes with it).
   """
+  captioned = contract.is_caption_config(config)
   return {
       "format_version": MANIFEST_FORMAT,
       "model": config,
@@ -180,6 +186,8 @@ def page_manifest(config: dict, models: list, files: dict, runtime_version: str,
       "num_steps": config["num_steps"],
       "latent_dim": config["latent_dim"],
       "write_size": config["write_size"],
+      "caption_conditioned": captioned,
+      **({"caption": config["caption"]} if captioned else {}),
       "signature": {
           "name": contract.GENERATE,
           "inputs": contract.generate_inputs(config, WEB_BATCH_SIZE),
@@ -242,7 +250,7 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
   """Writes the page, LiteRT.js, batch-1 models and ``manifest.json`` to ``web_dir``.
 
   Args:
-    model: a :class:`draw_tf.DrawModel` (standard prior).
+    model: a :class:`draw_tf.DrawModel` (standard prior) or a :class:`draw_tf.AlignDrawModel`.
     web_dir: created, or replaced, only when everything is written and checked.
     node_modules: the ``node_modules`` folder holding ``@litertjs/core``
       (default: the repository's, filled by ``npm ci``).
@@ -256,31 +264,33 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
   Raises:
     FileNotFoundError: LiteRT.js is not installed (run ``npm ci``).
     ExportVerificationError: a batch-1 model does not reproduce the Keras model
-      (float32: max abs diff above 1e-4) or needs a non-builtin op.
+      (float32: max abs diff above export_lib.tolerances' float32 bound) or needs a non-builtin op.
   """
-  sequence_decoder.check_standard_prior(model)
+  if not contract.is_caption_model(model):
+    sequence_decoder.check_standard_prior(model)
   core = runtime_dir(node_modules)
   with open(os.path.join(core, "package.json")) as f:
     runtime_version = json.load(f)["version"]
   config = contract.decoder_config(model)
-  noise = export_lib.verification_noise(model, verify_batch_size, verify_seed)
-  want = sampler_lib.KerasSampler(model).generate(noise)
+  inputs = export_lib.verification_inputs(model, verify_batch_size, verify_seed, config)
+  want = sampler_lib.KerasSampler(model, config.get("caption")).generate(**inputs)
   files, checks = {}, {}
   with fileio.atomic_path(web_dir, is_dir=True) as tmp, tempfile.TemporaryDirectory() as work:
     copy_page(tmp, core)
     saved_model_dir = os.path.join(work, "saved_model_batch1")
     for quantization, name in WEB_TFLITE_FILES.items():
       files[name], checks[name] = write_web_model(
-          model, os.path.join(tmp, name), quantization, noise, want, saved_model_dir,
+          model, os.path.join(tmp, name), quantization, inputs, want, saved_model_dir,
           steps_per_iteration)
     manifest = page_manifest(
         config, [{"file": name, "quantization": q} for q, name in WEB_TFLITE_FILES.items()], files,
         runtime_version, {
             "reference": "keras DrawModel.generate (step-by-step decoder)",
-            "noise": {"batch_size": int(noise.shape[0]), "numpy_seed": int(verify_seed),
+            "noise": {"batch_size": verify_batch_size, "numpy_seed": int(verify_seed),
                       "distribution": "numpy default_rng(seed).standard_normal"},
             "max_abs_diff_per_output": checks,
-            "float32_tolerance": export_lib.FLOAT32_TOLERANCE,
+            "float32_tolerance": (export_lib.tolerances(config)["float32"] if contract.is_caption_config(config)
+                                  else export_lib.FLOAT32_TOLERANCE),
         })
     fileio.write_json(os.path.join(tmp, "manifest.json"), manifest)
   return manifest

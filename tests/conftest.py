@@ -30,24 +30,14 @@ def run_module(module, *args, timeout=600):
                         capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory):
-  """A tiny model trained for two steps, saved in a workdir and exported with draw-export.
+def _save_and_export(model, root):
+  """Saves ``model`` as ``root/workdir/model.keras`` and runs draw-export on it into ``root/export``.
 
-  Returns a namespace with ``model`` (the Keras model the export saw),
-  ``workdir``, ``out`` (the export folder) and ``manifest``.
+  Returns a namespace with ``model`` (reloaded from the workdir), ``workdir``, ``out``,
+  ``manifest``, ``stdout`` and ``stderr``.
   """
   import json  # pylint: disable=g-import-not-at-top
   import types  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from tests import helpers  # pylint: disable=g-import-not-at-top
-
-  keras.utils.set_random_seed(0)
-  model = helpers.tiny_model(**TINY_EXPORT_MODEL)
-  model.compile(optimizer=keras.optimizers.Adam(1e-2))
-  images = (np.random.default_rng(0).uniform(size=(16, 12, 10, 1)) > 0.5).astype(np.float32)
-  model.fit(images, batch_size=8, epochs=1, verbose=0)  # two steps
-  root = tmp_path_factory.mktemp("tiny_export")
   workdir, out = root / "workdir", root / "export"
   workdir.mkdir()
   model.save(str(workdir / "model.keras"))
@@ -58,6 +48,55 @@ def tiny_export(tmp_path_factory):
   return types.SimpleNamespace(model=keras.models.load_model(str(workdir / "model.keras"), compile=False),
                                workdir=str(workdir), out=str(out), manifest=manifest,
                                stdout=proc.stdout, stderr=proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+  """A tiny model trained for two steps, saved in a workdir and exported with draw-export.
+
+  Returns a namespace with ``model`` (the Keras model the export saw),
+  ``workdir``, ``out`` (the export folder) and ``manifest``.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+
+  keras.utils.set_random_seed(0)
+  model = helpers.tiny_model(**TINY_EXPORT_MODEL)
+  model.compile(optimizer=keras.optimizers.Adam(1e-2))
+  images = (np.random.default_rng(0).uniform(size=(16, 12, 10, 1)) > 0.5).astype(np.float32)
+  model.fit(images, batch_size=8, epochs=1, verbose=0)  # two steps
+  return _save_and_export(model, tmp_path_factory.mktemp("tiny_export"))
+
+
+# A tiny alignDRAW for the caption decoder's export (60 x 60 and 300 units in configs/mnist_captions.py):
+# 12 x 10 images (not square, so a transposed axis shows), T = 4, the mnist_captions vocabulary and length.
+# The decoder's kernel ([z, s_t, h] x 4 units = 36 x 64) is big enough for int8 to quantise it.
+TINY_CAPTION_MODEL = dict(image_shape=(12, 10, 1), num_steps=4, latent_dim=4, encoder_units=8, decoder_units=16,
+                          read_size=2, write_size=3, vocab_size=23, max_caption_length=12, word_dim=8,
+                          caption_units=8, align_units=8)
+
+
+def tiny_caption_model():
+  """:data:`TINY_CAPTION_MODEL`, built, its weights moved off their initial values (the learned prior
+  starts at zero) with seeded noise so every term of the decoder counts."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from draw_tf.model.align_draw import AlignDrawModel  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  model = AlignDrawModel(**TINY_CAPTION_MODEL)
+  model({"images": np.zeros((1, 12, 10, 1), np.float32), "captions": np.ones((1, 12), np.int32)})
+  return helpers.perturb_weights(model, 0.3)
+
+
+@pytest.fixture(scope="session")
+def tiny_caption_export(tmp_path_factory):
+  """:func:`tiny_caption_model` saved in a workdir (``model.keras``) and exported with draw-export.
+
+  Returns a namespace with ``model`` (reloaded from the workdir), ``workdir``, ``out``, ``manifest``,
+  ``stdout`` and ``stderr``.
+  """
+  return _save_and_export(tiny_caption_model(), tmp_path_factory.mktemp("tiny_caption_export"))
+
 
 @pytest.fixture(scope="session")
 def fake_cache(tmp_path_factory):

@@ -3,7 +3,7 @@
 ``configs/mnist_captions.py`` with tiny sizes (T = 2, 16-unit LSTMs) on the fake
 MNIST of tests/fake_mnist.py, two training steps: seconds on a CPU. What the
 binaries do is tested through the functions they call (``train_and_evaluate``,
-``evaluate_workdir``, ``sample_to_file``) and, for the one-line errors,
+``evaluate_workdir``, ``sample_to_file``, ``export_workdir``) and, for the one-line errors,
 ``draw-sample``'s ``main``.
 """
 
@@ -21,6 +21,7 @@ from configs import mnist_captions
 from draw_tf.cli import sample_main
 from draw_tf.data import captions
 from draw_tf.errors import CaptionError, ConfigError, UsageError
+from draw_tf.export import export_lib
 from draw_tf.model.align_draw import AlignDrawModel
 from draw_tf.runs import config_check
 from draw_tf.runs import workdir as workdir_lib
@@ -101,6 +102,18 @@ def test_draw_sample_draws_what_the_caption_says_the_same_for_the_same_seed(capt
     assert image.format == "PNG"
   with pytest.raises(UsageError, match="holds a caption model.*--caption="):
     sample_main.sample_to_file(workdir, png)
+
+
+def test_draw_export_of_the_caption_workdir_draws_what_the_workdir_draws(caption_run, tmp_path):
+  """draw-export on a draw-train caption workdir (it refused one before), then draw-sample --caption from
+  the float32 .tflite: the workdir's pictures for the same caption and seed."""
+  out = str(tmp_path / "export")
+  manifest = export_lib.export_workdir(caption_run.workdir, out, verify_batch_size=2)
+  assert manifest["caption_conditioned"] and manifest["caption"]["words"] == list(captions.WORDS)
+  want, got = str(tmp_path / "workdir.npy"), str(tmp_path / "tflite.npy")
+  sample_main.sample_to_file(caption_run.workdir, want, num=2, seed=3, caption=CAPTION)
+  sample_main.sample_to_file(os.path.join(out, "draw_decoder.tflite"), got, num=2, seed=3, caption=CAPTION)
+  np.testing.assert_allclose(np.load(got), np.load(want), rtol=0, atol=1e-5)
 
 
 def _main_error(argv, capsys):

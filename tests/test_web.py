@@ -19,13 +19,10 @@ say what is wrong.
 screenshot (``docs/web_page.png``, shown in docs/export.md, was taken so).
 """
 
-import functools
-import http.server
 import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 
 import numpy as np
@@ -37,35 +34,11 @@ from draw_tf.export import sampler as sampler_lib
 from draw_tf.export import web_export
 from tests import helpers
 from tests.conftest import run_module
+from tests.web_serving import ROOT
+from tests.web_serving import require_browser as _require_browser
+from tests.web_serving import serve
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-NODE_MODULES = os.path.join(ROOT, "node_modules")
 NUM_IMAGES = 6
-
-
-def _missing() -> list:
-  missing = []
-  if not os.path.isfile(CHROMIUM):
-    missing.append(f"{CHROMIUM} (apt-get install chromium)")
-  if not shutil.which("node"):
-    missing.append("node (apt-get install nodejs)")
-  if not os.path.isdir(os.path.join(NODE_MODULES, "playwright-core")):
-    missing.append("node_modules/playwright-core (npm ci)")
-  try:
-    web_export.runtime_dir(NODE_MODULES)
-  except FileNotFoundError:
-    missing.append("node_modules/@litertjs/core (npm ci)")
-  return missing
-
-
-def _require_browser() -> None:
-  """Skips the test where the browser or the npm packages are missing; fails under CI."""
-  missing = _missing()
-  if missing:
-    if os.environ.get("CI"):
-      pytest.fail("the browser test must run under CI; missing: " + ", ".join(missing))
-    pytest.skip("no browser test here; missing: " + ", ".join(missing))
 
 
 @pytest.fixture(scope="module")
@@ -82,21 +55,11 @@ def web_folder(request, tmp_path_factory):
   return str(out / "web")
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-  def log_message(self, *args):
-    pass
-
-
 @pytest.fixture(scope="module")
 def server(web_folder):
   """``http.server`` on 127.0.0.1 (a free port), serving the web folder."""
-  handler = functools.partial(_QuietHandler, directory=web_folder)
-  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-  thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-  thread.start()
-  yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-  httpd.shutdown()
-  httpd.server_close()
+  with serve(web_folder) as url:
+    yield url
 
 
 def _python_litert(path, noise, repeats=20):
@@ -193,18 +156,11 @@ def pretrained_page(tiny_pretrained, tmp_path_factory):
 
 def _open_page(folder, tmp_path, name):
   """Serves ``folder``, opens its page without touching it (tests/web_driver_open.mjs); the result."""
-  handler = functools.partial(_QuietHandler, directory=folder)
-  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-  threading.Thread(target=httpd.serve_forever, daemon=True).start()
-  try:
-    result_path = tmp_path / f"{name}.json"
+  result_path = tmp_path / f"{name}.json"
+  with serve(folder) as url:
     proc = subprocess.run(
-        ["node", os.path.join(ROOT, "tests", "web_driver_open.mjs"),
-         f"http://127.0.0.1:{httpd.server_address[1]}/index.html", str(result_path),
+        ["node", os.path.join(ROOT, "tests", "web_driver_open.mjs"), url + "index.html", str(result_path),
          str(tmp_path / f"{name}.png")], cwd=ROOT, capture_output=True, text=True, timeout=300)
-  finally:
-    httpd.shutdown()
-    httpd.server_close()
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   with open(result_path) as f:
     return json.load(f)

@@ -4,7 +4,10 @@ r"""draw-export: SavedModel + TFLite (float32, float16, int8) of a trained decod
     python -m draw_tf.cli.export_main --workdir=DIR --output_dir=OUT
 
 Writes OUT/saved_model/, OUT/draw_decoder{,_fp16,_int8}.tflite and, after every
-artifact has reproduced the Keras model on fixed noise, OUT/manifest.json. On a
+artifact has reproduced the Keras model on fixed noise, OUT/manifest.json. A
+caption model's workdir (alignDRAW, configs/mnist_captions.py) exports its
+caption decoder: generate(captions, noise), with the vocabulary and the caption
+length limit in the manifest (docs/export.md). On a
 failed check it exits with status 1 and OUT is not created (or left as it was).
 OUT must be new, empty or a previous export (its manifest.json says so); anything
 else (a file, the workdir or a folder above it, a folder of other files) is
@@ -80,8 +83,10 @@ def main(argv):
   written = [f"{os.path.join(out, name)}" + ("/" if name == contract.SAVED_MODEL_DIR else "")
              + f" ({entry['size_bytes']:,} bytes)" for name, entry in manifest["files"].items()]
   written.append(f"{os.path.join(out, contract.MANIFEST)} (shapes, signatures, sha256, self-check)")
+  caption = manifest.get("caption")  # a caption model's export: draw-sample needs a caption
   next_commands = [f"draw-sample --model={os.path.join(out, tflite_convert.TFLITE_FILES['float32'])} "
-                   f"--out={os.path.join(out, 'samples.png')}"]
+                   f"--out={os.path.join(out, 'samples.png')}"
+                   + (f" --caption=\"{caption['example']}\"" if caption and caption.get("example") else "")]
   if _WEB.value:
     diffs = {k: max(v.values()) for k, v in web["verification"]["max_abs_diff_per_output"].items()}
     written.append(f"{web_dir}/ (the web page; max abs diff vs Keras: "

@@ -19,6 +19,12 @@ one caption::
 
     draw-sample --model=runs/mnist_captions --caption="the digit 7 is at the top of the digit 2" --out=x.png
 
+So does a caption model's export (draw-export on such a workdir: the export
+folder, its saved_model/ or a .tflite file), where --noise (float32
+[N, T, latent_dim], the standard normal eps_t the learned prior turns into
+z_t) also works: the same caption and noise (or --seed) draw the same pictures
+as the workdir.
+
 A word outside the vocabulary, or a caption past the length limit, is one line
 listing the vocabulary or stating the limit.
 """
@@ -35,6 +41,8 @@ from draw_tf.cli import plumbing as cli
 from draw_tf import fileio
 from draw_tf import memory
 from draw_tf import progress
+from draw_tf.data import caption_grammar
+from draw_tf.training import captioning
 from draw_tf.training import tasks
 from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import UsageError
@@ -67,7 +75,7 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
     seed: prior noise seed (``DrawModel.generate``'s stream); None: random.
     noise: path of a ``.npy`` file holding ``[N, T, latent_dim]`` noise.
     num_threads: TFLite interpreter threads.
-    caption: what a caption model's workdir draws (required there, refused elsewhere).
+    caption: what a caption model (its workdir or export) draws (required there, refused elsewhere).
 
   Returns:
     The :class:`draw_tf.export.sampler.Samples` written, or for a workdir whose task draws its
@@ -86,15 +94,13 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
   if ext not in OUTPUT_TYPES:
     raise ValueError(f"--out={out}: unknown output type {ext or '(none)'!r}; use one of "
                      f"{', '.join(OUTPUT_TYPES)}.")
-  if caption is not None and noise is not None:
-    raise UsageError("--caption draws with --seed; leave --noise out (it feeds DRAW decoders).")
   if os.path.isfile(os.path.join(model, workdir_lib.CONFIG_FILE)):
+    if caption is not None and noise is not None:
+      raise UsageError("--caption on a workdir draws with --seed; leave --noise out (an export of the "
+                       "model, draw-export, takes --noise with --caption).")
     written = tasks.get(workdir_lib.load_config(model)).write_workdir_pictures(model, out, num, seed, caption)
     if written is not None:
       return written  # the task's own pictures (a classifier's glimpses, a caption's pictures)
-  if caption is not None:
-    raise UsageError(f"--caption: {model} is not a caption model's workdir (configs/mnist_captions.py); "
-                     "leave --caption out.")
   if noise is not None:
     if not os.path.isfile(noise):
       raise FileNotFoundError(f"--noise={noise}: no such file.")
@@ -103,6 +109,9 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
     except ValueError as e:
       raise ValueError(f"--noise={noise} is not a NumPy .npy array: {e}") from e
   sampler = sampler_lib.load_sampler(model, num_threads=num_threads)
+  if caption is not None and sampler.caption is None:
+    raise UsageError(f"--caption: {model} is not a caption model (a configs/mnist_captions.py workdir or its "
+                     "export); leave --caption out.")
   if noise is None:
     if num < 1:
       raise ValueError(f"--num must be >= 1, got {num}.")
@@ -118,12 +127,32 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
       sampler_lib.check_noise(noise_array, sampler.num_steps, sampler.latent_dim)
     except ValueError as e:
       raise ValueError(f"--noise={noise}: {e}") from e
-  samples = sampler.generate(noise_array)
+  samples = sampler.generate(noise_array, captions=_caption_ids(sampler, model, caption, len(noise_array)))
   visualize.save_pictures(out, samples.images, samples.canvases, samples.write_windows,
                           write_size=int(sampler.config["write_size"]))
   logging.info("Wrote %d pictures from %s (%s) to %s", len(samples.images), model,
                sampler.backend, out)
   return samples
+
+
+def _caption_ids(sampler: sampler_lib.Sampler, model: str, caption: str | None, num: int):
+  """``int32 [num, L]``: ``caption`` encoded for a caption decoder (None for DRAW).
+
+  Raises:
+    UsageError: no caption for a caption decoder, or one it cannot read (unknown word, too long:
+      :class:`draw_tf.errors.CaptionError`), or an export whose vocabulary is not this draw-tf's.
+  """
+  spec = sampler.caption
+  if spec is None:
+    return None
+  if caption is None:
+    raise UsageError(f"{model} is a caption model (alignDRAW): say what to draw, e.g. "
+                     f"--caption=\"{captioning.EXAMPLE}\".")
+  if spec.get("words") != list(caption_grammar.WORDS):
+    raise UsageError(f"{model} was exported with the vocabulary {spec.get('words')}, not mnist_captions' "
+                     f"({' '.join(caption_grammar.WORDS)}); this draw-tf cannot encode its captions.")
+  ids = captioning.encode(caption, int(spec["input_length"]))
+  return np.repeat(ids[None], num, axis=0)
 
 
 def main(argv):

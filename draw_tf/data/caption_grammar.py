@@ -109,6 +109,18 @@ def encode(caption: str) -> np.ndarray:
   return ids
 
 
+def encoding() -> dict:
+  """How :func:`encode` turns a caption into token ids, as data: what an export's manifest carries.
+
+  The web page and phones encode typed captions with it, as :func:`encode` does: lower-case,
+  ``end_token`` split off every word and added at the end when missing, whitespace-separated
+  words, ``number_words`` read as numerals, word ``words[i]`` is id ``i + 1``, at most
+  ``max_caption_length`` tokens (the period counts), padded with ``pad_id``.
+  """
+  return {"words": list(WORDS), "pad_id": PAD_ID, "max_caption_length": MAX_CAPTION_LENGTH,
+          "number_words": dict(NUMBER_WORDS), "end_token": ".", "example": caption_text(2, 7, 2)}
+
+
 def decode(ids) -> str:
   """The caption of token ids ``[L]`` (padding dropped)."""
   return " ".join(WORDS[i - 1] for i in np.asarray(ids).tolist() if i != PAD_ID)

@@ -62,6 +62,51 @@ def _block_size(num_steps: int, steps_per_iteration: int) -> int:
   return k
 
 
+def blocked_recurrence(block_step, num_steps: int, batch, units: int, carry,
+                       steps_per_iteration: int = DEFAULT_STEPS_PER_ITERATION):
+  """Runs a recurrence over ``T`` steps in a ``tf.while_loop`` over blocks of steps; keeps every ``h_t``.
+
+  The loop of :func:`decoder_hidden_states` (DRAW) and of
+  :func:`draw_tf.model.caption_decoder.decode_captioned` (alignDRAW): each iteration
+  runs one block of steps (unrolled inside ``block_step``) and writes their states
+  with ``DYNAMIC_UPDATE_SLICE`` (no ``TensorArray``, see the module docstring).
+
+  Args:
+    block_step: ``block_step(i, block, carry) -> (outputs, carry)``: runs steps
+      ``i * block .. (i + 1) * block - 1`` (``i`` a scalar int32 tensor) and returns
+      their ``h_t`` as a list of ``block`` tensors ``[batch, units]`` and the new carry.
+    num_steps: ``T``.
+    batch: the batch size (a scalar tensor or int).
+    units: size of ``h_t``.
+    carry: the loop state before step 1 (a tuple of tensors, e.g. ``(h_0, c_0)``).
+    steps_per_iteration: steps per block (rounded down to a divisor of ``T``).
+
+  Returns:
+    ``[batch, T, units]``: ``h_t`` for every step.
+  """
+  block = _block_size(num_steps, steps_per_iteration)
+  num_blocks = num_steps // block
+
+  def body(i, carry, states):
+    outputs, carry = block_step(i, block, carry)
+    states = workarounds.dynamic_update_slice(
+        states, tf.stack(outputs)[tf.newaxis], tf.stack([i, 0, 0, 0]))
+    return i + 1, carry, states
+
+  states = tf.zeros([num_blocks, block, batch, units])
+  _, _, states = tf.while_loop(
+      lambda i, *_: i < num_blocks, body, (tf.constant(0), tuple(carry), states),
+      maximum_iterations=num_blocks)
+  # [num_blocks, block, batch, units] -> [batch, T, units]
+  return tf.transpose(tf.reshape(states, [num_steps, batch, units]), [1, 0, 2])
+
+
+def noise_blocks(noise, num_steps: int, steps_per_iteration: int = DEFAULT_STEPS_PER_ITERATION):
+  """``[batch, T, d]`` -> ``[num_blocks, block * batch, d]``, time-major inside each block."""
+  block = _block_size(num_steps, steps_per_iteration)
+  return tf.reshape(tf.transpose(noise, [1, 0, 2]), [num_steps // block, -1, int(noise.shape[2])])
+
+
 def decoder_hidden_states(noise, input_kernel, recurrent_kernel, bias,
                           steps_per_iteration: int = DEFAULT_STEPS_PER_ITERATION):
   """Runs the decoder LSTM over a whole noise sequence (eq. 7 for t = 1..T).
@@ -81,33 +126,43 @@ def decoder_hidden_states(noise, input_kernel, recurrent_kernel, bias,
     ``[batch, T, units]``: ``h_dec_t`` for every step.
   """
   noise = tf.convert_to_tensor(noise, tf.float32)
-  num_steps, latent_dim = int(noise.shape[1]), int(noise.shape[2])
+  num_steps = int(noise.shape[1])
   units = int(recurrent_kernel.shape[0])
-  block = _block_size(num_steps, steps_per_iteration)
-  num_blocks = num_steps // block
   batch = tf.shape(noise)[0]
-  # [num_blocks, block * batch, latent_dim], time-major inside each block.
-  noise_blocks = tf.reshape(tf.transpose(noise, [1, 0, 2]),
-                            [num_blocks, block * batch, latent_dim])
+  blocks = noise_blocks(noise, num_steps, steps_per_iteration)  # [num_blocks, block * batch, latent_dim]
 
-  def body(i, h, c, states):
+  def block_step(i, block, carry):
+    h, c = carry
     # One matmul for the input projection of `block` steps: [block * batch, 4u].
-    x = tf.matmul(tf.gather(noise_blocks, i), input_kernel) + bias
+    x = tf.matmul(tf.gather(blocks, i), input_kernel) + bias
     outputs = []
     for x_t in tf.unstack(tf.reshape(x, [block, batch, 4 * units]), num=block):
       h, c = layers.lstm_update(x_t + tf.matmul(h, recurrent_kernel), c)  # the only recurrent work
       outputs.append(h)
-    states = workarounds.dynamic_update_slice(
-        states, tf.stack(outputs)[tf.newaxis], tf.stack([i, 0, 0, 0]))
-    return i + 1, h, c, states
+    return outputs, (h, c)
 
   zeros = tf.zeros([batch, units])
-  states = tf.zeros([num_blocks, block, batch, units])
-  _, _, _, states = tf.while_loop(
-      lambda i, *_: i < num_blocks, body, (tf.constant(0), zeros, zeros, states),
-      maximum_iterations=num_blocks)
-  # [num_blocks, block, batch, units] -> [batch, T, units]
-  return tf.transpose(tf.reshape(states, [num_steps, batch, units]), [1, 0, 2])
+  return blocked_recurrence(block_step, num_steps, batch, units, (zeros, zeros), steps_per_iteration)
+
+
+def write_steps(model, hidden) -> dict:
+  """Every step's write in one pass over ``[N * T, units]``, and the canvases as one cumulative sum.
+
+  Args:
+    model: a :class:`draw_tf.DrawModel` (its cell's ``writer``).
+    hidden: ``[N, T, decoder_units]``: ``h_dec_t`` for every step.
+
+  Returns:
+    dict with ``images`` ``[N, H, W, C]`` = ``sigmoid(c_T)``, ``canvases``
+    ``[N, T, H, W, C]`` = ``sigmoid(c_t)`` and ``windows`` ``[N, T, 4]``.
+  """
+  cell = model.cell
+  batch, num_steps = tf.shape(hidden)[0], model.num_steps
+  delta, window = cell.writer(tf.reshape(hidden, [-1, cell.decoder_units]))
+  delta = tf.reshape(tf.cast(delta, tf.float32), [batch, num_steps, *model.image_shape])
+  canvases = tf.sigmoid(tf.cumsum(delta, axis=1))  # c_t = sum_{s <= t} write(h_s)
+  return {"images": canvases[:, -1], "canvases": canvases,
+          "windows": tf.reshape(tf.cast(window, tf.float32), [batch, num_steps, 4])}
 
 
 def check_standard_prior(model) -> None:
@@ -150,10 +205,4 @@ def decode_fused(model, noise, steps_per_iteration: int = DEFAULT_STEPS_PER_ITER
   hidden = decoder_hidden_states(
       noise, kernel[:latent_dim], kernel[latent_dim:], tf.cast(cell.decoder.bias, tf.float32),
       steps_per_iteration)
-  batch, num_steps = tf.shape(noise)[0], model.num_steps
-  # Every step's write in one pass: [N * T, units] -> [N * T, H, W, C], [N * T, 4].
-  delta, window = cell.writer(tf.reshape(hidden, [-1, cell.decoder_units]))
-  delta = tf.reshape(tf.cast(delta, tf.float32), [batch, num_steps, *model.image_shape])
-  canvases = tf.sigmoid(tf.cumsum(delta, axis=1))  # c_t = sum_{s <= t} write(h_s)
-  return {"images": canvases[:, -1], "canvases": canvases,
-          "windows": tf.reshape(tf.cast(window, tf.float32), [batch, num_steps, 4])}
+  return write_steps(model, hidden)

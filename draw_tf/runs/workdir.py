@@ -31,6 +31,7 @@ import ml_collections
 from absl import logging
 import tensorflow as tf
 
+from draw_tf.data import caption_grammar
 from draw_tf.runs import checkpoints
 from draw_tf.runs import config_check
 from draw_tf import memory
@@ -138,6 +139,14 @@ def is_classifier(config) -> bool:
 
 # ----------------------------------------------------------------------------
 # Checkpoints and the model
+
+
+def caption_encoding() -> dict:
+  """How a caption run's captions become token ids (:func:`draw_tf.data.caption_grammar.encoding`).
+
+  A caption model's export carries it (``draw_tf.export``, which does not read the data layer).
+  """
+  return caption_grammar.encoding()
 
 
 def latest_checkpoint(workdir: str) -> str:

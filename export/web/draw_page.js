@@ -12,6 +12,14 @@
 // as Float32Arrays, msPerImage), `runs` (a counter), `error`, and
 // showStep(t) / play() to freeze or restart the animation.
 //
+// A caption decoder (alignDRAW; the manifest's `caption_conditioned` and `caption`)
+// shows a caption box: type a caption, press Draw (or Enter), and it is drawn
+// step by step with the same seeded noise. The caption is encoded as Python's
+// caption_grammar.encode does (caption.js); a word outside the vocabulary or a
+// caption past the limit is one message on the page (the vocabulary, or the
+// limit), and nothing runs. `last` then also holds `caption` (the text) and
+// `captions` (its token ids, Int32Array [L]).
+//
 // write_windows holds `windowColumns()` numbers per step: the manifest's
 // `window_columns` (format 2: centre_x, centre_y, stride, sigma, as
 // DrawModel.generate's windows [N, T, 4]); a format-1 manifest has none and its
@@ -19,6 +27,7 @@
 
 import {loadLiteRt, loadAndCompile, supportsFeature, Tensor} from './litert/litert.js';
 import {parseNpy} from './npy.js';
+import {encodeCaption} from './caption.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -59,7 +68,8 @@ function windowColumns() {
   return (manifest.window_columns || LEGACY_WINDOW_COLUMNS).length;
 }
 
-async function runGenerate(quantization, noise, n, source) {
+// `caption`: null for DRAW; for a caption decoder {text, ids: Int32Array [L]}, one caption for all n images.
+async function runGenerate(quantization, noise, n, source, caption = null) {
   const {num_steps: steps, latent_dim: z, image_shape: [h, w, c]} = manifest;
   const runner = models[quantization].signatures[manifest.signature.name];
   const per = {images: h * w * c, canvases: steps * h * w * c, write_windows: steps * windowColumns()};
@@ -68,8 +78,9 @@ async function runGenerate(quantization, noise, n, source) {
   const msPerImage = [];
   for (let i = 0; i < n; i++) {
     const start = performance.now();
-    const input = new Tensor(noise.slice(i * steps * z, (i + 1) * steps * z), [1, steps, z]);
-    const outputs = await runner.run({noise: input});
+    const inputs = {noise: new Tensor(noise.slice(i * steps * z, (i + 1) * steps * z), [1, steps, z])};
+    if (caption) inputs.captions = new Tensor(caption.ids.slice(), [1, caption.ids.length]);
+    const outputs = await runner.run(inputs);
     for (const k in per) {
       const values = outputs[k].toTypedArray();
       if (values.length !== per[k]) {
@@ -82,10 +93,11 @@ async function runGenerate(quantization, noise, n, source) {
       result[k].set(values, i * per[k]);
     }
     msPerImage.push(performance.now() - start);
-    input.delete();
+    for (const t of Object.values(inputs)) t.delete();
     for (const t of Object.values(outputs)) t.delete();
   }
-  page.last = {source, quantization, n, noise, msPerImage, ...result};
+  page.last = {source, quantization, n, noise, msPerImage, ...result,
+               ...(caption ? {caption: caption.text, captions: caption.ids} : {})};
   page.runs += 1;
   return page.last;
 }
@@ -159,6 +171,7 @@ function showInfo() {
   const steps = manifest.num_steps;
   $('info').textContent = [
     frame < steps ? `step ${frame + 1} / ${steps}` : `finished (${steps} steps)`,
+    ...(run.caption !== undefined ? [`caption: ${run.caption}`] : []),
     `${run.n} images, ${run.quantization} model, noise: ${run.source}`,
     `inference: ${mean.toFixed(2)} ms per image`,
     `  (mean of ${ms.length} calls; median ${sorted[sorted.length >> 1].toFixed(2)},`,
@@ -196,20 +209,22 @@ function play() {
 }
 
 // ---------------------------------------------------------------- controls
-function fail(message) {
+// Shows one message under the board (and in page.error); `log`: also on the console (not for a
+// caption the user can fix, which is no fault of the page).
+function fail(message, log = true) {
   page.error = String(message);
   $('error').textContent = page.error;
-  console.error(page.error);
+  if (log) console.error(page.error);
 }
 
 // Runs one after another (a click during a run waits for it).
 let queue = Promise.resolve();
-function draw(noise, n, source) {
+function draw(noise, n, source, caption = null) {
   queue = queue.then(async () => {
     $('error').textContent = '';
     page.error = null;
     try {
-      await runGenerate($('model').value, noise, n, source);
+      await runGenerate($('model').value, noise, n, source, caption);
       play();
     } catch (e) {
       fail(`generate failed: ${e && e.message ? e.message : e}`);
@@ -218,13 +233,33 @@ function draw(noise, n, source) {
   return queue;
 }
 
+/**
+ * The caption in the box, encoded ({text, ids}); null for a DRAW decoder. A caption the model
+ * cannot read shows its one message (the vocabulary or the limit) and gives undefined: draw nothing.
+ */
+function typedCaption() {
+  if (!manifest.caption_conditioned) return null;
+  const text = $('caption').value;
+  try {
+    return {text, ids: encodeCaption(text, manifest.caption)};
+  } catch (e) {
+    if (e.name !== 'CaptionError') throw e;
+    fail(e.message, false);
+    return undefined;
+  }
+}
+
 function drawSeed() {
+  const caption = typedCaption();
+  if (caption === undefined) return queue;
   const n = Number(params.get('num') || 16);
   const seed = Math.trunc(Number($('seed').value));
-  return draw(normalNoise(n * manifest.num_steps * manifest.latent_dim, seed), n, `seed ${seed}`);
+  return draw(normalNoise(n * manifest.num_steps * manifest.latent_dim, seed), n, `seed ${seed}`, caption);
 }
 
 async function upload(file) {
+  const caption = typedCaption();
+  if (caption === undefined) return;
   try {
     const {shape, data} = parseNpy(await file.arrayBuffer());
     const {num_steps: steps, latent_dim: z} = manifest;
@@ -232,7 +267,7 @@ async function upload(file) {
       throw new Error(`noise has shape [${shape}], but this model needs [N, ${steps}, ${z}]`);
     }
     if (!data.every(Number.isFinite)) throw new Error('noise contains NaN or Inf values');
-    await draw(data, shape[0], file.name);
+    await draw(data, shape[0], file.name, caption);
   } catch (e) {
     fail(`${file.name}: ${e.message}`);
   }
@@ -260,7 +295,9 @@ async function main() {
     $('model').add(new Option(`${quantization} (${file})`, quantization));
     // One call before any timing: the first run sets up XNNPACK's kernels.
     const {num_steps: steps, latent_dim: z} = manifest;
-    await runGenerate(quantization, new Float32Array(steps * z), 1, 'warm-up');
+    const padding = manifest.caption_conditioned ?
+        {text: '', ids: new Int32Array(manifest.caption.input_length).fill(manifest.caption.pad_id)} : null;
+    await runGenerate(quantization, new Float32Array(steps * z), 1, 'warm-up', padding);
   }
   if (params.get('model')) $('model').value = params.get('model');
   if (params.get('seed')) $('seed').value = params.get('seed');
@@ -275,11 +312,23 @@ async function main() {
   $('draw-seed').addEventListener('click', drawSeed);
   $('model').addEventListener('change', () => {
     const run = page.last;
-    if (run && run.source !== 'warm-up') draw(run.noise, run.n, run.source);
+    if (run && run.source !== 'warm-up') {
+      draw(run.noise, run.n, run.source, run.captions ? {text: run.caption, ids: run.captions} : null);
+    }
   });
   $('noise-file').addEventListener('change', (e) => {
     if (e.target.files.length) upload(e.target.files[0]);
   });
+  if (manifest.caption_conditioned) {
+    $('caption-controls').hidden = false;
+    $('caption').value = params.get('caption') ?? manifest.caption.example.replace(/ \.$/, '');
+    const hint = 'A caption decoder (alignDRAW): type a caption and press Draw or Enter. Words: ' +
+        `${manifest.caption.words.join(' ')} (at most ${manifest.caption.max_caption_length} tokens).`;
+    $('source').textContent = [$('source').textContent, hint].filter((t) => t).join(' ');
+    $('draw-caption').addEventListener('click', drawSeed);
+    $('caption').addEventListener('keydown', (e) => { if (e.key === 'Enter') drawSeed(); });
+    $('draw-caption').disabled = false;
+  }
   $('new-sample').disabled = $('draw-seed').disabled = false;
   page.runs = 0;
   await drawSeed();

@@ -1,0 +1,166 @@
+"""The caption decoder's export (alignDRAW): draw-export on a caption model's workdir, every backend
+agreeing with the Keras model on the same captions and noise, the manifest's vocabulary, and
+draw-sample --caption from the export.
+
+The tiny model comes from the session fixture ``tiny_caption_export`` (tests/conftest.py: a
+random alignDRAW of 12 x 10 images, T = 4, exported once through the ``draw-export`` binary).
+"""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from draw_tf.cli import sample_main
+from draw_tf.data import caption_grammar
+from draw_tf.errors import CaptionError, UsageError
+from draw_tf.export import caption_export
+from draw_tf.export import contract
+from draw_tf.export import export_lib
+from draw_tf.export import sampler as sampler_lib
+from draw_tf.model import caption_decoder
+from tests.conftest import tiny_caption_model
+
+FP32, FP16, INT8 = "draw_decoder.tflite", "draw_decoder_fp16.tflite", "draw_decoder_int8.tflite"
+CAPTIONS = ("the digit 7 is at the top of the digit 2", "the digit 0 is at the bottom right of the image .",
+            "The digit three is on the left of the digit 5", "the digit 9 is on the right of the digit 1")
+
+
+def _inputs(n, seed=5):
+  """``n`` grammar captions (cycled) and noise ``[n, 4, 4]``."""
+  ids = np.stack([caption_grammar.encode(CAPTIONS[i % len(CAPTIONS)]) for i in range(n)])
+  return np.random.default_rng(seed).standard_normal((n, 4, 4)).astype(np.float32), ids
+
+
+def test_the_export_graph_is_the_keras_decoder():
+  """decode_captioned (the caption LSTM unrolled, the recurrence in blocks, one write pass) gives
+  AlignDrawModel.generate's outputs, for every block size and for captions of every length."""
+  model = tiny_caption_model()
+  config = contract.decoder_config(model, caption_grammar.encoding())
+  ids = caption_export.verification_captions(config, 6, seed=2)
+  assert (ids > 0).sum(axis=1).max() == 12 and (ids[:, 0] > 0).all()  # every row a caption, one at the limit
+  noise = np.random.default_rng(0).standard_normal((6, 4, 4)).astype(np.float32)
+  want = model.generate(ids, noise=noise)
+  for steps_per_iteration in (1, 3, 4):
+    got = tf.function(lambda c, n, k=steps_per_iteration: caption_decoder.decode_captioned(model, c, n, k))(
+        ids, noise)
+    for key, reference in zip(("images", "canvases", "windows"), want):
+      np.testing.assert_allclose(got[key], reference, rtol=0, atol=1e-6, err_msg=key)
+  h_lang, mask = caption_decoder.encode_caption(model.cell.caption_encoder, ids)
+  keras_h_lang, keras_mask = model.cell.encode_caption(ids)
+  np.testing.assert_array_equal(mask, keras_mask)
+  np.testing.assert_allclose(h_lang, keras_h_lang, rtol=0, atol=1e-6)  # zeros at padding in both
+
+
+def test_draw_export_of_a_caption_workdir_writes_a_true_manifest(tiny_caption_export):
+  out, manifest = tiny_caption_export.out, tiny_caption_export.manifest
+  assert sorted(os.listdir(out)) == sorted(["saved_model", FP32, FP16, INT8, "manifest.json"])
+  assert manifest["caption_conditioned"] is True
+  # The vocabulary in id order, the limits, and how text becomes ids: the page and phones encode with it.
+  assert manifest["caption"] == {**caption_grammar.encoding(), "vocab_size": 23, "input_length": 12}
+  assert manifest["caption"]["words"][:3] == ["0", "1", "2"] and manifest["caption"]["max_caption_length"] == 12
+  assert manifest["model"]["caption"] == manifest["caption"]
+  sigs = manifest["signatures"]
+  assert sigs["generate"]["inputs"] == {"captions": {"dtype": "int32", "shape": [-1, 12]},
+                                        "noise": {"dtype": "float32", "shape": [-1, 4, 4]}}
+  assert sigs["sample"]["inputs"] == {"captions": {"dtype": "int32", "shape": [-1, 12]}}
+  assert sigs["generate"]["outputs"]["write_windows"]["shape"] == [-1, 4, 4]
+  assert manifest["image_shape"] == [12, 10, 1] and manifest["window_columns"] == list(contract.WINDOW_COLUMNS)
+  assert not [op for op in manifest["tflite_ops"] if op.startswith(("CUSTOM", "UNKNOWN"))]
+  assert {"WHILE", "GATHER", "SOFTMAX", "RANDOM_STANDARD_NORMAL", "CUMSUM"} <= set(manifest["tflite_ops"])
+  verification = manifest["verification"]
+  assert verification["float32_tolerance"] == pytest.approx({"images": 1e-5, "canvases": 1e-5, "write_windows": 6e-5})
+  for name in ("saved_model", FP32):
+    for key, diff in verification["max_abs_diff_per_output"][name].items():
+      assert diff <= verification["float32_tolerance"][key], (name, key, diff)
+  for key, diff in verification["max_abs_diff_per_output"][INT8].items():
+    assert diff <= verification["int8_tolerance"][key], (key, diff)
+  assert len(verification["captions"]["ids"]) == 8
+  # The next command draws a caption.
+  assert f"draw_decoder.tflite --out={os.path.join(out, 'samples.png')} --caption=" in tiny_caption_export.stderr
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_saved_model_and_tflite_agree_with_keras_on_the_same_captions_and_noise(tiny_caption_export, batch):
+  """float32 within the derived tolerance (1e-5 on images), the caption config read back from each file."""
+  noise, ids = _inputs(batch)
+  keras_sampler = sampler_lib.KerasSampler(tiny_caption_export.model)
+  want = keras_sampler.generate(noise, captions=ids)
+  tolerance = caption_export.float32_tolerance(keras_sampler.config)
+  for path in (tiny_caption_export.out, os.path.join(tiny_caption_export.out, FP32)):
+    sampler = sampler_lib.load_sampler(path)
+    assert sampler.caption == tiny_caption_export.manifest["caption"]
+    diffs = export_lib.max_abs_diffs(sampler.generate(noise, captions=ids), want)
+    assert all(diffs[k] <= tolerance[k] for k in diffs), (path, diffs)
+  assert want.images.shape == (batch, 12, 10, 1) and want.write_windows.shape == (batch, 4, 4)
+  # Another caption, the same noise: another picture (the caption reaches the decoder).
+  other = sampler_lib.load_sampler(os.path.join(tiny_caption_export.out, FP32)).generate(noise, captions=np.ones_like(ids))
+  assert np.abs(other.canvases - want.canvases).max() > 1e-4
+
+
+def test_int8_stays_inside_its_stated_bound(tiny_caption_export):
+  """Dynamic-range int8 within caption_export.int8_tolerance (5e-2 on images, 5e-2 px per pixel of half
+  the larger side on windows); its mean pixel error below one grey level. float16 stays finite and close."""
+  noise, ids = _inputs(16, seed=7)
+  keras_sampler = sampler_lib.KerasSampler(tiny_caption_export.model)
+  want = keras_sampler.generate(noise, captions=ids)
+  bound = caption_export.int8_tolerance(keras_sampler.config)
+  got = sampler_lib.load_sampler(os.path.join(tiny_caption_export.out, INT8)).generate(noise, captions=ids)
+  diffs = export_lib.max_abs_diffs(got, want)
+  assert all(diffs[k] <= bound[k] for k in diffs), diffs
+  assert np.abs(got.images - want.images).mean() < 1 / 255
+  assert diffs["images"] > 0  # the int8 file is quantised: its decoder kernel has more than 1,024 weights
+  fp16 = sampler_lib.load_sampler(os.path.join(tiny_caption_export.out, FP16)).generate(noise, captions=ids)
+  assert export_lib.max_abs_diffs(fp16, want)["images"] <= 2e-3
+
+
+def test_sample_signature_draws_its_noise_for_the_captions(tiny_caption_export):
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  _, ids = _inputs(3)
+  path = os.path.join(tiny_caption_export.out, FP32)
+  first = Interpreter(model_path=path).get_signature_runner("sample")(captions=ids)
+  assert first["images"].shape == (3, 12, 10, 1) and first["write_windows"].shape == (3, 4, 4)
+  again = Interpreter(model_path=path).get_signature_runner("sample")(captions=ids)
+  np.testing.assert_array_equal(again["images"], first["images"])  # op seed: reproducible
+
+
+def test_draw_sample_from_the_export_draws_what_keras_draws(tiny_caption_export, tmp_path):
+  """draw-sample --model=EXPORT --caption (folder and .tflite) with --seed or --noise: the Keras model's
+  pictures of that caption and noise; the model.keras workdir draws them too."""
+  model, out = tiny_caption_export.model, tiny_caption_export.out
+  ids = np.repeat(caption_grammar.encode(CAPTIONS[0])[None], 3, axis=0)
+  want = model.generate(ids, seed=5).images
+  for source in (out, os.path.join(out, FP32), tiny_caption_export.workdir):
+    path = str(tmp_path / f"{os.path.basename(source)}.npy")
+    samples = sample_main.sample_to_file(source, path, num=3, seed=5, caption=CAPTIONS[0])
+    np.testing.assert_allclose(np.load(path), want, rtol=0, atol=1e-5, err_msg=source)
+    assert samples.images.shape == (3, 12, 10, 1)
+  noise, _ = _inputs(2)
+  np.save(tmp_path / "noise.npy", noise)
+  sample_main.sample_to_file(os.path.join(out, FP32), str(tmp_path / "n.npy"), noise=str(tmp_path / "noise.npy"),
+                             caption=CAPTIONS[0])
+  np.testing.assert_allclose(np.load(tmp_path / "n.npy"), model.generate(ids[:2], noise=noise).images,
+                             rtol=0, atol=1e-5)
+  gif = str(tmp_path / "x.gif")
+  sample_main.sample_to_file(out, gif, num=2, seed=1, caption=CAPTIONS[1])
+  assert os.path.getsize(gif) > 0
+
+
+def test_a_caption_the_export_cannot_read_is_refused_naming_the_fix(tiny_caption_export, tmp_path):
+  out, png = tiny_caption_export.out, str(tmp_path / "x.png")
+  with pytest.raises(UsageError, match="caption model.*--caption="):
+    sample_main.sample_to_file(out, png, num=2, seed=0)
+  with pytest.raises(CaptionError, match="Unknown word 'above'.*The vocabulary: 0 1 2"):
+    sample_main.sample_to_file(out, png, num=2, seed=0, caption="the digit 7 is above the digit 2")
+  with pytest.raises(CaptionError, match="the limit is 12"):
+    sample_main.sample_to_file(out, png, num=2, seed=0, caption=CAPTIONS[0] + " of the digit 3")
+  assert not os.path.exists(png)
+  lite = sampler_lib.load_sampler(os.path.join(out, FP32))
+  noise, ids = _inputs(2)
+  with pytest.raises(ValueError, match=r"draws from captions: pass captions=token ids \[N, 12\]"):
+    lite.generate(noise)
+  with pytest.raises(ValueError, match=r"captions have shape \(2, 6\).*\[N=2, L=12\]"):
+    lite.generate(noise, captions=ids[:, :6])
+  with pytest.raises(ValueError, match=r"must lie in \[0, 23\)"):
+    lite.generate(noise, captions=ids + 30)
