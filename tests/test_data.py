@@ -135,7 +135,7 @@ def test_auto_source_falls_back_to_the_offline_mnist_and_says_so(fake_cache, tmp
 def test_the_log_gives_the_counts_used_after_max_examples(fake_cache, tmp_path, caplog):
   config = _data_config(cache_dir=fake_cache, tfds_data_dir=str(tmp_path), max_train_examples=100,
                         max_test_examples=30)
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger="absl"):  # absl sets its own level when flags are parsed
     _, test, info = data.load_splits(config)
   assert (info.num_train, info.num_test, test.num_examples) == (100, 30, 30)
   assert "100 train, 30 test images (cut from 512, 200" in caplog.text
