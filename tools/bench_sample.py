@@ -86,25 +86,20 @@ def _profile(model, export_dir, steps_per_iteration, threads_list, repeats):
 
   def matmul_only(noise):
     # The same loop, state buffer and block size, but each step only h = (h @ U)[:, :u].
-    block = sequence_decoder._block_size(steps, steps_per_iteration)  # pylint: disable=protected-access
     recurrent = cell.decoder.kernel[z:]
-    batch = tf.shape(noise)[0]
 
-    def body(i, h, states):
+    def block_step(i, block, carry):
+      del i
+      (h,) = carry
       outputs = []
       for _ in range(block):
         h = tf.matmul(h, recurrent)[:, :u]
         outputs.append(h)
-      states = sequence_decoder.xla.dynamic_update_slice(
-          states, tf.stack(outputs)[tf.newaxis], tf.stack([i, 0, 0, 0]))
-      return i + 1, h, states
+      return outputs, (h,)
 
     h0 = noise[:, 0, :1] * tf.zeros([1, u])
-    _, _, states = tf.while_loop(
-        lambda i, *_: i < steps // block, body,
-        (tf.constant(0), h0, tf.zeros([steps // block, block, batch, u])),
-        maximum_iterations=steps // block)
-    return {"hidden": states}
+    return {"hidden": sequence_decoder.blocked_recurrence(
+        block_step, steps, tf.shape(noise)[0], u, (h0,), steps_per_iteration)}
 
   def write(hidden):
     batch = tf.shape(hidden)[0]
