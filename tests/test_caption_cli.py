@@ -88,6 +88,10 @@ def test_draw_eval_gives_the_bound_on_the_held_out_compositions_and_the_test_spl
   assert results["heldout"]["nll_bound"] != results["test"]["nll_bound"]
   with pytest.raises(UsageError, match="--split=heldout: a generate model is evaluated on one of test, train"):
     tasks.get({"task": "generate"}).eval_split(config, "heldout")
+  # draw-eval then suggests the other of the two splits the results report
+  task = tasks.get(config)
+  assert task.next_commands("W", "test")[0] == "draw-eval --workdir=W --split=heldout"
+  assert task.next_commands("W", "heldout")[0] == "draw-eval --workdir=W --split=test"
 
 
 def test_draw_sample_draws_what_the_caption_says_the_same_for_the_same_seed(caption_run, tmp_path):

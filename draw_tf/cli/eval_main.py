@@ -62,7 +62,7 @@ def main(argv):
   task = tasks.get(workdir_lib.load_config(workdir))
   progress.handoff("draw-eval", [f"{os.path.join(workdir, eval_lib.EVAL_FILE)} ({task.eval_summary(result)}, "
                                  f"{result['num_examples']:,} {result['split']} examples, step {result['step']})"],
-                   task.next_commands(workdir))
+                   task.next_commands(workdir, result['split']))
 
 def run():
   """Console-script entry point."""

@@ -164,8 +164,8 @@ class Task(abc.ABC):
     """``draw-eval``'s one-phrase summary of its result (the fields of :meth:`evaluate`)."""
 
   @abc.abstractmethod
-  def next_commands(self, workdir: str) -> list:
-    """The commands ``draw-eval`` suggests next for a workdir of this task."""
+  def next_commands(self, workdir: str, evaluated: str = "test") -> list:
+    """The commands ``draw-eval`` suggests next for a workdir of this task, after evaluating split ``evaluated``."""
 
   def write_workdir_pictures(self, workdir: str, out: str, num: int, seed=None, caption=None) -> str | None:
     """``draw-sample`` on a workdir: writes the task's own pictures to ``out``.
@@ -258,7 +258,8 @@ class GenerateTask(Task):
       summary += f", iw_bound {result['iw_bound']:.2f} with K = {result['iw_samples']}"
     return summary
 
-  def next_commands(self, workdir) -> list:
+  def next_commands(self, workdir, evaluated="test") -> list:
+    del evaluated
     return [f"draw-sample --model={workdir} --out={os.path.join(workdir, 'samples.png')}",
             f"draw-export --workdir={workdir} --output_dir={workdir}/export"]
 
@@ -311,7 +312,8 @@ class ClassifyTask(Task):
   def eval_summary(self, result) -> str:
     return f"{result['split']} error {100.0 - 100.0 * result['accuracy']:.2f}%"
 
-  def next_commands(self, workdir) -> list:
+  def next_commands(self, workdir, evaluated="test") -> list:
+    del evaluated
     return [f"draw-sample --model={workdir} --out={os.path.join(workdir, 'glimpses.gif')}"]
 
   def pictures(self, model, eval_config, samples_dir, step, test_split, writer) -> None:
@@ -366,8 +368,10 @@ class CaptionTask(GenerateTask):
   def eval_summary(self, result) -> str:
     return f"{result.get('split', 'test')} {super().eval_summary(result)}"
 
-  def next_commands(self, workdir) -> list:
-    return [f"draw-eval --workdir={workdir} --split=test",
+  def next_commands(self, workdir, evaluated="test") -> list:
+    # The bound on the other of the two splits the results report (test captions, held-out compositions).
+    other = "heldout" if evaluated == "test" else "test"
+    return [f"draw-eval --workdir={workdir} --split={other}",
             f"draw-sample --model={workdir} --caption=\"{captioning.EXAMPLE}\" "
             f"--out={os.path.join(workdir, 'caption.png')}"]
 
