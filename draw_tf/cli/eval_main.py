@@ -56,7 +56,8 @@ def main(argv):
     # The result first: a workdir that cannot take eval.json (read-only) still shows it.
     print(json.dumps(result, sort_keys=True), flush=True)
     if pretrained.parse(_WORKDIR.value) is not None:  # no workdir: the line above is all
-      return progress.handoff("draw-eval", next_commands=[f"draw-sample --model={_WORKDIR.value} --out=samples.png"])
+      task = tasks.get(pretrained.config(pretrained.parse(_WORKDIR.value)))
+      return progress.handoff("draw-eval", next_commands=task.next_commands(_WORKDIR.value, result["split"], "."))
     eval_lib.write_eval_json(os.path.abspath(_WORKDIR.value), result)
   workdir = os.path.abspath(_WORKDIR.value)
   task = tasks.get(workdir_lib.load_config(workdir))

@@ -17,8 +17,9 @@ With --web it also writes OUT/web/, a page that draws with the decoder in a
 browser (export/web_export.py; LiteRT.js from `npm ci`): serve it with
 `python -m http.server --directory OUT/web --bind 127.0.0.1`. Without --workdir,
 `draw-export --web --output_dir=OUT` writes only OUT/web/, with the int8
-decoder of the first pretrained model shipped in the package (draw_tf.pretrained):
-no training needed.
+decoders of the pretrained models shipped in the package (draw_tf.pretrained; the
+page offers each DRAW decoder, opening with mnist_attention when shipped, and its
+caption box draws with a shipped caption decoder): no training needed.
 """
 
 import os
@@ -98,7 +99,7 @@ def main(argv):
 
 
 def _pretrained_page():
-  """``draw-export --web --output_dir=OUT`` without --workdir: OUT/web/ with the first shipped pretrained decoder."""
+  """``draw-export --web --output_dir=OUT`` without --workdir: OUT/web/ with the shipped pretrained decoders."""
   if not _WEB.value:
     cli.fail("draw-export", "--workdir is required (a training workdir or pretrained:NAME); without it, "
              "--web writes only the page, with a shipped pretrained decoder.")
@@ -110,8 +111,10 @@ def _pretrained_page():
     cli.fail("draw-export", str(e))
   except OSError as e:
     cli.fail("draw-export", cli.os_error_message(e))
+  others = [d["name"] for d in web["decoders"] if d["name"] != web["default_decoder"]]
   progress.handoff("draw-export", [f"{os.path.abspath(web_dir)}/ (the web page with the pretrained decoder "
-                                   f"{web['pretrained']['name']!r}, {web['models'][0]['file']})"],
+                                   f"{web['default_decoder']!r}, {web['models'][0]['file']}"
+                                   + (f"; it also offers {', '.join(others)}" if others else "") + ")"],
                    [f"python -m http.server --directory {web_dir} --bind 127.0.0.1"])
 
 

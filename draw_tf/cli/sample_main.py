@@ -19,6 +19,10 @@ one caption::
 
     draw-sample --model=runs/mnist_captions --caption="the digit 7 is at the top of the digit 2" --out=x.png
 
+pretrained:NAME does what its kind's workdir does: a DRAW's samples, a
+classifier's glimpses GIF, a caption model's pictures of --caption (with the
+same one-line errors).
+
 So does a caption model's export (draw-export on such a workdir: the export
 folder, its saved_model/ or a .tflite file), where --noise (float32
 [N, T, latent_dim], the standard normal eps_t the learned prior turns into
@@ -40,6 +44,7 @@ import numpy as np
 from draw_tf.cli import plumbing as cli
 from draw_tf import fileio
 from draw_tf import memory
+from draw_tf import pretrained
 from draw_tf import progress
 from draw_tf.data import caption_grammar
 from draw_tf.training import captioning
@@ -94,11 +99,13 @@ def sample_to_file(model: str, out: str, num: int = 16, seed: int | None = None,
   if ext not in OUTPUT_TYPES:
     raise ValueError(f"--out={out}: unknown output type {ext or '(none)'!r}; use one of "
                      f"{', '.join(OUTPUT_TYPES)}.")
-  if os.path.isfile(os.path.join(model, workdir_lib.CONFIG_FILE)):
+  if pretrained.parse(model) is not None or os.path.isfile(os.path.join(model, workdir_lib.CONFIG_FILE)):
     if caption is not None and noise is not None:
-      raise UsageError("--caption on a workdir draws with --seed; leave --noise out (an export of the "
-                       "model, draw-export, takes --noise with --caption).")
-    written = tasks.get(workdir_lib.load_config(model)).write_workdir_pictures(model, out, num, seed, caption)
+      raise UsageError(f"--caption on {'a pretrained model' if pretrained.parse(model) else 'a workdir'} draws "
+                       "with --seed; leave --noise out (an export of the model, draw-export, takes --noise "
+                       "with --caption).")
+    source = pretrained.source(model)  # a workdir, or pretrained:NAME (the same pictures)
+    written = tasks.get(source.config).write_workdir_pictures(source, out, num, seed, caption)
     if written is not None:
       return written  # the task's own pictures (a classifier's glimpses, a caption's pictures)
   if noise is not None:

@@ -1,15 +1,26 @@
-"""Pretrained DRAW models shipped inside the package, loaded by name (like KerasHub presets).
+"""Pretrained models shipped inside the package, loaded by name (like KerasHub presets).
 
 A pretrained model is data, not code: a folder ``models/NAME/`` (package data,
-installed by ``pip install``) holding
+installed by ``pip install``) holding ``manifest.json`` (config, commit, training
+minutes and steps, CPU, test figures, sha256 and size of every file) and the
+files of its kind: the model class its ``config.task`` trains
+(:data:`draw_tf.model.registry.MODELS`; :func:`files_of`), a DRAW generator
+(``DrawModel``), a caption model (``AlignDrawModel``) or a classifier
+(``DrawClassifier``)::
 
-    manifest.json                   config, commit, training minutes and steps, CPU,
-                                    test figures, sha256 and size of every file
-    model.weights.h5                the trained weights (float32; Keras weights file,
-                                    model only, no optimizer slots)
-    draw_decoder.tflite             the decoder, float32 (draw-export's file)
-    draw_decoder_int8.tflite        the decoder, dynamic-range int8
-    draw_decoder_web_int8.tflite    int8 with a fixed batch of 1, for the web page
+    manifest.json                   every kind
+    model.weights.h5                every kind: the trained weights (float32; Keras
+                                    weights file, model only, no optimizer slots)
+    draw_decoder.tflite             DRAW and caption models: the decoder, float32
+    draw_decoder_int8.tflite        ... dynamic-range int8
+    draw_decoder_web_int8.tflite    ... int8 with a fixed batch of 1, for the web page
+
+The decoders are ``draw-export``'s files (a caption model's take ``captions``
+beside ``noise``, ``draw_tf.export.caption_export``); a classifier has no decoder,
+its weights are the model. The manifest's test figures: a DRAW's NLL bound (and
+IW bound), a caption model's test and held-out bounds, a classifier's test error;
+each kind also has its figure on the fixed 1,000-image test subset
+(:mod:`draw_tf.pretrained.figures`), which ``tests/test_pretrained.py`` measures again.
 
 The one command that makes such a folder from a trained workdir is
 ``tools/make_pretrained.py --workdir=DIR --name=NAME`` (docs/python_api.md).
@@ -20,9 +31,11 @@ Example::
     print(pretrained.names())                   # e.g. ['mnist_attention']
     model = pretrained.load("mnist_attention")  # a compiled DrawModel
     out = model.generate(16, seed=0)            # out.images [16, 28, 28, 1]
+    pretrained.task("mnist_attention")          # "generate" ("classify", "caption")
 
 Command lines take ``pretrained:NAME`` wherever they read a model
-(``draw-sample --model=pretrained:NAME``, ``draw-eval --model=pretrained:NAME``).
+(``draw-sample --model=pretrained:NAME``, ``draw-eval --workdir=pretrained:NAME``):
+each task's own pictures and evaluation, as for a workdir (:func:`source`).
 
 Where the models are looked for: the package's ``models/`` folder, or the
 folder named by the environment variable :data:`ENV_DIR`
@@ -183,44 +196,83 @@ def check_total_size(name: str, new_bytes: int, root: str | None = None) -> int:
 
 
 # --------------------------------------------------------------------------- models
+def task(name_or_manifest) -> str:
+  """The ``config.task`` of a pretrained model (a name or its manifest): generate, classify or caption."""
+  from draw_tf.model import registry  # pylint: disable=g-import-not-at-top
+  manifest = name_or_manifest if isinstance(name_or_manifest, dict) else read_manifest(name_or_manifest)
+  return registry.task_of(manifest["config"])
+
+
+def has_decoder(task_name: str) -> bool:
+  """Whether the task's model draws (a :class:`draw_tf.DrawModel`, alignDRAW included): it ships decoders."""
+  from draw_tf.model import registry  # pylint: disable=g-import-not-at-top
+  from draw_tf.model.draw_model import DrawModel  # pylint: disable=g-import-not-at-top
+  return issubclass(registry.model_class(task_name), DrawModel)
+
+
+def files_of(task_name: str) -> tuple:
+  """The files (beside the manifest) a pretrained model of ``task_name`` holds; see the module docstring."""
+  decoders = (DECODER_FILES["float32"], DECODER_FILES["int8"], WEB_FILE) if has_decoder(task_name) else ()
+  return (WEIGHTS_FILE, *decoders)
+
+
 def config(name: str):
   """The resolved training config of a pretrained model (an ``ml_collections.ConfigDict``)."""
+  return _as_config(read_manifest(name)["config"])
+
+
+def _as_config(config_dict):
   import ml_collections  # pylint: disable=g-import-not-at-top
-  return ml_collections.ConfigDict(read_manifest(name)["config"])
+  if isinstance(config_dict, ml_collections.ConfigDict):
+    return config_dict
+  return ml_collections.ConfigDict(config_dict)
 
 
 def build(config_dict, weights_path: str):
-  """A float32 :class:`draw_tf.DrawModel` of ``config_dict`` (``config.model``) with the weights of ``weights_path``."""
-  from draw_tf.model.draw_model import DrawModel  # pylint: disable=g-import-not-at-top
-  model = DrawModel(**config_dict["model"])
+  """The float32 model of ``config_dict`` with the weights of ``weights_path``.
+
+  The class is the one ``config.task`` trains (:data:`draw_tf.model.registry.MODELS`:
+  :class:`draw_tf.DrawModel`, :class:`draw_tf.DrawClassifier` or :class:`draw_tf.AlignDrawModel`),
+  built from its config groups as :func:`draw_tf.runs.workdir.build_model` builds a workdir's.
+  """
+  from draw_tf.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  model = workdir_lib.build_model(_as_config(config_dict))
   model.load_weights(weights_path)
   return model
 
 
-def compile_like_training(model, train_config) -> None:
-  """Compiles ``model`` as ``draw-train`` does, at the config's peak learning rate held constant.
+def compile_like_training(model, config_dict) -> None:
+  """Compiles ``model`` as ``draw-train`` does for its task, at the config's peak learning rate held constant.
 
-  Adam with the config's ``adam_beta1``, ``adam_beta2`` and ``grad_clip_norm``, the
-  config's ``jit_compile``, ``backward`` and ``kl_warmup_steps``; the run's
-  warm-up and decay schedule (which depend on its length) are not applied.
+  ``config_dict``: the resolved config (its ``task`` picks the task's ``compile``:
+  the negative ELBO for DRAW and alignDRAW, cross-entropy and accuracy for the
+  classifier). Adam with the config's ``adam_beta1``, ``adam_beta2`` and
+  ``grad_clip_norm``, the config's ``jit_compile``, ``backward`` and
+  ``kl_warmup_steps``; the run's warm-up and decay schedule (which depend on its
+  length) are not applied.
   """
   from draw_tf.training import tasks  # pylint: disable=g-import-not-at-top
   from draw_tf.training import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
-  train_config = train_config.copy_and_resolve_references()
+  config_dict = _as_config(config_dict)
+  train_config = config_dict.train.copy_and_resolve_references()
   with train_config.unlocked():
     train_config.lr_schedule = "constant"
     train_config.warmup_steps = 0
     train_config.kl_warmup_steps = 0
-  tasks.get({"task": "generate"}).compile(model, optimizer_lib.make_optimizer(train_config, 1), train_config)
+  tasks.get(config_dict).compile(model, optimizer_lib.make_optimizer(train_config, 1), train_config)
 
 
 def load(name: str, compile: bool = True):  # pylint: disable=redefined-builtin
-  """The pretrained model ``name`` as a :class:`draw_tf.DrawModel`, ready to use.
+  """The pretrained model ``name``, ready to use: the class its task trains.
 
+  A :class:`draw_tf.DrawModel` (``generate``, ``evaluate``), a
+  :class:`draw_tf.AlignDrawModel` (``generate(captions)``, ``evaluate`` on
+  ``{"images", "captions"}``) or a :class:`draw_tf.DrawClassifier` (``evaluate`` on
+  ``(images, labels)``, ``predict``), chosen through :data:`draw_tf.model.registry.MODELS`.
   Checks every file against the manifest's sha256 first. The model is float32
-  (whatever precision it was trained in), ready for ``generate`` and
-  ``evaluate``; with ``compile=True`` also for ``fit`` (see
-  :func:`compile_like_training`; compile it yourself for another optimiser).
+  (whatever precision it was trained in); with ``compile=True`` it is also ready
+  for ``fit`` (see :func:`compile_like_training`; compile it yourself for another
+  optimiser).
 
   Args:
     name: one of :func:`names`.
@@ -233,5 +285,19 @@ def load(name: str, compile: bool = True):  # pylint: disable=redefined-builtin
   manifest = check_files(name)
   model = build(manifest["config"], os.path.join(folder(name), WEIGHTS_FILE))
   if compile:
-    compile_like_training(model, config(name).train)
+    compile_like_training(model, manifest["config"])
   return model
+
+
+def source(model: str):
+  """``pretrained:NAME`` or a training workdir as a :class:`draw_tf.runs.workdir.ModelSource`.
+
+  What a command that reads "a workdir or a pretrained model" starts from
+  (``draw-sample``'s pictures of a classifier or a caption model): the config
+  now, the model (uncompiled) on ``load()``.
+  """
+  from draw_tf.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  name = parse(model)
+  if name is None:
+    return workdir_lib.source(model)
+  return workdir_lib.ModelSource(model, config(name), lambda: load(name, compile=False))

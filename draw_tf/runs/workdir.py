@@ -14,7 +14,8 @@ tools) reads them back through this module:
 * :func:`latest_checkpoint` is the newest checkpoint that reads back whole
   (damaged ones are skipped and named: :mod:`draw_tf.runs.checkpoints`).
 * :func:`build_model` builds the model of the run's task (:data:`draw_tf.model.registry.MODELS`) and
-  :func:`load_model_from_workdir` restores it.
+  :func:`load_model_from_workdir` restores it; :func:`source` is a workdir as a :class:`ModelSource`
+  (what ``draw-sample`` reads; ``draw_tf.pretrained.source`` is a shipped model as one).
 
 Example::
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Callable, NamedTuple
 
 import ml_collections
 from absl import logging
@@ -263,3 +265,18 @@ def load_model_from_workdir(workdir: str, checkpoint: str | None = None, weights
   if weights == "average" and weight_average.restore_average(model, path):
     logging.info("Restored the moving average of the weights (train.ema_decay) from %s", path)
   return model
+
+
+class ModelSource(NamedTuple):
+  """A model a command reads: a training workdir (:func:`source`) or a shipped one (``draw_tf.pretrained.source``).
+
+  ``load()`` gives the model, uncompiled (a workdir's newest good checkpoint).
+  """
+  name: str  # as the user wrote it: the workdir, or pretrained:NAME
+  config: ml_collections.ConfigDict  # the resolved training config
+  load: Callable
+
+
+def source(workdir: str) -> ModelSource:
+  """``workdir`` as a :class:`ModelSource`: its config now, its newest good checkpoint on ``load()``."""
+  return ModelSource(workdir, load_config(workdir), lambda: load_model_from_workdir(workdir))

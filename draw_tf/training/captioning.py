@@ -45,7 +45,6 @@ from draw_tf.data import captions
 from draw_tf.errors import CaptionError, UsageError
 from draw_tf.fileio import atomic_path
 from draw_tf.model import visualize
-from draw_tf.runs import workdir as workdir_lib
 from draw_tf.training.evaluation import evaluate_split
 
 # The fixed Bernoulli sample of each split (draw_tf/seeds.py); also draw-eval's --split choices.
@@ -122,9 +121,11 @@ def eval_dataset(config, chosen: data.Split, noise_shape=None):
   return captions.caption_eval_dataset(chosen, config.eval.batch_size, noise_shape, config.data.seed)
 
 
-def evaluate(model, chosen: data.Split, iw_samples: int = 1, batch_size: int = 500, seed: int = 0) -> dict:
-  """``draw-eval``'s bounds of ``-log p(x | y)`` over every pair of ``chosen``."""
-  return evaluate_split(model, chosen, iw_samples, batch_size, seed, jit_compile=model.jit_step,
+def evaluate(model, chosen: data.Split, iw_samples: int = 1, batch_size: int = 500, seed: int = 0,
+             jit_compile: bool | None = None) -> dict:
+  """``draw-eval``'s bounds of ``-log p(x | y)`` over every pair of ``chosen`` (XLA: ``model.jit_step`` unless given)."""
+  jit = model.jit_step if jit_compile is None else jit_compile
+  return evaluate_split(model, chosen, iw_samples, batch_size, seed, jit_compile=jit,
                         make_dataset=lambda n: captions.caption_eval_dataset(chosen, n))
 
 
@@ -187,8 +188,10 @@ def write_caption_samples(model, samples_dir: str, eval_config, step: int):
   return out, per_row
 
 
-def draw_caption(workdir: str, out: str, num: int, seed: int | None, caption: str | None) -> str:
+def draw_caption(source, out: str, num: int, seed: int | None, caption: str | None) -> str:
   """``draw-sample --model=WORKDIR --caption=TEXT``: ``num`` pictures of one caption in ``out``.
+
+  ``source``: the :class:`draw_tf.runs.workdir.ModelSource` read (a workdir, or ``pretrained:NAME``).
 
   Returns:
     What was written, for ``draw-sample``'s last lines.
@@ -197,18 +200,17 @@ def draw_caption(workdir: str, out: str, num: int, seed: int | None, caption: st
     UsageError: no caption; CaptionError: a caption the model cannot read.
   """
   if caption is None:
-    raise UsageError(f"{workdir} holds a caption model (alignDRAW): say what to draw, e.g. "
+    raise UsageError(f"{source.name} holds a caption model (alignDRAW): say what to draw, e.g. "
                      f"--caption=\"{EXAMPLE}\".")
-  config = workdir_lib.load_config(workdir)
-  ids = encode(caption, config.caption.max_caption_length)
+  ids = encode(caption, source.config.caption.max_caption_length)
   if num < 1:
     raise ValueError(f"--num must be >= 1, got {num}.")
-  model = workdir_lib.load_model_from_workdir(workdir)
+  model = source.load()
   if seed is None:
     seed = random.SystemRandom().randrange(2**31)
     logging.info("Using --seed=%d", seed)
   pictures = model.generate(np.repeat(ids[None], num, axis=0), seed=seed)
   visualize.save_pictures(out, pictures.images, pictures.canvases,
                           pictures.windows if model.cell.write_attention else None, model.cell.write_size)
-  logging.info("Wrote %d pictures of %r from %s to %s", num, captions.decode(ids), workdir, out)
+  logging.info("Wrote %d pictures of %r from %s to %s", num, captions.decode(ids), source.name, out)
   return f"{num} pictures of '{captions.decode(ids)}'"

@@ -156,25 +156,33 @@ def evaluate_split(model: DrawModel, split: data.Split, iw_samples: int = 1, bat
   return result
 
 
-def classification_error(model: DrawClassifier, split: data.Split, batch_size: int = 500) -> dict:
+def classification_error(model: DrawClassifier, split: data.Split, batch_size: int = 500,
+                         return_logits: bool = False) -> dict:
   """Test error of a classifier over every example of ``split``.
 
   Returns:
     dict with ``test_error_percent`` (100 * wrong / N), ``accuracy``,
-    ``loss`` (mean cross-entropy in nats) and ``num_examples``.
+    ``loss`` (mean cross-entropy in nats) and ``num_examples``; with ``return_logits``
+    also ``logits`` (float32 ``[N, classes]``, NumPy).
   """
   predict = tf.function(lambda x: model(x), reduce_retracing=True)
   wrong, xent, count = 0, 0.0, 0
+  kept = []
   bar = progress.Progress(split.num_examples, "Classifying", unit="examples")
   for images, labels in data.eval_dataset(split, batch_size, with_labels=True):
     logits = predict(images)
     wrong += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1) != labels, tf.int32)))
     xent += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)))
     count += int(images.shape[0])
+    if return_logits:
+      kept.append(logits.numpy())
     bar.update(count, error_percent=100.0 * wrong / count)
   bar.close()
-  return {"test_error_percent": 100.0 * wrong / count, "accuracy": 1.0 - wrong / count,
-          "loss": xent / count, "num_examples": count}
+  result = {"test_error_percent": 100.0 * wrong / count, "accuracy": 1.0 - wrong / count,
+            "loss": xent / count, "num_examples": count}
+  if return_logits:
+    result["logits"] = np.concatenate(kept)
+  return result
 
 
 def reconstruct(model: DrawModel, images, noise):

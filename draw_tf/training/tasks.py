@@ -164,11 +164,11 @@ class Task(abc.ABC):
     """``draw-eval``'s one-phrase summary of its result (the fields of :meth:`evaluate`)."""
 
   @abc.abstractmethod
-  def next_commands(self, workdir: str, evaluated: str = "test") -> list:
-    """The commands ``draw-eval`` suggests next for a workdir of this task, after evaluating split ``evaluated``."""
+  def next_commands(self, workdir: str, evaluated: str = "test", out_dir: str | None = None) -> list:
+    """The commands ``draw-eval`` suggests after evaluating split ``evaluated`` (files in ``out_dir``, default ``workdir``)."""
 
-  def write_workdir_pictures(self, workdir: str, out: str, num: int, seed=None, caption=None) -> str | None:
-    """``draw-sample`` on a workdir: writes the task's own pictures to ``out``.
+  def write_workdir_pictures(self, source, out: str, num: int, seed=None, caption=None) -> str | None:
+    """``draw-sample`` on a workdir or ``pretrained:NAME`` (``source``, a ``workdir.ModelSource``): the task's pictures.
 
     Returns:
       None when the pictures are DRAW samples, drawn by the sampler
@@ -179,7 +179,7 @@ class Task(abc.ABC):
     """
     del out, num, seed
     if caption is not None:
-      raise UsageError(f"--caption: {workdir} holds a {self.name} model, which draws no captions; "
+      raise UsageError(f"--caption: {source.name} holds a {self.name} model, which draws no captions; "
                        "leave --caption out (captions are for configs/mnist_captions.py runs).")
     return None
 
@@ -258,10 +258,10 @@ class GenerateTask(Task):
       summary += f", iw_bound {result['iw_bound']:.2f} with K = {result['iw_samples']}"
     return summary
 
-  def next_commands(self, workdir, evaluated="test") -> list:
+  def next_commands(self, workdir, evaluated="test", out_dir=None) -> list:
     del evaluated
-    return [f"draw-sample --model={workdir} --out={os.path.join(workdir, 'samples.png')}",
-            f"draw-export --workdir={workdir} --output_dir={workdir}/export"]
+    return [f"draw-sample --model={workdir} --out={os.path.join(out_dir or workdir, 'samples.png')}",
+            f"draw-export --workdir={workdir} --output_dir={os.path.join(out_dir or workdir, 'export')}"]
 
   def pictures(self, model, eval_config, samples_dir, step, test_split, writer) -> None:
     ev = eval_config
@@ -312,22 +312,21 @@ class ClassifyTask(Task):
   def eval_summary(self, result) -> str:
     return f"{result['split']} error {100.0 - 100.0 * result['accuracy']:.2f}%"
 
-  def next_commands(self, workdir, evaluated="test") -> list:
+  def next_commands(self, workdir, evaluated="test", out_dir=None) -> list:
     del evaluated
-    return [f"draw-sample --model={workdir} --out={os.path.join(workdir, 'glimpses.gif')}"]
+    return [f"draw-sample --model={workdir} --out={os.path.join(out_dir or workdir, 'glimpses.gif')}"]
 
   def pictures(self, model, eval_config, samples_dir, step, test_split, writer) -> None:
     split = test_split.head(eval_config.num_gif_samples)
     save_glimpse_gif(model, split.images / split.max_value, os.path.join(samples_dir, "glimpses.gif"))
 
-  def write_workdir_pictures(self, workdir, out, num, seed=None, caption=None) -> str:
+  def write_workdir_pictures(self, source, out, num, seed=None, caption=None) -> str:
     """Writes the glimpse GIF over the first ``num`` test images (``out`` must be a ``.gif``)."""
-    super().write_workdir_pictures(workdir, out, num, seed, caption)  # refuses a caption
+    super().write_workdir_pictures(source, out, num, seed, caption)  # refuses a caption
     if os.path.splitext(out)[1].lower() != ".gif":
-      raise ValueError(f"--out={out}: {workdir} holds a classifier; it gives a .gif of its glimpses.")
-    config = workdir_lib.load_config(workdir)
-    model = workdir_lib.load_model_from_workdir(workdir)
-    _, test, _ = data.load_splits(config.data)
+      raise ValueError(f"--out={out}: {source.name} holds a classifier; it gives a .gif of its glimpses.")
+    model = source.load()
+    _, test, _ = data.load_splits(source.config.data)
     chosen = test.head(num)
     logits, _ = save_glimpse_gif(model, chosen.images / chosen.max_value, out)
     logging.info("Wrote the glimpses over %d test images to %s (labels %s, predicted %s)", num, out,
@@ -368,12 +367,12 @@ class CaptionTask(GenerateTask):
   def eval_summary(self, result) -> str:
     return f"{result.get('split', 'test')} {super().eval_summary(result)}"
 
-  def next_commands(self, workdir, evaluated="test") -> list:
+  def next_commands(self, workdir, evaluated="test", out_dir=None) -> list:
     # The bound on the other of the two splits the results report (test captions, held-out compositions).
     other = "heldout" if evaluated == "test" else "test"
     return [f"draw-eval --workdir={workdir} --split={other}",
             f"draw-sample --model={workdir} --caption=\"{captioning.EXAMPLE}\" "
-            f"--out={os.path.join(workdir, 'caption.png')}"]
+            f"--out={os.path.join(out_dir or workdir, 'caption.png')}"]
 
   def pictures(self, model, eval_config, samples_dir, step, test_split, writer) -> None:
     out, per_row = captioning.write_caption_samples(model, samples_dir, eval_config, step)
@@ -381,8 +380,8 @@ class CaptionTask(GenerateTask):
       tf.summary.image("samples", visualize.image_grid(out.images, cols=per_row)[None])
       tf.summary.image("drawing", visualize.drawing_strip(out.canvases[::per_row]))
 
-  def write_workdir_pictures(self, workdir, out, num, seed=None, caption=None) -> str:
-    return captioning.draw_caption(workdir, out, num, seed, caption)
+  def write_workdir_pictures(self, source, out, num, seed=None, caption=None) -> str:
+    return captioning.draw_caption(source, out, num, seed, caption)
 
 
 TASKS = {task.name: task for task in (GenerateTask(), ClassifyTask(), CaptionTask())}

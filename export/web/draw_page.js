@@ -3,14 +3,21 @@
 // [N, T, z]) and animates the drawing: sigmoid(c_t) of every image at each
 // step t, with that step's write window as a red box (as draw-sample --out=x.gif).
 //
-// The folder's manifest.json names the models; written for a pretrained model
-// (draw-export --web without --workdir) it also names it, and the page says so.
-// Without a manifest the page says there is no decoder and how to get one.
+// The folder's manifest.json names the models. Written for the shipped pretrained
+// models (draw-export --web without --workdir) it lists them in `decoders` (each
+// with its shapes, files and `pretrained` figures; the top level is the one the
+// page opens with, `default_decoder`): the page offers them in its "pretrained
+// model" select (a DRAW decoder such as mnist_attention, another such as
+// multi_mnist, a caption decoder), names the one drawing and its test figure, and
+// its caption box draws with the caption decoder when one ships. URL parameter
+// `decoder=NAME` opens another. Without a manifest the page says there is no
+// decoder and how to get one.
 //
 // For scripts (tests/test_web.py) the page exposes window.drawPage: `ready`
 // (a promise), `last` (the latest run: noise, images, canvases, write_windows
-// as Float32Arrays, msPerImage), `runs` (a counter), `error`, and
-// showStep(t) / play() to freeze or restart the animation.
+// as Float32Arrays, msPerImage, and `decoder`, the pretrained model's name or
+// null), `runs` (a counter), `error`, and showStep(t) / play() to freeze or
+// restart the animation.
 //
 // A caption decoder (alignDRAW; the manifest's `caption_conditioned` and `caption`)
 // shows a caption box: type a caption, press Draw (or Enter), and it is drawn
@@ -20,7 +27,7 @@
 // limit), and nothing runs. `last` then also holds `caption` (the text) and
 // `captions` (its token ids, Int32Array [L]).
 //
-// write_windows holds `windowColumns()` numbers per step: the manifest's
+// write_windows holds `windowColumns()` numbers per step: the decoder's
 // `window_columns` (format 2: centre_x, centre_y, stride, sigma, as
 // DrawModel.generate's windows [N, T, 4]); a format-1 manifest has none and its
 // decoders return 3 (no sigma). The box needs only the first three.
@@ -34,8 +41,10 @@ const params = new URLSearchParams(location.search);
 const page = {ready: null, last: null, runs: 0, error: null, showStep, play};
 window.drawPage = page;
 
-let manifest, runtimeName;
-const models = {};  // quantization -> CompiledModel
+// manifest: manifest.json; decoders: what it offers (its `decoders`, or the manifest itself);
+// dec: the one drawing now; captionDecoder: the caption decoder, if any (the caption box draws with it).
+let manifest, runtimeName, decoders, dec, captionDecoder = null;
+const compiled = new Map();  // decoder -> {quantization: CompiledModel}
 let timer = null, frame = 0, held = false;
 
 // ---------------------------------------------------------------- noise
@@ -64,15 +73,16 @@ function normalNoise(count, seed) {
 const LEGACY_WINDOW_COLUMNS = ['centre_x', 'centre_y', 'stride'];  // manifest format 1
 
 /** Numbers per step in write_windows: 4 (manifest format 2), or 3 (format 1). */
-function windowColumns() {
-  return (manifest.window_columns || LEGACY_WINDOW_COLUMNS).length;
+function windowColumns(d = dec) {
+  return (d.window_columns || LEGACY_WINDOW_COLUMNS).length;
 }
 
-// `caption`: null for DRAW; for a caption decoder {text, ids: Int32Array [L]}, one caption for all n images.
-async function runGenerate(quantization, noise, n, source, caption = null) {
-  const {num_steps: steps, latent_dim: z, image_shape: [h, w, c]} = manifest;
-  const runner = models[quantization].signatures[manifest.signature.name];
-  const per = {images: h * w * c, canvases: steps * h * w * c, write_windows: steps * windowColumns()};
+// Runs decoder d's `quantization` model on n noise sequences. `caption`: null for DRAW; for a
+// caption decoder {text, ids: Int32Array [L]}, one caption for all n images.
+async function generate(d, quantization, noise, n, caption = null) {
+  const {num_steps: steps, latent_dim: z, image_shape: [h, w, c]} = d;
+  const runner = compiled.get(d)[quantization].signatures[d.signature.name];
+  const per = {images: h * w * c, canvases: steps * h * w * c, write_windows: steps * windowColumns(d)};
   const result = {};
   for (const k in per) result[k] = new Float32Array(n * per[k]);
   const msPerImage = [];
@@ -86,8 +96,8 @@ async function runGenerate(quantization, noise, n, source, caption = null) {
       if (values.length !== per[k]) {
         throw new Error(`${quantization} model: output ${k} has ${values.length} numbers per image, ` +
             `the manifest says ${per[k]}` + (k === 'write_windows' ?
-            ` (${steps} steps x ${windowColumns()} window columns; manifest format ` +
-            `${manifest.format_version}: re-run draw-export --web to write the page and ` +
+            ` (${steps} steps x ${windowColumns(d)} window columns; manifest format ` +
+            `${d.format_version}: re-run draw-export --web to write the page and ` +
             'decoders together)' : ''));
       }
       result[k].set(values, i * per[k]);
@@ -96,15 +106,53 @@ async function runGenerate(quantization, noise, n, source, caption = null) {
     for (const t of Object.values(inputs)) t.delete();
     for (const t of Object.values(outputs)) t.delete();
   }
-  page.last = {source, quantization, n, noise, msPerImage, ...result,
-               ...(caption ? {caption: caption.text, captions: caption.ids} : {})};
+  return {quantization, n, noise, msPerImage, ...result,
+          ...(caption ? {caption: caption.text, captions: caption.ids} : {})};
+}
+
+// generate() with the decoder drawing now; the run becomes page.last.
+async function runGenerate(quantization, noise, n, source, caption = null) {
+  const run = await generate(dec, quantization, noise, n, caption);
+  page.last = {source, decoder: dec.name ?? null, ...run};
   page.runs += 1;
   return page.last;
 }
 
+// Loads decoder d's models (once), each called once before any timing (the first run sets up
+// XNNPACK's kernels), and makes it the one drawing: the model select lists its files.
+async function useDecoder(d) {
+  if (!compiled.has(d)) {
+    const loaded = {};
+    for (const {file, quantization} of d.models) {
+      loaded[quantization] = await loadAndCompile(`./${file}`, {accelerator: 'wasm'});
+    }
+    compiled.set(d, loaded);
+    const padding = d.caption_conditioned ?
+        {text: '', ids: new Int32Array(d.caption.input_length).fill(d.caption.pad_id)} : null;
+    for (const quantization in loaded) {
+      await generate(d, quantization, new Float32Array(d.num_steps * d.latent_dim), 1, padding);
+    }
+  }
+  if (dec !== d) clearTimeout(timer);  // the animation of another decoder's run stops here
+  dec = d;
+  const previous = $('model').value;
+  $('model').replaceChildren(
+      ...d.models.map(({file, quantization}) => new Option(`${quantization} (${file})`, quantization)));
+  if (d.models.some((m) => m.quantization === previous)) $('model').value = previous;
+  if (d.name !== undefined) $('decoder').value = d.name;
+  showSource();
+}
+
+// Switches to decoder d (after any run in progress) and draws the seed in the box with it.
+function switchTo(d) {
+  queue = queue.then(() => useDecoder(d))
+      .catch((e) => fail(`could not load ${d.name}: ${e && e.message ? e.message : e}`));
+  return queue.then(() => (dec === d ? drawSeed() : undefined));
+}
+
 // ---------------------------------------------------------------- drawing
 function layout(n) {
-  const [h, w] = manifest.image_shape;
+  const [h, w] = dec.image_shape;
   const cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols), pad = 1;
   const gridW = cols * (w + pad) + pad, gridH = rows * (h + pad) + pad;
   const scale = Math.max(2, Math.floor(560 / Math.max(gridW, gridH)));
@@ -114,7 +162,7 @@ function layout(n) {
 // Step t of every image (t = steps: the finished picture, no boxes).
 function drawFrame(t) {
   const run = page.last;
-  const {num_steps: steps, write_size: writeSize, image_shape: [, , c]} = manifest;
+  const {num_steps: steps, write_size: writeSize, image_shape: [, , c]} = dec;
   const L = layout(run.n);
   const canvas = $('canvas');
   canvas.width = L.gridW * L.scale;
@@ -168,7 +216,7 @@ function showInfo() {
   const ms = run.msPerImage;
   const mean = ms.reduce((a, b) => a + b, 0) / ms.length;
   const sorted = [...ms].sort((a, b) => a - b);
-  const steps = manifest.num_steps;
+  const steps = dec.num_steps;
   $('info').textContent = [
     frame < steps ? `step ${frame + 1} / ${steps}` : `finished (${steps} steps)`,
     ...(run.caption !== undefined ? [`caption: ${run.caption}`] : []),
@@ -177,19 +225,38 @@ function showInfo() {
     `  (mean of ${ms.length} calls; median ${sorted[sorted.length >> 1].toFixed(2)},`,
     `   min ${sorted[0].toFixed(2)}, max ${sorted[sorted.length - 1].toFixed(2)} ms)`,
     `runtime: LiteRT.js ${manifest.runtime.version}, ${runtimeName}`,
-    ...(manifest.pretrained ? [`pretrained model: ${manifest.pretrained.name}`] : []),
-    `model: T=${steps}, z=${manifest.latent_dim}, ` +
-        `${manifest.image_shape.join('x')}, write ${manifest.write_size}x${manifest.write_size}`,
+    ...(dec.pretrained ? [`pretrained model: ${dec.pretrained.name}`] : []),
+    `model: T=${steps}, z=${dec.latent_dim}, ` +
+        `${dec.image_shape.join('x')}, write ${dec.write_size}x${dec.write_size}`,
   ].join('\n');
+}
+
+// The line above the board: the pretrained model drawing (and its test figure), and the caption box's hint.
+function showSource() {
+  const lines = [];
+  if (dec.pretrained) {
+    const {name, test} = dec.pretrained;
+    const bound = test && test.nll_bound !== undefined ? `, test bound ${test.nll_bound.toFixed(2)} nats` : '';
+    lines.push(`Pretrained model ${name} (shipped with draw-tf${bound}); ` +
+        'draw-export --workdir=DIR --output_dir=OUT --web makes this page for your own model.');
+  }
+  if (captionDecoder) {
+    const spec = captionDecoder.caption;
+    lines.push('A caption decoder (alignDRAW' +
+        (captionDecoder.name !== undefined ? `, ${captionDecoder.name}` : '') +
+        '): type a caption and press Draw or Enter. Words: ' +
+        `${spec.words.join(' ')} (at most ${spec.max_caption_length} tokens).`);
+  }
+  $('source').textContent = lines.join(' ');
 }
 
 function schedule() {
   clearTimeout(timer);
   if (held) return;
   const speed = Number($('speed').value);
-  const wait = frame >= manifest.num_steps ? Math.max(1500, 4 * speed) : speed;
+  const wait = frame >= dec.num_steps ? Math.max(1500, 4 * speed) : speed;
   timer = setTimeout(() => {
-    drawFrame(frame >= manifest.num_steps ? 0 : frame + 1);
+    drawFrame(frame >= dec.num_steps ? 0 : frame + 1);
     schedule();
   }, wait);
 }
@@ -234,14 +301,14 @@ function draw(noise, n, source, caption = null) {
 }
 
 /**
- * The caption in the box, encoded ({text, ids}); null for a DRAW decoder. A caption the model
- * cannot read shows its one message (the vocabulary or the limit) and gives undefined: draw nothing.
+ * The caption in the box, encoded for decoder d ({text, ids}); null for a DRAW decoder. A caption the
+ * model cannot read shows its one message (the vocabulary or the limit) and gives undefined: draw nothing.
  */
-function typedCaption() {
-  if (!manifest.caption_conditioned) return null;
+function typedCaption(d = dec) {
+  if (!d.caption_conditioned) return null;
   const text = $('caption').value;
   try {
-    return {text, ids: encodeCaption(text, manifest.caption)};
+    return {text, ids: encodeCaption(text, d.caption)};
   } catch (e) {
     if (e.name !== 'CaptionError') throw e;
     fail(e.message, false);
@@ -254,7 +321,14 @@ function drawSeed() {
   if (caption === undefined) return queue;
   const n = Number(params.get('num') || 16);
   const seed = Math.trunc(Number($('seed').value));
-  return draw(normalNoise(n * manifest.num_steps * manifest.latent_dim, seed), n, `seed ${seed}`, caption);
+  return draw(normalNoise(n * dec.num_steps * dec.latent_dim, seed), n, `seed ${seed}`, caption);
+}
+
+// The caption box's Draw (or Enter): the caption decoder draws the caption, switched to if another draws now.
+function drawCaption() {
+  if (dec === captionDecoder) return drawSeed();
+  if (typedCaption(captionDecoder) === undefined) return queue;  // its message shown; nothing loaded
+  return switchTo(captionDecoder);
 }
 
 async function upload(file) {
@@ -262,7 +336,7 @@ async function upload(file) {
   if (caption === undefined) return;
   try {
     const {shape, data} = parseNpy(await file.arrayBuffer());
-    const {num_steps: steps, latent_dim: z} = manifest;
+    const {num_steps: steps, latent_dim: z} = dec;
     if (shape.length !== 3 || shape[1] !== steps || shape[2] !== z || shape[0] < 1) {
       throw new Error(`noise has shape [${shape}], but this model needs [N, ${steps}, ${z}]`);
     }
@@ -281,24 +355,22 @@ async function main() {
         'draw-tf, or export your own: draw-export --workdir=DIR --output_dir=OUT --web, then serve OUT/web');
   }
   manifest = await response.json();
-  if (manifest.pretrained) {
-    const {name, test} = manifest.pretrained;
-    const bound = test && test.nll_bound !== undefined ? `, test bound ${test.nll_bound.toFixed(2)} nats` : '';
-    $('source').textContent = `Pretrained model ${name} (shipped with draw-tf${bound}); ` +
-        'draw-export --workdir=DIR --output_dir=OUT --web makes this page for your own model.';
-  }
+  decoders = manifest.decoders || [manifest];
+  captionDecoder = decoders.find((d) => d.caption_conditioned) || null;
   await loadLiteRt('./litert/wasm/');
   const relaxed = await supportsFeature('relaxedSimd');
   runtimeName = `wasm CPU, XNNPACK, 1 thread, ${relaxed ? 'relaxed-SIMD' : 'compat'} build`;
-  for (const {file, quantization} of manifest.models) {
-    models[quantization] = await loadAndCompile(`./${file}`, {accelerator: 'wasm'});
-    $('model').add(new Option(`${quantization} (${file})`, quantization));
-    // One call before any timing: the first run sets up XNNPACK's kernels.
-    const {num_steps: steps, latent_dim: z} = manifest;
-    const padding = manifest.caption_conditioned ?
-        {text: '', ids: new Int32Array(manifest.caption.input_length).fill(manifest.caption.pad_id)} : null;
-    await runGenerate(quantization, new Float32Array(steps * z), 1, 'warm-up', padding);
+  if (manifest.decoders) {  // the shipped pretrained models: offer each
+    for (const d of decoders) {
+      const kind = d.caption_conditioned ? 'caption' : 'DRAW';
+      const shape = d.image_shape.slice(0, 2).join('x');
+      $('decoder').add(new Option(`${d.name} (${kind}, ${shape}, T=${d.num_steps})`, d.name));
+    }
+    $('decoder-label').hidden = false;
+    $('decoder').addEventListener('change', () => switchTo(decoders.find((d) => d.name === $('decoder').value)));
   }
+  const named = (name) => decoders.find((d) => name && d.name === name);
+  await useDecoder(named(params.get('decoder')) || named(manifest.default_decoder) || decoders[0]);
   if (params.get('model')) $('model').value = params.get('model');
   if (params.get('seed')) $('seed').value = params.get('seed');
   if (params.get('speed')) $('speed').value = params.get('speed');
@@ -312,21 +384,18 @@ async function main() {
   $('draw-seed').addEventListener('click', drawSeed);
   $('model').addEventListener('change', () => {
     const run = page.last;
-    if (run && run.source !== 'warm-up') {
+    if (run && run.decoder === (dec.name ?? null)) {
       draw(run.noise, run.n, run.source, run.captions ? {text: run.caption, ids: run.captions} : null);
     }
   });
   $('noise-file').addEventListener('change', (e) => {
     if (e.target.files.length) upload(e.target.files[0]);
   });
-  if (manifest.caption_conditioned) {
+  if (captionDecoder) {
     $('caption-controls').hidden = false;
-    $('caption').value = params.get('caption') ?? manifest.caption.example.replace(/ \.$/, '');
-    const hint = 'A caption decoder (alignDRAW): type a caption and press Draw or Enter. Words: ' +
-        `${manifest.caption.words.join(' ')} (at most ${manifest.caption.max_caption_length} tokens).`;
-    $('source').textContent = [$('source').textContent, hint].filter((t) => t).join(' ');
-    $('draw-caption').addEventListener('click', drawSeed);
-    $('caption').addEventListener('keydown', (e) => { if (e.key === 'Enter') drawSeed(); });
+    $('caption').value = params.get('caption') ?? captionDecoder.caption.example.replace(/ \.$/, '');
+    $('draw-caption').addEventListener('click', drawCaption);
+    $('caption').addEventListener('keydown', (e) => { if (e.key === 'Enter') drawCaption(); });
     $('draw-caption').disabled = false;
   }
   $('new-sample').disabled = $('draw-seed').disabled = false;
