@@ -48,7 +48,6 @@ a mismatch raises :class:`ChecksumError` naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
