@@ -209,6 +209,48 @@ def test_page_opens_with_the_pretrained_decoder_and_draws(pretrained_page, tiny_
   assert "draw-export --workdir=DIR --output_dir=OUT --web" in result["errorText"]
 
 
+def test_page_of_the_package_opens_with_the_shipped_mnist_attention_and_draws_digits(tmp_path, monkeypatch):
+  """A new user's page: ``draw-export --web`` over the package's own models (no override) opens
+  with the shipped ``mnist_attention`` int8 decoder, with no training, and draws what Python
+  LiteRT draws from the page's noise: ink on a dark background, not a blank canvas."""
+  from draw_tf import pretrained  # pylint: disable=g-import-not-at-top
+  _require_browser()
+  monkeypatch.delenv("DRAW_TF_PRETRAINED_DIR", raising=False)
+  assert "mnist_attention" in pretrained.names()
+  out = tmp_path / "out"
+  proc = run_module("draw_tf.cli.export_main", "--web", f"--output_dir={out}")
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  result = _open_page(str(out / "web"), tmp_path, "package")
+  assert result["errors"] == [] and result["errorText"] == ""
+  assert result["quantization"] == "int8" and "Pretrained model mnist_attention" in result["sourceText"]
+  manifest = pretrained.read_manifest("mnist_attention")
+  steps, latent_dim = manifest["decoder"]["num_steps"], manifest["decoder"]["latent_dim"]
+  h, w, c = manifest["decoder"]["image_shape"]
+  n = result["n"]
+  noise = np.asarray(result["noise"], np.float32).reshape(n, steps, latent_dim)
+  canvases = np.asarray(result["canvases"], np.float32).reshape(n, steps, h, w, c)
+  packaged = pretrained.path("mnist_attention", "draw_decoder_web_int8.tflite")
+  want, _ = _python_litert(packaged, noise, repeats=1)
+  # The same int8 file through the same runtime (XNNPACK) in both: float32 arithmetic apart, which
+  # 64 recurrent steps may grow a little beyond the 4-step test model's 1e-4.
+  # Browser and Python run the same int8 file with other float32 kernels (wasm against native
+  # SIMD): their rounding differs by a few ulps per step, and 64 recurrent steps of a trained model
+  # grow such differences. How much, this model itself says: the change of Python's own pictures
+  # when the noise moves by 2^-20 of itself (a few float32 ulps).
+  moved, _ = _python_litert(packaged, noise * np.float32(1 + 2.0 ** -20), repeats=1)
+  growth = float(np.max(np.abs(moved.canvases - want.canvases)))
+  diff = float(np.max(np.abs(canvases - want.canvases)))
+  print(f"\nshipped page: browser vs Python LiteRT {diff:.3g}; Python vs Python on noise moved by 2^-20: "
+        f"{growth:.3g}; first 16 steps {float(np.max(np.abs(canvases - want.canvases)[:, :16])):.3g}")
+  assert float(np.max(np.abs(canvases - want.canvases)[:, :16])) <= 1e-4  # before the growth: rounding alone
+  assert diff <= max(10 * growth, 1e-4)
+  images = canvases[:, -1]  # sigmoid(c_T): the drawn pictures
+  assert images.min() >= 0.0 and images.max() <= 1.0
+  ink = (images > 0.5).mean(axis=(1, 2, 3))
+  # An MNIST digit covers about 10-20 % of the 28 x 28 canvas; blank (0) or flooded (1) would be wrong.
+  assert np.all((ink > 0.03) & (ink < 0.4)), ink
+
+
 def test_page_of_manifest_format_1_with_a_three_column_decoder_still_draws(web_folder, tiny_export, tmp_path,
                                                                           monkeypatch):
   """A page folder of format 1 (no ``window_columns``; its decoder returns write_windows [1, T, 3])
