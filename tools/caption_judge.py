@@ -2,8 +2,8 @@ r"""Caption judge: does a 60 x 60 image show what its ``mnist_captions`` caption
 
     python tools/caption_judge.py [--judge_steps=0]   # trains it once (cached), prints its ceiling
 
-The judge is a small convolutional network (the trunk of ``tools/sample_score.py``'s
-judges) with three softmax heads that read the *scene* of an image
+The judge is a small convolutional network (the trunk of the MNIST digit judge of
+``tools/sample_score.py``, ``tools/judges.py``) with three softmax heads that read the *scene* of an image
 (:func:`draw_tf.data.captions.scene_of`), whatever the phrasing of its caption:
 
 * the layout: side by side, stacked, or one digit at one of the four corners;

@@ -3,26 +3,31 @@ r"""Sample score: how many of a DRAW's prior samples an independent classifier r
     python tools/sample_score.py --model=WORKDIR [--num=1000] [--seed=0]
     python tools/sample_score.py --model=pretrained:NAME [--num=1000] [--seed=0]
 
-The judge is a small convolutional classifier trained by this tool on the real
-training images of the model's dataset, never on samples:
+The judge is a convolutional classifier trained by this tool on real training
+digits, never on samples nor on test images (:data:`JUDGES`):
 
-* MNIST (28 x 28; ``mnist``, ``binarized_mnist``): the 10 digits.
+* MNIST (28 x 28; ``mnist``, ``binarized_mnist``): the 10 digits; a small CNN
+  (``tools/judges.py``), 2 epochs over MNIST's training split.
 * two-digit MNIST (60 x 60, ``multi_mnist``): the unordered pair of digits,
-  55 classes (10 same-digit pairs and 45 distinct pairs, :func:`pair_class`).
+  55 classes (10 same-digit pairs and 45 distinct pairs, :func:`pair_class`);
+  a CNN with batch norm and a digit-count head (``tools/pair_judge.py``),
+  trained on pairs composed afresh each epoch from MNIST's training digits by
+  the dataset's own rule.
 
-It is trained once (seeded) on grey and Bernoulli-binarised images alike and
+Each is trained once (seeded) on grey and Bernoulli-binarised images alike and
 cached outside the repository, atomically, in
 ``CACHE/judges/DATASET-vVERSION-SHA.keras`` (``CACHE`` is ``config.data.cache_dir``,
 ``$DRAW_TF_DATA_DIR`` or ``~/.cache/draw_tf``, where the offline MNIST lives;
-``SHA`` is that of its training images and labels), beside a ``.json`` with its
-test accuracy. Later runs load it from there.
+``VERSION`` is the dataset's judge's; ``SHA`` that of MNIST's training digits
+and labels), beside a ``.json`` with its test accuracy. Later runs load it from there.
 
 The score is the fraction of ``--num`` prior samples (``DrawModel.generate``'s
 stream, :func:`draw_tf.seeds.prior_normal` with ``--seed``: the same command
 gives the same score) that the judge assigns to one class with probability
 >= 0.9. Beside it, the ceiling: the same fraction over as many real test
 images, binarised as the model's ``config.data`` says (as ``draw-eval`` sees
-them), and the judge's test accuracy. A readable table goes to stderr, one
+them), with the fraction of them confidently *wrong* (a confident judge is not
+always a right one) and the judge's test accuracy. A readable table goes to stderr, one
 JSON line to stdout (``tools/benchmark.py``'s convention).
 
 ``--judge_steps``, ``--judge_train_examples`` and ``--judge_test_examples``
@@ -36,9 +41,13 @@ import json
 import os
 import sys
 import time
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)  # configs/ and tools/ when run as a script
 
 from absl import app, flags, logging  # noqa: E402
 import ml_collections  # noqa: E402
@@ -46,51 +55,19 @@ import numpy as np  # noqa: E402
 
 from draw_tf.cli import plumbing as cli  # noqa: E402
 from draw_tf.errors import UsageError  # noqa: E402
+from tools import pair_judge  # noqa: E402
+# The judges' machinery and the pair classes, used through this module by tools/caption_judge.py and the tests.
+from tools.judges import (JUDGE_BATCH, accuracy, binarised_batches, build_judge, cached_judge,  # noqa: E402,F401
+                          judge_cache_path, judge_dataset, predict, shuffled_examples)
+from tools.pair_judge import NUM_PAIRS, PAIR_TABLE, pair_class, pair_of  # noqa: E402,F401
 
 PRETRAINED_PREFIX = "pretrained:"
-# Bump when the judge's architecture, training or data change: older cached judges are then not used.
-JUDGE_VERSION = 1
-# The standard judge's training: epochs over the training split, batch size.
-JUDGE_EPOCHS = {"mnist": 2, "multi_mnist": 4}
-JUDGE_BATCH = 128
 # Datasets of DRAW models and the judge that reads their samples.
 JUDGED = {"mnist": "mnist", "binarized_mnist": "mnist", "multi_mnist": "multi_mnist"}
 
 
 # ----------------------------------------------------------------------------
 # Classes and the score
-
-
-def _pair_table() -> np.ndarray:
-  """``int [10, 10]``: the class of the unordered pair ``(a, b)``, symmetric."""
-  table = np.zeros((10, 10), np.int64)
-  pairs = [(a, b) for a in range(10) for b in range(a, 10)]  # (0,0), (0,1), ... (9,9): 55
-  for k, (a, b) in enumerate(pairs):
-    table[a, b] = table[b, a] = k
-  return table
-
-
-PAIR_TABLE = _pair_table()
-NUM_PAIRS = 55  # 10 same-digit pairs + 45 distinct pairs
-
-
-def pair_class(labels) -> np.ndarray:
-  """The class in 0..54 of each unordered pair of digits.
-
-  Args:
-    labels: int ``[..., 2]`` digit labels (``multi_mnist``'s).
-
-  Returns:
-    int64 ``[...]``: ``(a, b)`` and ``(b, a)`` share a class; distinct pairs distinct classes.
-  """
-  labels = np.asarray(labels)
-  return PAIR_TABLE[labels[..., 0], labels[..., 1]]
-
-
-def pair_of(cls: int) -> tuple:
-  """The pair ``(a, b)``, ``a <= b``, of a class of :func:`pair_class`."""
-  a, b = np.argwhere(PAIR_TABLE == cls)[0]
-  return int(a), int(b)
 
 
 def confident_fraction(probs, threshold: float = 0.9) -> float:
@@ -159,134 +136,103 @@ def prior_samples(model, num: int, seed: int, chunk: int = 250) -> np.ndarray:
 
 
 def judge_splits(judged: str, data_config):
-  """The judge's ``(train, test)`` Splits of grey images with class labels, and its data sha256."""
+  """The judge's training and test Splits of grey images, and the sha256 of its training data.
+
+  Returns:
+    ``(train, test, sha)``: ``train`` is MNIST's whole training split, for both
+    judges (the two-digit judge composes its pairs from these digits, never from
+    test digits); ``test`` is ``judged``'s test split with the judge's classes as labels.
+  """
   from draw_tf import data  # pylint: disable=g-import-not-at-top
   config = data_config.copy_and_resolve_references()
-  config.update(name=judged, binarization="none", max_train_examples=0, max_test_examples=0,
+  config.update(name="mnist", binarization="none", max_train_examples=0, max_test_examples=0,
                 validation_examples=0, train_split="", fresh_each_epoch=False)
   if judged == "mnist" and config.source == "tfds":
     config.source = "auto"
   train, test, _ = data.load_splits(config)
-  if judged == "multi_mnist":
-    train, test = (s._replace(labels=pair_class(s.labels)) for s in (train, test))
+  if judged == "multi_mnist":  # built from MNIST read from the same source
+    config.name = "multi_mnist"
+    _, test, _ = data.load_splits(config)
+    test = test._replace(labels=pair_class(test.labels))
   sha = hashlib.sha256()
   for array in (train.images, train.labels):
     sha.update(np.ascontiguousarray(array).tobytes())
   return train, test, sha.hexdigest()
 
 
-def build_judge(image_shape, num_classes: int):
-  """A small CNN: three conv-ReLU-pool blocks (a stride-2 stem on large images), dense 256, softmax."""
+def constant_rate(steps: int):
+  """Adam's learning rate 1e-3 throughout (``steps`` unused)."""
+  del steps
+  return 1e-3
+
+
+def cosine_rate(steps: int):
+  """Adam's learning rate 2e-3 decaying over ``steps`` by a cosine to 5 % of it."""
   import keras  # pylint: disable=g-import-not-at-top
-  stem_stride = 2 if image_shape[0] >= 56 else 1
-  layers = [keras.Input(image_shape),
-            keras.layers.Conv2D(32, 5 if stem_stride == 2 else 3, strides=stem_stride, padding="same",
-                                activation="relu"),
-            keras.layers.MaxPooling2D()]
-  for filters in (64, 128):
-    layers += [keras.layers.Conv2D(filters, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D()]
-  layers += [keras.layers.Flatten(), keras.layers.Dense(256, activation="relu"), keras.layers.Dropout(0.3),
-             keras.layers.Dense(num_classes, activation="softmax")]
-  return keras.Sequential(layers, name="sample_judge")
+  return keras.optimizers.schedules.CosineDecay(2e-3, steps, alpha=0.05)
 
 
-def judge_dataset(split, batch_size: int, seed: int = 0):
-  """Shuffled training batches, each image grey or Bernoulli-binarised (half each), seeded."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from draw_tf import seeds  # pylint: disable=g-import-not-at-top
-  ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).repeat()
-  ds = ds.shuffle(10_000, seed=seeds.numpy_seed(seed, seeds.SAMPLE_SCORE_JUDGE))
-  ds = ds.batch(batch_size, drop_remainder=True).enumerate()
-
-  @tf.autograph.experimental.do_not_convert  # no Python control flow; and its closure holds modules
-  def prepare(step, batch):
-    images, labels = batch
-    grey = tf.cast(images, tf.float32) / split.max_value
-    noise = tf.random.stateless_uniform(tf.shape(grey), seeds.stateless(seed, seeds.SAMPLE_SCORE_JUDGE, 2 * step))
-    binarise = tf.random.stateless_uniform([tf.shape(grey)[0], 1, 1, 1],
-                                           seeds.stateless(seed, seeds.SAMPLE_SCORE_JUDGE, 2 * step + 1)) < 0.5
-    return tf.where(binarise, tf.cast(noise < grey, tf.float32), grey), labels
-
-  return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+class JudgeRecipe(NamedTuple):
+  """How one dataset's judge is built and trained. Change any of it, bump ``version``."""
+  version: int  # in the cache's name: a judge cached under another version is not used
+  epochs: int  # the standard judge's training: passes over MNIST's training digits
+  build: Callable  # image_shape -> a Keras model giving class probabilities
+  examples: Callable  # (MNIST training Split, seed) -> endless tf.data of (uint8 image, class)
+  learning_rate: Callable  # steps -> Adam's learning rate or schedule
 
 
-def predict(judge, images, batch_size: int = 500) -> np.ndarray:
-  """The judge's class probabilities ``[N, classes]`` of float images in [0, 1]."""
-  return np.asarray(judge.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0))
-
-
-def accuracy(judge, split) -> float:
-  """The judge's accuracy on a Split's grey images."""
-  probs = predict(judge, split.images.astype(np.float32) / split.max_value)
-  return float(np.mean(probs.argmax(axis=1) == split.labels))
-
-
-def judge_cache_path(data_config, name: str) -> str:
-  """``CACHE/judges/NAME.keras``, ``CACHE`` being ``config.data.cache_dir`` or :func:`draw_tf.data.default_cache_dir`."""
-  from draw_tf.data import default_cache_dir  # pylint: disable=g-import-not-at-top
-  return os.path.join(data_config.cache_dir or default_cache_dir(), "judges", f"{name}.keras")
-
-
-def cached_judge(path: str, train):
-  """The judge cached at ``path`` (a ``.keras`` with its ``.json`` metadata), or ``train()``'s, cached first.
-
-  Args:
-    path: from :func:`judge_cache_path`; name it by everything the judge depends on.
-    train: ``() -> (judge, info)``: trains a Keras judge, returns it and a JSON-able dict.
-
-  Returns:
-    ``(judge, info)``: ``info`` with ``path`` and ``trained_now`` added.
-  """
-  import keras  # pylint: disable=g-import-not-at-top
-  from draw_tf import fileio  # pylint: disable=g-import-not-at-top
-  meta_path = path[:-len(".keras")] + ".json"
-  if os.path.exists(meta_path) and os.path.exists(path):  # the .json is written last
-    with open(meta_path) as f:
-      info = json.load(f)
-    return keras.models.load_model(path, compile=False), {**info, "path": path, "trained_now": False}
-  judge, info = train()
-  with fileio.atomic_path(path) as tmp:
-    judge.save(tmp)
-  fileio.write_json(meta_path, info)
-  return judge, {**info, "path": path, "trained_now": True}
+JUDGES = {
+    # 936 steps; the cached v1 reads 99.00 % of the test digits.
+    "mnist": JudgeRecipe(1, 2, lambda shape: build_judge(shape, 10), shuffled_examples, constant_rate),
+    # v1 (build_judge, 4 epochs of the cached training pairs, constant rate) read 80.85 %.
+    "multi_mnist": JudgeRecipe(2, 8, pair_judge.build_pair_judge, pair_judge.pair_examples, cosine_rate),
+}
 
 
 def load_or_train_judge(judged: str, data_config, steps: int = 0, train_examples: int = 0,
                         test_examples: int = 0):
   """The cached judge of ``judged``, trained (and cached, atomically) first if there is none.
 
+  Args:
+    judged: a key of :data:`JUDGES`.
+    data_config: the scored model's ``config.data`` (source, seed, cache folder).
+    steps: training steps (0: the recipe's epochs over MNIST's training digits).
+    train_examples: train on the first N training digits only (0: all). For tests.
+    test_examples: measure the accuracy on the first N test images only (0: all). For tests.
+
   Returns:
     ``(judge, info)``: a Keras model giving class probabilities, and the cache's
     metadata (``test_accuracy``, ``steps``, ``path``, ``trained_now``, ...).
   """
+  recipe = JUDGES[judged]
   train, test, sha = judge_splits(judged, data_config)
   if train_examples:
     train = train.head(train_examples)
   if test_examples:
     test = test.head(test_examples)
-  epochs_steps = JUDGE_EPOCHS[judged] * (train.num_examples // JUDGE_BATCH)
+  epochs_steps = recipe.epochs * (train.num_examples // JUDGE_BATCH)
   steps = steps or epochs_steps
   small = "" if (steps, train_examples, test_examples) == (epochs_steps, 0, 0) else (
       f"-small{steps}x{train_examples}x{test_examples}")
-  path = judge_cache_path(data_config, f"{judged}-v{JUDGE_VERSION}-{sha[:16]}{small}")
+  path = judge_cache_path(data_config, f"{judged}-v{recipe.version}-{sha[:16]}{small}")
 
   def train_judge():
     import keras  # pylint: disable=g-import-not-at-top
     from draw_tf import seeds  # pylint: disable=g-import-not-at-top
     keras.utils.set_random_seed(seeds.numpy_seed(0, seeds.SAMPLE_SCORE_JUDGE))
-    num_classes = NUM_PAIRS if judged == "multi_mnist" else 10
-    judge = build_judge(train.images.shape[1:], num_classes)
-    judge.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    logging.info("Training the %s judge: %d steps of %d images from %d (cached in %s)", judged, steps,
+    judge = recipe.build(test.images.shape[1:])
+    judge.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate(steps)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    logging.info("Training the %s judge: %d steps of %d images from %d digits (cached in %s)", judged, steps,
                  JUDGE_BATCH, train.num_examples, path)
-    start = time.time()
-    judge.fit(judge_dataset(train, min(JUDGE_BATCH, train.num_examples)), steps_per_epoch=steps,
-              epochs=1, verbose=2 if steps >= 100 else 0)
-    return judge, {"dataset": judged, "version": JUDGE_VERSION, "data_sha256": sha, "steps": steps,
+    start, cpu_start = time.time(), time.process_time()
+    batches = binarised_batches(recipe.examples(train, 0), train.max_value, min(JUDGE_BATCH, train.num_examples))
+    judge.fit(batches, steps_per_epoch=steps, epochs=1, verbose=2 if steps >= 100 else 0)
+    seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start  # all threads' CPU time
+    return judge, {"dataset": judged, "version": recipe.version, "data_sha256": sha, "steps": steps,
                    "batch_size": JUDGE_BATCH, "train_examples": train.num_examples,
                    "test_examples": test.num_examples, "test_accuracy": accuracy(judge, test),
-                   "train_seconds": round(time.time() - start, 1)}
+                   "train_seconds": round(seconds, 1), "train_cpu_seconds": round(cpu_seconds, 1)}
 
   return cached_judge(path, train_judge)
 
@@ -296,13 +242,29 @@ def load_or_train_judge(judged: str, data_config, steps: int = 0, train_examples
 
 
 def ceiling_images(data_config, num: int):
-  """The first ``num`` real test images as the model's ``config.data`` gives them (binarised or grey)."""
+  """The first ``num`` real test images as the model's ``config.data`` gives them (binarised or grey).
+
+  Returns:
+    ``(images, classes)``: float32 ``[num, H, W, C]`` in [0, 1] and the judge's
+    classes ``int64 [num]`` (digit pairs for ``multi_mnist``), None where the data has no labels.
+  """
   from draw_tf import data  # pylint: disable=g-import-not-at-top
   config = data_config.copy_and_resolve_references()
   config.update(max_train_examples=0, max_test_examples=0)
   _, test, _ = data.load_splits(config)
   test = test.head(num)
-  return test.images.astype(np.float32) / test.max_value
+  classes = test.labels
+  if classes is not None and JUDGED[data_config.name] == "multi_mnist":
+    classes = pair_class(classes)
+  return test.images.astype(np.float32) / test.max_value, classes
+
+
+def confident_and_wrong(probs, classes, threshold: float = 0.9):
+  """The fraction of rows assigned with confidence to a class other than ``classes``' (None without them)."""
+  if classes is None:
+    return None
+  probs = np.asarray(probs)
+  return float(np.mean((probs.max(axis=1) >= threshold) & (probs.argmax(axis=1) != np.asarray(classes))))
 
 
 def sample_score(scored: ScoredModel, num: int = 1000, seed: int = 0, threshold: float = 0.9,
@@ -314,7 +276,7 @@ def sample_score(scored: ScoredModel, num: int = 1000, seed: int = 0, threshold:
   start = time.time()
   samples = prior_samples(scored.model, num, seed)
   sample_probs = predict(judge, samples)
-  real = ceiling_images(scored.data_config, num)
+  real, real_classes = ceiling_images(scored.data_config, num)
   real_probs = predict(judge, real)
   labels_note = "unordered digit pairs (55 classes)" if judged == "multi_mnist" else "digits (10 classes)"
   return {
@@ -324,12 +286,21 @@ def sample_score(scored: ScoredModel, num: int = 1000, seed: int = 0, threshold:
       "score": confident_fraction(sample_probs, threshold),
       "ceiling": confident_fraction(real_probs, threshold), "ceiling_num": len(real),
       "ceiling_binarization": scored.data_config.binarization,
+      "ceiling_confident_wrong": confident_and_wrong(real_probs, real_classes, threshold),
+      "ceiling_accuracy": None if real_classes is None else float(np.mean(real_probs.argmax(axis=1) == real_classes)),
       "judge_test_accuracy": info["test_accuracy"], "judge_test_examples": info["test_examples"],
       "judge_steps": info["steps"], "judge_cache": info["path"], "judge_trained_now": info["trained_now"],
-      "judge_version": JUDGE_VERSION, "sample_class_counts": class_counts(sample_probs, threshold),
+      "judge_version": info["version"], "sample_class_counts": class_counts(sample_probs, threshold),
       "ceiling_class_counts": class_counts(real_probs, threshold),
       "score_seconds": round(time.time() - start, 1),
   }
+
+
+def _wrong_note(result: dict) -> str:
+  """``; 1.2 % confident and wrong, accuracy 97.0 %`` where the real images have labels."""
+  if result["ceiling_confident_wrong"] is None:
+    return ""
+  return f"; {result['ceiling_confident_wrong']:.1%} confident and wrong, accuracy {result['ceiling_accuracy']:.1%}"
 
 
 def table(result: dict) -> str:
@@ -341,7 +312,7 @@ def table(result: dict) -> str:
       f"  {'prior samples':20} {result['score']:7.1%}  of {result['num']} (seed {result['seed']}) "
       f"assigned to one class with p >= {t}",
       f"  {'real test (ceiling)':20} {result['ceiling']:7.1%}  of {result['ceiling_num']} "
-      f"(binarization {result['ceiling_binarization']})",
+      f"(binarization {result['ceiling_binarization']}){_wrong_note(result)}",
       f"  {'judge test accuracy':20} {result['judge_test_accuracy']:7.2%}  on {result['judge_test_examples']} grey "
       f"test images ({result['judge_steps']} steps; {result['judge_cache']})",
       f"  confident samples per class {result['sample_class_counts']}",
@@ -378,5 +349,4 @@ if __name__ == "__main__":
   logging.set_verbosity(logging.WARNING)
   define_flags()
   cli.prepare(sys.argv)
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
   app.run(main)
