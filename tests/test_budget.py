@@ -103,7 +103,8 @@ def test_a_stopped_budget_run_resumes_with_its_clock(fake_cache, tmp_path):
 
 def test_a_budget_cannot_be_added_to_a_run_trained_by_epochs(trained_tiny, fake_cache):
   workdir, config, _, _ = trained_tiny
-  budget = tiny_config(fake_cache, train__num_epochs=3, train__steps_per_epoch=10, train__budget_minutes=1.0)
+  budget = tiny_config(fake_cache, train__num_epochs=3, train__steps_per_epoch=10, train__jit_compile="auto",
+                       train__budget_minutes=1.0)
   with pytest.raises(ConfigError, match="budget may be changed, not added or removed"):
     train_lib.train_and_evaluate(budget, workdir)
 

@@ -37,14 +37,14 @@ from draw_tf.errors import (CheckpointMismatchError, DiskFullError, Insufficient
 from draw_tf.export import export_lib
 from draw_tf.cli import sample_main
 from tests import helpers
-from tests.conftest import tiny_config
+from tests.conftest import NO_XLA_FLAG, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _train_command(workdir, cache_dir, *overrides):
   return [sys.executable, "-m", "draw_tf.cli.train_main", "--config=configs/tiny.py", f"--workdir={workdir}",
-          f"--config.data.cache_dir={cache_dir}", "--config.train.verbose=0", *overrides]
+          f"--config.data.cache_dir={cache_dir}", "--config.train.verbose=0", NO_XLA_FLAG, *overrides]
 
 
 def _start(command, log_path):
