@@ -107,12 +107,23 @@ def fake_cache(tmp_path_factory):
   return cache
 
 
+# What each tiny run passes to draw-train (--config.train.jit_compile=false): see tiny_config.
+NO_XLA_FLAG = "--config.train.jit_compile=false"
+
+
 def tiny_config(cache_dir, **overrides):
-  """configs/tiny.py reading ``cache_dir``, silent, with ``section.key=value`` overrides."""
+  """configs/tiny.py reading ``cache_dir``, silent, without XLA, with ``section.key=value`` overrides.
+
+  ``train.jit_compile`` is ``"false"``: an XLA compile of the train step and the evaluation costs
+  about 10 CPU seconds per run, more than a tiny run's training. A test of the default
+  (``"auto"``: XLA with the fused backward) passes ``train__jit_compile="auto"``, as
+  :func:`trained_tiny` does; tests/test_fused.py and tests/test_model.py test XLA itself.
+  """
   from configs import tiny  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
   config.data.cache_dir = cache_dir
   config.train.verbose = 0
+  config.train.jit_compile = "false"
   for key, value in overrides.items():
     section, name = key.split("__")
     config[section][name] = value
@@ -121,11 +132,15 @@ def tiny_config(cache_dir, **overrides):
 
 @pytest.fixture(scope="session")
 def trained_tiny(fake_cache, tmp_path_factory):
-  """``(workdir, config, model)`` of one tiny training run shared by several tests."""
+  """``(workdir, config, model)`` of one tiny training run shared by several tests.
+
+  The one tiny run with configs/tiny.py's ``train.jit_compile = "auto"``: the default path
+  (XLA, the fused backward) through train_and_evaluate.
+  """
   from draw_tf.training import train as train_lib  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
   workdir = str(tmp_path_factory.mktemp("trained_tiny"))
-  config = tiny_config(fake_cache, train__num_epochs=3, train__steps_per_epoch=10)
+  config = tiny_config(fake_cache, train__num_epochs=3, train__steps_per_epoch=10, train__jit_compile="auto")
   model, history = train_lib.train_and_evaluate(config, workdir)
   return workdir, config, model, history
 

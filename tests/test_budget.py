@@ -103,7 +103,8 @@ def test_a_stopped_budget_run_resumes_with_its_clock(fake_cache, tmp_path):
 
 def test_a_budget_cannot_be_added_to_a_run_trained_by_epochs(trained_tiny, fake_cache):
   workdir, config, _, _ = trained_tiny
-  budget = tiny_config(fake_cache, train__num_epochs=3, train__steps_per_epoch=10, train__budget_minutes=1.0)
+  budget = tiny_config(fake_cache, train__num_epochs=3, train__steps_per_epoch=10, train__jit_compile="auto",
+                       train__budget_minutes=1.0)
   with pytest.raises(ConfigError, match="budget may be changed, not added or removed"):
     train_lib.train_and_evaluate(budget, workdir)
 
@@ -202,7 +203,8 @@ def test_best_and_fallback_finds_the_best_mark_and_the_worst_later_regression():
 
 
 def test_metrics_curve_tool_tables_one_key_against_training_minutes(tmp_path):
-  """tools/metrics_curve.py reads the evaluation lines that hold the key, skips the others."""
+  """tools/metrics_curve.py reads the evaluation lines that hold the key, skips the others; --also
+  tables another key of the same lines, --reference adds dashed lines (one run checks all three)."""
   workdir = tmp_path / "run"
   workdir.mkdir()
   lines = [{"epoch": 1, "step": 100, "minutes": 4.2, "train_minutes": 4.0, "validation_error_percent": 9.5,
@@ -217,28 +219,23 @@ def test_metrics_curve_tool_tables_one_key_against_training_minutes(tmp_path):
   env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   cmd = [sys.executable, os.path.join(ROOT, "tools", "metrics_curve.py"), f"--workdir={workdir}",
          "--key=validation_error_percent", f"--out={out}"]
-  proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  with open(out + ".json") as f:
-    result = json.load(f)
-  assert [(r["minutes"], r["step"]) for r in result["rows"]] == [(4.0, 100), (8.0, 200), (12.0, 300)]
-  assert result["best"]["step"] == 200 and result["fallback_after_best"] == pytest.approx(0.75)
-  with open(out + ".md") as f:
-    assert "| 8.0 | 200 | 7.00 |" in f.read()
-  assert Image.open(out + ".png").size == (720, 480)
-  bad = subprocess.run(cmd[:-2] + ["--key=test_nll_bound", f"--out={out}"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
-  assert bad.returncode == 1 and "holds 'test_nll_bound'" in bad.stderr
   # --also: another key of the same lines (a blank cell where a line lacks it); --reference: dashed lines.
   proc = subprocess.run(cmd + ["--also=raw", "--reference=paper (Table 1)=3.36", "--reference=other=12"],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(out + ".json") as f:
     result = json.load(f)
+  assert [(r["minutes"], r["step"]) for r in result["rows"]] == [(4.0, 100), (8.0, 200), (12.0, 300)]
+  assert result["best"]["step"] == 200 and result["fallback_after_best"] == pytest.approx(0.75)
   assert result["also"] == {"raw": [9.0, None, 8.25]}
   assert result["references"] == {"paper (Table 1)": 3.36, "other": 12.0}
   with open(out + ".md") as f:
     table = f.read()
+  assert "| 8.0 | 200 | 7.00 |" in table
   assert "| minutes | step | validation_error_percent | raw |" in table and "| 8.0 | 200 | 7.00 |  |" in table
+  assert Image.open(out + ".png").size == (720, 480)
+  bad = subprocess.run(cmd[:-2] + ["--key=test_nll_bound", f"--out={out}"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 1 and "holds 'test_nll_bound'" in bad.stderr
   bad = subprocess.run(cmd + ["--reference=3.36"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 1 and "expected LABEL=VALUE" in bad.stderr

@@ -16,6 +16,7 @@ from draw_tf.training import train as train_lib
 from draw_tf.training import metrics_log
 from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import NoCheckpointError
+from tests.conftest import NO_XLA_FLAG
 from tests.kill_worker import kill_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +30,7 @@ def _overrides(cache_dir):
   """draw-train flags that give tests.kill_worker.kill_config."""
   return ["--config=configs/tiny.py", f"--config.data.cache_dir={cache_dir}", "--config.train.verbose=0",
           "--config.train.num_epochs=2", "--config.train.steps_per_epoch=8",
-          "--config.train.checkpoint_every_steps=4", "--config.data.max_train_examples=256"]
+          "--config.train.checkpoint_every_steps=4", "--config.data.max_train_examples=256", NO_XLA_FLAG]
 
 
 @pytest.fixture(scope="module")

@@ -37,14 +37,14 @@ from draw_tf.errors import (CheckpointMismatchError, DiskFullError, Insufficient
 from draw_tf.export import export_lib
 from draw_tf.cli import sample_main
 from tests import helpers
-from tests.conftest import tiny_config
+from tests.conftest import NO_XLA_FLAG, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _train_command(workdir, cache_dir, *overrides):
   return [sys.executable, "-m", "draw_tf.cli.train_main", "--config=configs/tiny.py", f"--workdir={workdir}",
-          f"--config.data.cache_dir={cache_dir}", "--config.train.verbose=0", *overrides]
+          f"--config.data.cache_dir={cache_dir}", "--config.train.verbose=0", NO_XLA_FLAG, *overrides]
 
 
 def _start(command, log_path):
@@ -84,7 +84,9 @@ def _copy(trained_tiny, tmp_path, name="w"):
 
 def test_two_trainings_on_one_workdir_the_second_is_refused_and_the_first_keeps_its_epochs(fake_cache, tmp_path):
   workdir = str(tmp_path / "w")
-  epochs = ["--config.train.num_epochs=3", "--config.train.steps_per_epoch=150",
+  # The first run's 300 steps (about 15 CPU s without XLA) outlast the second run, a TensorFlow
+  # import and a refusal (about 6 CPU s); were they too few, first.poll() below fails the test.
+  epochs = ["--config.train.num_epochs=3", "--config.train.steps_per_epoch=100",
             "--config.train.checkpoint_every_steps=50"]
   first = _start(_train_command(workdir, fake_cache, *epochs), tmp_path / "first.log")
   lock = os.path.join(workdir, workdir_lock.LOCK_FILE)
@@ -104,7 +106,7 @@ def test_two_trainings_on_one_workdir_the_second_is_refused_and_the_first_keeps_
   epochs_written = [l["epoch"] for l in metrics_log.read_metrics(os.path.join(workdir, metrics_log.METRICS_FILE))
                     if "epoch" in l]
   assert epochs_written == [1, 2, 3]
-  assert workdir_lib.checkpoint_step(workdir_lib.latest_checkpoint(workdir)) == 450
+  assert workdir_lib.checkpoint_step(workdir_lib.latest_checkpoint(workdir)) == 300
   assert not os.path.exists(lock)  # released on the way out
 
 

@@ -277,18 +277,19 @@ def test_tool_output_and_manifest(tiny):
     assert decoder.window_columns == len(contract.WINDOW_COLUMNS), name
 
 
-def test_draw_sample_and_draw_eval_take_pretrained_names(tiny, tmp_path):
+def test_draw_sample_and_draw_eval_take_pretrained_names(tiny, tmp_path, capsys):
   """draw-sample --model=pretrained:NAME gives DrawModel.generate's pictures; draw-eval
-  --workdir=pretrained:NAME prints the JSON line and writes nothing; unknown names: one line."""
+  --workdir=pretrained:NAME prints the JSON line and writes nothing; unknown names: one line
+  (draw-sample's ``main`` in-process, as tests/test_caption_cli.py's one-line errors)."""
+  from tests.test_caption_cli import _main_error  # pylint: disable=g-import-not-at-top
   out = tmp_path / "samples.npy"
   proc = run_module("draw_tf.cli.sample_main", "--model=pretrained:tiny", f"--out={out}", "--num=3", "--seed=5")
   assert proc.returncode == 0, proc.stderr[-2000:]
   want = pretrained.load("tiny", compile=False).generate(3, seed=5).images
   np.testing.assert_allclose(np.load(out), want, atol=1e-6)
-  proc = run_module("draw_tf.cli.sample_main", "--model=pretrained:nope", f"--out={tmp_path / 'x.png'}")
-  assert proc.returncode == 1
-  error = proc.stderr.strip().splitlines()[-1]
+  error = _main_error(["--model=pretrained:nope", f"--out={tmp_path / 'x.png'}"], capsys)
   assert error.startswith("draw-sample: error: no pretrained model 'nope'") and "are: tiny" in error
+  assert not os.path.exists(tmp_path / "x.png")
   proc = run_module("draw_tf.cli.eval_main", "--workdir=pretrained:tiny", "--verbose=0")
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -45,9 +45,10 @@ def _max_diff(a, b):
 
 
 def _strategy_config(cache_dir, strategy):
-  """The tiny config, clipping every step (grad norms are ~10-500), 2 epochs of 6 steps."""
+  """The tiny config, clipping every step (grad norms are ~10-500), 2 epochs of 6 steps, with XLA
+  (``jit_compile = "auto"``, as configs/tiny.py: XLA under the strategies is what these runs check)."""
   return tiny_config(cache_dir, train__strategy=strategy, train__grad_clip_norm=1.0,
-                     train__steps_per_epoch=6, train__checkpoint_every_steps=3)
+                     train__steps_per_epoch=6, train__checkpoint_every_steps=3, train__jit_compile="auto")
 
 
 @pytest.fixture(scope="module")

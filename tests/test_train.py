@@ -19,7 +19,7 @@ from draw_tf.training import train as train_lib
 from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import ConfigError, TrainingDivergedError, WorkdirConfigMismatchError
 from draw_tf.model.draw_model import DrawModel
-from tests.conftest import tiny_config
+from tests.conftest import NO_XLA_FLAG, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -78,7 +78,7 @@ def test_load_model_from_workdir_restores_the_latest_weights(trained_tiny):
 def test_a_workdir_with_a_different_config_is_refused(trained_tiny):
   workdir, config, _, _ = trained_tiny
   changed = tiny_config(config.data.cache_dir, train__num_epochs=3, train__steps_per_epoch=10,
-                        train__batch_size=16)
+                        train__jit_compile="auto", train__batch_size=16)
   with pytest.raises(WorkdirConfigMismatchError, match=r"train.batch_size: 32 in the workdir, 16 now"):
     train_lib.train_and_evaluate(changed, workdir)
 
@@ -129,7 +129,7 @@ def test_kill_minus_9_mid_epoch_then_rerun_continues_and_matches_an_uninterrupte
   (to float precision) as an uninterrupted run: batches and noise depend only on the step.
   """
   overrides = ["--config.train.steps_per_epoch=30", "--config.train.checkpoint_every_steps=5",
-               "--config.train.verbose=0", "--config.data.max_train_examples=256"]
+               "--config.train.verbose=0", "--config.data.max_train_examples=256", NO_XLA_FLAG]
   workdir = str(tmp_path / "killed")
   cmd = [sys.executable, "-m", "draw_tf.cli.train_main", "--config=configs/tiny.py",
          f"--workdir={workdir}", *overrides]

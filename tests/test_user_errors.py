@@ -2,6 +2,7 @@
 deletes a folder that is not its own earlier export."""
 
 import json
+import logging as std_logging
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
 import draw_tf
 from draw_tf.cli import plumbing as cli
@@ -53,7 +55,22 @@ def _tree(folder):
   return out
 
 
-def test_draw_export_refuses_every_folder_that_is_not_new_empty_or_its_own_export(trained_tiny, tmp_path):
+def _export_main(argv, capsys):
+  """draw-export's ``main`` on ``argv``, parsed in-process (as tests/test_caption_cli.py's ``_main_error``:
+  one TensorFlow import for every case, not one per subprocess); ``(exit code, stdout, stderr)``."""
+  from draw_tf.cli import export_main  # pylint: disable=g-import-not-at-top  (defines its flags)
+  absl_level = std_logging.getLogger("absl").level  # parsing sets it from --verbosity; later tests log INFO
+  flags.FLAGS(["draw-export", *argv])
+  try:
+    with pytest.raises(SystemExit) as exit_info:
+      export_main.main(["draw-export"])
+  finally:
+    flags.FLAGS.unparse_flags()
+    std_logging.getLogger("absl").setLevel(absl_level)
+  return (exit_info.value.code, *capsys.readouterr())
+
+
+def test_draw_export_refuses_every_folder_that_is_not_new_empty_or_its_own_export(trained_tiny, tmp_path, capsys):
   """--output_dir empty, the workdir, its parent, a file, a folder of other files: refused, nothing touched."""
   workdir = trained_tiny[0]
   parent = os.path.dirname(workdir)
@@ -64,8 +81,8 @@ def test_draw_export_refuses_every_folder_that_is_not_new_empty_or_its_own_expor
   a_file.write_text("x")
   cases = {"empty": "", "workdir": workdir, "parent": parent, "file": str(a_file), "other": str(other)}
   before = {"workdir": _tree(parent), "tmp": _tree(str(tmp_path))}
-  results = _run_all({name: ["-m", "draw_tf.cli.export_main", f"--workdir={workdir}", f"--output_dir={out}"]
-                      for name, out in cases.items()})
+  results = {name: _export_main([f"--workdir={workdir}", f"--output_dir={out}"], capsys)
+             for name, out in cases.items()}
   for name, (code, _, err) in results.items():
     assert code == 1, (name, err[-2000:])
     line = _error_line(err, "draw-export")

@@ -32,9 +32,9 @@ from tests.conftest import tiny_config  # noqa: E402
 
 
 def strategy_config(strategy):
-  """The tiny config, clipping every step (grad norms are ~10-500), 2 epochs of 6 steps."""
+  """tests/test_strategies.py's ``_strategy_config``: clipping every step, 2 epochs of 6 steps, with XLA."""
   return tiny_config(CACHE, train__strategy=strategy, train__grad_clip_norm=1.0,
-                     train__steps_per_epoch=6, train__checkpoint_every_steps=3)
+                     train__steps_per_epoch=6, train__checkpoint_every_steps=3, train__jit_compile="auto")
 
 
 def run(name, strategy):
