@@ -176,6 +176,15 @@ def _open_page(folder, tmp_path, name):
     return json.load(f)
 
 
+def _page_noise_and_canvases(run, decoder):
+  """The noise ``[n, T, z]`` and canvases ``[n, T, H, W, C]`` a page run reports, shaped by the
+  decoder's manifest entry (``num_steps``, ``latent_dim``, ``image_shape``)."""
+  steps, latent_dim, (h, w, c) = decoder["num_steps"], decoder["latent_dim"], decoder["image_shape"]
+  n = run["n"]
+  return (np.asarray(run["noise"], np.float32).reshape(n, steps, latent_dim),
+          np.asarray(run["canvases"], np.float32).reshape(n, steps, h, w, c))
+
+
 def test_page_opens_with_the_pretrained_decoder_and_draws(pretrained_page, tiny_pretrained, tmp_path):
   """Opened with no action, the page of a shipped model draws with its packaged int8 decoder
   (the very file of the pretrained folder) and names the model; the pictures are those of
@@ -189,12 +198,7 @@ def test_page_opens_with_the_pretrained_decoder_and_draws(pretrained_page, tiny_
   assert result["errors"] == [] and result["errorText"] == ""
   assert result["models"] == ["int8"] and result["quantization"] == "int8"
   assert result["source"] == "seed 0" and "Pretrained model tiny" in result["sourceText"]
-  manifest = tiny_pretrained.manifest
-  steps, latent_dim = manifest["decoder"]["num_steps"], manifest["decoder"]["latent_dim"]
-  h, w, c = manifest["decoder"]["image_shape"]
-  n = result["n"]
-  noise = np.asarray(result["noise"], np.float32).reshape(n, steps, latent_dim)
-  canvases = np.asarray(result["canvases"], np.float32).reshape(n, steps, h, w, c)
+  noise, canvases = _page_noise_and_canvases(result, tiny_pretrained.manifest["decoder"])
   want, _ = _python_litert(packaged, noise, repeats=1)
   diff = float(np.max(np.abs(canvases - want.canvases)))
   print(f"\npretrained page, int8: max abs diff of the canvases, browser vs Python LiteRT: {diff:.3g}")
@@ -223,12 +227,7 @@ def test_page_of_the_package_opens_with_the_shipped_mnist_attention_and_draws_di
   result = _open_page(str(out / "web"), tmp_path, "package")
   assert result["errors"] == [] and result["errorText"] == ""
   assert result["quantization"] == "int8" and "Pretrained model mnist_attention" in result["sourceText"]
-  manifest = pretrained.read_manifest("mnist_attention")
-  steps, latent_dim = manifest["decoder"]["num_steps"], manifest["decoder"]["latent_dim"]
-  h, w, c = manifest["decoder"]["image_shape"]
-  n = result["n"]
-  noise = np.asarray(result["noise"], np.float32).reshape(n, steps, latent_dim)
-  canvases = np.asarray(result["canvases"], np.float32).reshape(n, steps, h, w, c)
+  noise, canvases = _page_noise_and_canvases(result, pretrained.read_manifest("mnist_attention")["decoder"])
   packaged = pretrained.path("mnist_attention", "draw_decoder_web_int8.tflite")
   want, _ = _python_litert(packaged, noise, repeats=1)
   # The same int8 file through the same runtime (XNNPACK) in both: float32 arithmetic apart, which
@@ -355,11 +354,8 @@ def _litert_run(path, noise, captions=None):
 def _page_canvases_match(run, path, config, captions=None):
   """The page's canvases of ``run`` are Python LiteRT's on the page's noise (int8 dequantised by the
   same runtime in both: float32 arithmetic apart); returns them ``[n, T, H, W, C]``."""
-  steps, latent_dim, (h, w, c) = config["num_steps"], config["latent_dim"], config["image_shape"]
-  n = run["n"]
-  noise = np.asarray(run["noise"], np.float32).reshape(n, steps, latent_dim)
-  canvases = np.asarray(run["canvases"], np.float32).reshape(n, steps, h, w, c)
-  ids = None if captions is None else np.repeat(np.asarray(captions, np.int32)[None], n, axis=0)
+  noise, canvases = _page_noise_and_canvases(run, config)
+  ids = None if captions is None else np.repeat(np.asarray(captions, np.int32)[None], len(noise), axis=0)
   want = _litert_run(path, noise, ids)
   assert float(np.max(np.abs(canvases - want.canvases))) <= 1e-4
   return canvases
