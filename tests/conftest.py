@@ -30,6 +30,26 @@ def run_module(module, *args, timeout=600):
                         capture_output=True, text=True, timeout=timeout)
 
 
+def run_main_in_process(program, main, argv, capsys):
+  """``main([program])`` of an absl binary with its flags parsed from ``argv`` in this process
+  (one TensorFlow import for every case, not one subprocess each); it must exit.
+
+  Returns ``(exit code, stdout, stderr)``. The flags are unparsed and absl's log level
+  restored afterwards (parsing sets it from --verbosity; later tests log INFO).
+  """
+  import logging as std_logging  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  absl_level = std_logging.getLogger("absl").level
+  flags.FLAGS([program, *argv])
+  try:
+    with pytest.raises(SystemExit) as exit_info:
+      main([program])
+  finally:
+    flags.FLAGS.unparse_flags()
+    std_logging.getLogger("absl").setLevel(absl_level)
+  return (exit_info.value.code, *capsys.readouterr())
+
+
 def _save_and_export(model, root):
   """Saves ``model`` as ``root/workdir/model.keras`` and runs draw-export on it into ``root/export``.
 

@@ -8,13 +8,11 @@ binaries do is tested through the functions they call (``train_and_evaluate``,
 """
 
 import json
-import logging as std_logging
 import os
 import types
 
 import numpy as np
 import pytest
-from absl import flags
 from PIL import Image
 
 from configs import mnist_captions
@@ -29,6 +27,7 @@ from draw_tf.training import captioning
 from draw_tf.training import eval_workdir as eval_lib
 from draw_tf.training import tasks
 from draw_tf.training import train as train_lib
+from tests.conftest import run_main_in_process
 
 CAPTION = "the digit 7 is at the top of the digit 2"
 
@@ -121,17 +120,9 @@ def test_draw_export_of_the_caption_workdir_draws_what_the_workdir_draws(caption
 
 
 def _main_error(argv, capsys):
-  absl_level = std_logging.getLogger("absl").level  # parsing sets it from --verbosity; later tests log INFO
-  flags.FLAGS(["draw-sample", *argv])  # parsed in-process: cheaper than a subprocess
-  try:
-    with pytest.raises(SystemExit) as exit_info:
-      sample_main.main(["draw-sample"])
-  finally:
-    flags.FLAGS.unparse_flags()
-    std_logging.getLogger("absl").setLevel(absl_level)
-  err = capsys.readouterr().err
+  code, _, err = run_main_in_process("draw-sample", sample_main.main, argv, capsys)
   lines = [line for line in err.splitlines() if line.startswith("draw-sample: error:")]
-  assert exit_info.value.code == 1 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+  assert code == 1 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
   return lines[0]
 
 

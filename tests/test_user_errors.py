@@ -2,7 +2,6 @@
 deletes a folder that is not its own earlier export."""
 
 import json
-import logging as std_logging
 import os
 import shutil
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 import draw_tf
 from draw_tf.cli import plumbing as cli
@@ -22,7 +20,7 @@ from draw_tf.runs import workdir as workdir_lib
 from draw_tf.errors import ConfigError, DataUnavailableError, UsageError
 from draw_tf.export import export_lib
 from draw_tf.cli import sample_main
-from tests.conftest import tiny_config
+from tests.conftest import run_main_in_process, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,18 +54,9 @@ def _tree(folder):
 
 
 def _export_main(argv, capsys):
-  """draw-export's ``main`` on ``argv``, parsed in-process (as tests/test_caption_cli.py's ``_main_error``:
-  one TensorFlow import for every case, not one per subprocess); ``(exit code, stdout, stderr)``."""
+  """draw-export's ``main`` on ``argv``, in-process; ``(exit code, stdout, stderr)``."""
   from draw_tf.cli import export_main  # pylint: disable=g-import-not-at-top  (defines its flags)
-  absl_level = std_logging.getLogger("absl").level  # parsing sets it from --verbosity; later tests log INFO
-  flags.FLAGS(["draw-export", *argv])
-  try:
-    with pytest.raises(SystemExit) as exit_info:
-      export_main.main(["draw-export"])
-  finally:
-    flags.FLAGS.unparse_flags()
-    std_logging.getLogger("absl").setLevel(absl_level)
-  return (exit_info.value.code, *capsys.readouterr())
+  return run_main_in_process("draw-export", export_main.main, argv, capsys)
 
 
 def test_draw_export_refuses_every_folder_that_is_not_new_empty_or_its_own_export(trained_tiny, tmp_path, capsys):
