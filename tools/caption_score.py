@@ -1,7 +1,7 @@
 r"""Caption score: how many of a caption model's pictures show what their captions say.
 
     python tools/caption_score.py --model=WORKDIR [--checkpoint=best] [--split=test] [--num=1000] [--seed=0]
-    python tools/caption_score.py --model=pretrained:NAME --split=heldout
+    python tools/caption_score.py --model=pretrained:NAME --split=heldout [--grid=FILE.png]
 
 For the captions of the first ``--num`` images of an ``mnist_captions`` split
 (``test``: compositions that training also draws; ``heldout``: the compositions
@@ -13,6 +13,11 @@ scene of each picture: the layout, and the digit in each place. The score is the
 fraction whose scene is the caption's (:func:`caption_judge.caption_accuracy`).
 ``--checkpoint=best`` scores a workdir's best checkpoint on validation (the one
 ``tools/make_pretrained.py`` ships from a caption run); the default is the newest.
+
+``--grid=FILE.png`` also writes a picture to look at: one row for each of the
+split's first ``--grid_rows`` distinct captions (in the split's order), the
+real image first, then ``--grid_cols`` drawn pictures of that caption; the rows'
+captions and how many of each row's pictures the judge accepts are printed.
 
 Beside it, the ceiling: the judge's caption accuracy on the real images of the
 same captions (grey, as the judge's cached ceilings over whole splits are
@@ -110,6 +115,33 @@ def caption_score(scored: sample_score.ScoredModel, split: str = "test", num: in
   }
 
 
+def caption_grid(scored: sample_score.ScoredModel, judge, path: str, split: str = "heldout", rows: int = 8,
+                 cols: int = 8, seed: int = 0) -> list:
+  """Writes the grid of ``--grid`` to ``path`` (PNG): a row per caption, its real image, then ``cols`` pictures.
+
+  Row ``r`` shows the ``r``-th distinct caption of ``split`` (first occurrence
+  order); its pictures are ``drawn_images`` of that caption repeated ``cols``
+  times, the rows in turn (one noise stream of ``seed``: picture ``(r, c)`` is
+  number ``r * cols + c``).
+
+  Returns:
+    One dict per row: ``caption`` (text), ``right`` (pictures the judge reads as
+    the caption's scene) and ``of`` (``cols``).
+  """
+  from draw_tf.model import visualize  # pylint: disable=g-import-not-at-top
+  part = getattr(captions.load_caption_splits(scored.data_config), split)
+  _, first = np.unique(captions.label_index(part.labels), return_index=True)
+  first = np.sort(first)[:rows]
+  labels = part.labels[first]
+  pictures = drawn_images(scored.model, captions.caption_ids(np.repeat(labels, cols, axis=0)), seed)
+  right = caption_judge.caption_matches(judge, pictures, np.repeat(labels, cols, axis=0)).reshape(len(labels), cols)
+  real = part.images[first].astype(np.float32) / part.max_value
+  cells = np.concatenate([real[:, None], pictures.reshape(len(labels), cols, *pictures.shape[1:])], axis=1)
+  visualize.save_image_grid(cells.reshape(-1, *pictures.shape[1:]), path, cols=cols + 1, scale=1)
+  return [{"caption": captions.caption_text(*row), "right": int(k), "of": cols}
+          for row, k in zip(labels.tolist(), right.sum(axis=1))]
+
+
 def table(result: dict) -> str:
   """The result as a few readable lines."""
   return "\n".join([
@@ -119,7 +151,9 @@ def table(result: dict) -> str:
       f"  {'real images (ceiling)':22} {result['ceiling']:7.1%}  of the same captions' {result['num']}",
       f"  {'judge, whole splits':22} {result['judge_test_accuracy']:7.2%} test, "
       f"{result['judge_heldout_accuracy']:.2%} heldout ({result['judge_cache']})",
-  ])
+  ] + ([f"  grid {result['grid']['path']}: real image, then pictures; the judge accepts"] +
+       [f"    row {r + 1}: {row['right']} of {row['of']}  {row['caption']}"
+        for r, row in enumerate(result['grid']['rows'])] if "grid" in result else []))
 
 
 def define_flags() -> None:
@@ -129,6 +163,9 @@ def define_flags() -> None:
   flags.DEFINE_enum("split", "test", list(SPLITS), "Whose captions: test, or heldout (never trained on).")
   flags.DEFINE_integer("num", 1000, "Captions drawn (the split's first N).", lower_bound=1)
   flags.DEFINE_integer("seed", 0, "Seed of the prior noise (draw_tf.seeds.prior_normal).")
+  flags.DEFINE_string("grid", None, "Also write FILE.png: per caption a row, the real image then pictures.")
+  flags.DEFINE_integer("grid_rows", 8, "The grid's captions: the split's first N distinct ones.", lower_bound=1)
+  flags.DEFINE_integer("grid_cols", 8, "The grid's pictures per caption.", lower_bound=1)
   flags.DEFINE_integer("judge_steps", 0, "Judge training steps (0: the standard judge). For tests.")
   flags.DEFINE_integer("judge_train_examples", 0, "Compose N judge training images only (0: all). For tests.")
   flags.DEFINE_integer("judge_test_examples", 0, "The judge's ceilings on the first N images only. For tests.")
@@ -144,6 +181,9 @@ def main(argv):
     judge, info = caption_judge.load_or_train_caption_judge(scored.data_config, f.judge_steps,
                                                             f.judge_train_examples, f.judge_test_examples)
     result = caption_score(scored, f.split, f.num, f.seed, judge, info)
+    if f.grid:
+      rows = caption_grid(scored, judge, f.grid, f.split, f.grid_rows, f.grid_cols, f.seed)
+      result["grid"] = {"path": f.grid, "rows": rows}
   print(table(result), file=sys.stderr, flush=True)
   print(json.dumps(result))
 
