@@ -9,8 +9,8 @@ exports DRAW's decoder, with what differs taken from here:
   ``canvases`` and ``write_windows`` as DRAW's; the graph is
   :func:`draw_tf.model.caption_decoder.decode_captioned`;
 - the self-check's captions (:func:`verification_captions`) and its
-  tolerances, float32 (:func:`float32_tolerance`) and int8 (:func:`int8_tolerance`),
-  derived where they are defined.
+  tolerances, float32 (:func:`float32_tolerance`, max abs) and int8
+  (:func:`int8_tolerance`, mean abs: :func:`int8_problems`), derived where they are defined.
 
 ``noise`` is standard normal ``eps_t``: the learned prior of ``h_gen_{t-1}`` turns it
 into ``z_t = mu^p_t + sigma^p_t eps_t`` inside the graph, as
@@ -28,24 +28,32 @@ from draw_tf.export import contract
 
 # Max abs difference allowed between a float32 artifact of a caption decoder and the Keras model, per
 # output. The artifacts compute what Keras computes with the same float32 weights; only the order of the
-# roundings differs (the caption LSTM unrolled, every write in one pass, XNNPACK's kernels), each off by
-# at most u = 2^-24 = 6e-8 relative. A canvas logit c_t = sum_s write(h_s) of T terms of order 1, each
-# the end of a chain of about ten roundings per step, moves by about 10 T u = 2e-5 at T = 32 (a worst
-# case: the roundings do not all add up), and sigmoid's slope is at most 1/4, so images and canvases
-# stay within 1e-5. Windows are in pixels: a centre (A + 1) / 2 (gx~ + 1) multiplies the error of gx~
-# by half the image side, so they get 1e-5 per pixel of half the larger side (3e-4 px at 60 x 60).
-# Measured at the paper's sizes (T = 32, 300 units, 60 x 60, a random model; tests/test_caption_export.py
-# checks a tiny one): images 1e-6, windows 1.7e-5 px through float32 TFLite, 0 through the SavedModel.
-FLOAT32_TOLERANCE_IMAGES = 1e-5
-FLOAT32_TOLERANCE_WINDOWS_PER_PIXEL = 1e-5
-# The same for the dynamic-range int8 file, which the self-check of a caption decoder also bounds. Its
-# weights are rounded to 1/254 of each column's largest magnitude (0.4 %) and its activations quantised
-# per row at run time; through T steps of the recurrence a logit moves by a few per cent of its size. We
-# allow 5e-2 on images and canvases (13 grey levels of 255 at the worst pixel; the mean stays below one)
-# and 5e-2 per pixel of half the larger side on windows (1.5 px at 60 x 60). Measured at the paper's
-# sizes on a random model: images 8e-3 (mean 1.2e-4), windows 0.27 px.
-INT8_TOLERANCE_IMAGES = 5e-2
-INT8_TOLERANCE_WINDOWS_PER_PIXEL = 5e-2
+# roundings differs (the caption LSTM unrolled, every write in one pass, XNNPACK's kernels and their
+# approximations of exp, sigmoid and tanh), each op off by a few u = 2^-24 = 6e-8 relative. What those
+# roundings do to a picture depends on how much the model amplifies them: a random model hardly at all
+# (T = 32, 300 units, 60 x 60: the float32 file off by 1e-6 on images), the trained paper-size model of
+# configs/mnist_captions.py much more: changing each of its weights by one u (random signs) moves its
+# images by up to 1.6e-5 and its noise by one u by up to 7.9e-6 (step 5,529, the self-check's 8 captions
+# for seeds 0-5). Two float32 computations of it that are both correct therefore differ by more than
+# 1e-5; we allow 1e-4 on images and canvases, DRAW's bound (export_lib.FLOAT32_TOLERANCE), 0.03 of a grey
+# level. Measured on that model for seeds 0-5: the float32 file through XNNPACK 4.6e-6 to 8.5e-5,
+# through TFLite's reference kernels 4.5e-6 to 2.6e-5, the SavedModel 0. Windows are in pixels: a centre
+# (A + 1) / 2 (gx~ + 1) multiplies the error of gx~ by half the image side, so they get 1e-4 per pixel
+# of half the larger side (3e-3 px at 60 x 60; measured up to 2.7e-5 px).
+FLOAT32_TOLERANCE_IMAGES = 1e-4
+FLOAT32_TOLERANCE_WINDOWS_PER_PIXEL = 1e-4
+# The dynamic-range int8 file is bounded by its *mean* abs difference over all pixels (and window
+# values). Its weights are rounded to 1/254 of each column's largest magnitude and its activations
+# quantised per row at run time: a perturbation of every weight by up to 0.2 % of its column's
+# largest, which a trained recurrent drawer amplifies into moved strokes, so single pixels move by a
+# lot while the picture stays the same. Measured on the trained model above: the int8 file's images
+# differ from Keras by 1.3e-3 to 3.5e-3 on average (max 0.12 to 0.65) and its windows by 0.04 to 0.07
+# px; Keras itself, its weights moved by uniform noise of the int8 rounding's size, by 2.2e-3 to
+# 2.5e-3 on average (max 0.22 to 0.27): the int8 file is as close as int8 weights allow. We allow a
+# mean of 1e-2 on images and canvases (2.6 grey levels of 255) and 1e-2 per pixel of half the larger
+# side on windows (0.3 px at 60 x 60); the largest pixel difference is recorded, not bounded (as DRAW's).
+INT8_TOLERANCE_IMAGES = 1e-2
+INT8_TOLERANCE_WINDOWS_PER_PIXEL = 1e-2
 
 
 def _tolerance(config: dict, images: float, windows_per_pixel: float) -> dict:
@@ -59,8 +67,29 @@ def float32_tolerance(config: dict) -> dict:
 
 
 def int8_tolerance(config: dict) -> dict:
-  """Output name -> max abs difference allowed against Keras for the dynamic-range int8 file (see above)."""
+  """Output name -> *mean* abs difference allowed against Keras for the dynamic-range int8 file (see above)."""
   return _tolerance(config, INT8_TOLERANCE_IMAGES, INT8_TOLERANCE_WINDOWS_PER_PIXEL)
+
+
+def mean_abs_diffs(got, want) -> dict:
+  """``mean |got - want|`` per output of two ``Samples`` (``inf`` for NaN/Inf or a shape mismatch).
+
+  A window column that neither side has (NaN in both, ``sampler.full_windows``) is left out.
+  """
+  diffs = {}
+  for name, a, b in zip(contract.OUTPUTS, got, want):
+    both = np.isnan(a) & np.isnan(b) if a.shape == b.shape else None
+    diff = float(np.mean(np.abs(a - b)[~both])) if both is not None and (~both).any() else float("inf")
+    diffs[name] = diff if np.isfinite(diff) else float("inf")
+  return diffs
+
+
+def int8_problems(name: str, got, want, config: dict) -> tuple:
+  """``(mean abs diff per output, problems)`` of an int8 caption decoder's outputs against Keras'."""
+  means, bound = mean_abs_diffs(got, want), int8_tolerance(config)
+  over = {k: v for k, v in means.items() if not v <= bound[k]}
+  return means, ([f"{name}: mean abs diff over the int8 tolerance: "
+                  + ", ".join(f"{k} {v:.3g} > {bound[k]:g}" for k, v in over.items())] if over else [])
 
 
 def signature_functions(model, steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION,

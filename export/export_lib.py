@@ -28,9 +28,10 @@ no error, which is one reason every artifact is checked here.
 
 Everything is written to a temporary folder next to ``output_dir``; the Keras
 model, the reloaded SavedModel and each TFLite file (through ``ai_edge_litert``)
-run on fixed noise; if a float32 artifact differs by more than
-:data:`FLOAT32_TOLERANCE` (or any artifact gives NaN, uses non-builtin ops or
-breaks the signature contract) :class:`ExportVerificationError` is raised and
+run on fixed noise; if a float32 artifact differs by more than :func:`tolerances`
+(:data:`FLOAT32_TOLERANCE`; a caption decoder's int8 file too, on average) or any
+artifact gives NaN, uses non-builtin ops or breaks the signature contract,
+:class:`ExportVerificationError` is raised and
 the temporary folder is deleted, so ``output_dir`` never holds a half-checked
 export. Otherwise ``manifest.json`` is written and the folder renamed into place.
 """
@@ -77,12 +78,9 @@ load_model = sampler_lib.load_model
 
 
 def signature_functions(model, steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION):
-  """The ``generate`` and ``sample`` functions of the exported decoder.
+  """``(generate, sample)``: the exported decoder's functions, to trace with :func:`input_signatures`' specs.
 
-  Returns:
-    ``(generate, sample)``: plain Python functions to trace with the input
-    signatures of :func:`input_signatures`; a caption model's take ``(captions, noise)``
-    and ``(captions)`` (:func:`draw_tf.export.caption_export.signature_functions`).
+  A caption model's take ``(captions, noise)`` and ``(captions)`` (:func:`caption_export.signature_functions`).
   """
   if contract.is_caption_model(model):
     return caption_export.signature_functions(model, steps_per_iteration, SAMPLE_OP_SEED)
@@ -114,10 +112,8 @@ def input_signatures(model, batch_size: int | None = None) -> dict:
 def save_saved_model(model, path: str,
                      steps_per_iteration: int = sequence_decoder.DEFAULT_STEPS_PER_ITERATION,
                      config: dict | None = None) -> None:
-  """Writes the decoder as a SavedModel with signatures ``generate`` and ``sample``.
-
-  ``config``: the decoder config stored beside it (default :func:`contract.decoder_config`).
-  """
+  """Writes the decoder as a SavedModel with signatures ``generate`` and ``sample``, ``config`` beside it
+  (the decoder config; default :func:`contract.decoder_config`)."""
   generate, sample = signature_functions(model, steps_per_iteration)
   specs = input_signatures(model)
   archive = keras.export.ExportArchive()
@@ -200,9 +196,9 @@ def as_inputs(inputs) -> dict:
 
 
 def tolerances(config: dict) -> dict:
-  """Quantisation -> output name -> the max abs difference the self-check allows against Keras (None: any
-  finite): float32 (and the SavedModel) :data:`FLOAT32_TOLERANCE`; a caption decoder's float32 and int8
-  :mod:`draw_tf.export.caption_export`'s (derived there)."""
+  """Quantisation -> output name -> the abs difference the self-check allows against Keras (None: any
+  finite): the max for float32 (and the SavedModel), :data:`FLOAT32_TOLERANCE` or a caption decoder's; a
+  caption decoder's int8 bounds the mean (both :mod:`draw_tf.export.caption_export`'s, derived there)."""
   bounds = dict.fromkeys(tflite_convert.TFLITE_FILES, None)
   bounds["float32"] = dict.fromkeys(contract.OUTPUTS, FLOAT32_TOLERANCE)
   if contract.is_caption_config(config):
@@ -227,17 +223,21 @@ def verify_export(model, folder: str, inputs, config: dict | None = None) -> dic
     config: the decoder config (default :func:`contract.decoder_config`).
 
   Returns:
-    dict with ``max_abs_diff`` (artifact -> output -> float), ``tflite_ops``
-    (file -> op names) and ``problems`` (list of strings; empty when all is well).
+    dict with ``max_abs_diff`` (artifact -> output -> float), ``mean_abs_diff`` (the same means, of a
+    caption decoder's int8 file), ``tflite_ops`` (file -> op names) and ``problems`` (list of strings;
+    empty when all is well).
   """
   inputs = as_inputs(inputs)
   config = config or contract.decoder_config(model)
   bounds = tolerances(config)
   want = sampler_lib.KerasSampler(model, config.get("caption")).generate(**inputs)
-  diffs, ops, problems = {}, {}, []
+  diffs, means, ops, problems = {}, {}, {}, []
 
   def compare(name, got, quantization):
     diffs[name] = max_abs_diffs(got, want)
+    if quantization == "int8" and bounds["int8"]:  # a caption decoder's int8: a bound on the mean
+      means[name], found = caption_export.int8_problems(name, got, want, config)
+      return problems.extend(found)
     tolerance = bounds[quantization]
     over = {k: v for k, v in diffs[name].items() if tolerance and not v <= tolerance[k]}
     if over:
@@ -264,7 +264,7 @@ def verify_export(model, folder: str, inputs, config: dict | None = None) -> dic
     compare(name, lite.generate(**inputs), quantization)
     runner = lite.interpreter.get_signature_runner(contract.SAMPLE)
     problems += _check_sample_signature(lambda n: runner(**_sample_args(inputs, n)), config, name)
-  return {"max_abs_diff": diffs, "tflite_ops": ops, "problems": problems}
+  return {"max_abs_diff": diffs, "mean_abs_diff": means, "tflite_ops": ops, "problems": problems}
 
 
 # --------------------------------------------------------------------------- export
@@ -357,7 +357,8 @@ def _manifest(config: dict, files: dict, report: dict, inputs: dict, verify_seed
   captioned = contract.is_caption_config(config)
   bounds = tolerances(config)
   tolerance = bounds["float32"] if captioned else FLOAT32_TOLERANCE
-  int8 = {"int8_tolerance": bounds["int8"]} if captioned else {}
+  int8 = ({"int8_tolerance": bounds["int8"], "int8_mean_abs_diff_per_output": report["mean_abs_diff"]}
+          if captioned else {})
   return {
       "format_version": MANIFEST_FORMAT,
       "draw_tf_version": draw_tf.__version__,

@@ -44,6 +44,7 @@ import tensorflow as tf
 
 from draw_tf import fileio
 from draw_tf.model import sequence_decoder
+from draw_tf.export import caption_export
 from draw_tf.export import contract
 from draw_tf.export import export_lib
 from draw_tf.export import sampler as sampler_lib
@@ -134,11 +135,13 @@ def write_web_model(model, path: str, quantization: str, noise,
     ``(file entry for a manifest, max abs diff per output)``.
 
   Raises:
-    ExportVerificationError: the conversion failed, a non-builtin op, NaN, or
-      (float32) a max abs diff above ``export_lib.tolerances``' float32 bound.
+    ExportVerificationError: the conversion failed, a non-builtin op, NaN, (float32) a max abs
+      diff above ``export_lib.tolerances``' float32 bound, or (a caption decoder's int8) a mean
+      abs diff above ``caption_export.int8_tolerance``.
   """
   name = os.path.basename(path)
-  tolerance = export_lib.tolerances(contract.decoder_config(model))["float32"]
+  config = contract.decoder_config(model)
+  tolerance = export_lib.tolerances(config)["float32"]
   try:
     data = _convert_batch1(model, saved_model_dir, quantization, steps_per_iteration)
   except Exception as e:  # ConverterError, or an op outside the builtin set
@@ -149,14 +152,17 @@ def write_web_model(model, path: str, quantization: str, noise,
     f.write(data)
   ops = tflite_convert.tflite_op_names(data)
   non_builtin = [op for op in ops if op.startswith(("CUSTOM", "UNKNOWN"))]
-  diffs = export_lib.max_abs_diffs(_run_batch1(path, noise), want)
+  got = _run_batch1(path, noise)
+  diffs = export_lib.max_abs_diffs(got, want)
   worst = max(diffs.values())
   logging.info("web model %s: max abs diff vs Keras %s", name, diffs)
-  if non_builtin or not np.isfinite(worst) or (
+  means, mean_over = (caption_export.int8_problems(name, got, want, config)
+                      if quantization == "int8" and contract.is_caption_config(config) else ({}, []))
+  if non_builtin or not np.isfinite(worst) or mean_over or (
       quantization == "float32" and not all(v <= tolerance[k] for k, v in diffs.items())):
     raise export_lib.ExportVerificationError(
-        f"{name} failed its self-check (max abs diff {diffs}, non-builtin ops "
-        f"{non_builtin}); nothing was written.")
+        f"{name} failed its self-check (max abs diff {diffs}, {mean_over or 'mean abs diff ' + str(means)}, "
+        f"non-builtin ops {non_builtin}); nothing was written.")
   entry = {**export_lib.file_entry(path), "quantization": quantization,
            "batch_size": WEB_BATCH_SIZE, "tflite_ops": ops}
   return entry, diffs

@@ -70,12 +70,14 @@ def test_draw_export_of_a_caption_workdir_writes_a_true_manifest(tiny_caption_ex
   assert not [op for op in manifest["tflite_ops"] if op.startswith(("CUSTOM", "UNKNOWN"))]
   assert {"WHILE", "GATHER", "SOFTMAX", "RANDOM_STANDARD_NORMAL", "CUMSUM"} <= set(manifest["tflite_ops"])
   verification = manifest["verification"]
-  assert verification["float32_tolerance"] == pytest.approx({"images": 1e-5, "canvases": 1e-5, "write_windows": 6e-5})
+  assert verification["float32_tolerance"] == pytest.approx({"images": 1e-4, "canvases": 1e-4, "write_windows": 6e-4})
+  assert verification["int8_tolerance"] == pytest.approx({"images": 1e-2, "canvases": 1e-2, "write_windows": 6e-2})
   for name in ("saved_model", FP32):
     for key, diff in verification["max_abs_diff_per_output"][name].items():
       assert diff <= verification["float32_tolerance"][key], (name, key, diff)
-  for key, diff in verification["max_abs_diff_per_output"][INT8].items():
-    assert diff <= verification["int8_tolerance"][key], (key, diff)
+  for key, diff in verification["int8_mean_abs_diff_per_output"][INT8].items():  # int8: bounded on average
+    assert 0 < diff <= verification["int8_tolerance"][key], (key, diff)
+    assert diff < verification["max_abs_diff_per_output"][INT8][key]
   assert len(verification["captions"]["ids"]) == 8
   # The next command draws a caption.
   assert f"draw_decoder.tflite --out={os.path.join(out, 'samples.png')} --caption=" in tiny_caption_export.stderr
@@ -83,7 +85,7 @@ def test_draw_export_of_a_caption_workdir_writes_a_true_manifest(tiny_caption_ex
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_saved_model_and_tflite_agree_with_keras_on_the_same_captions_and_noise(tiny_caption_export, batch):
-  """float32 within the derived tolerance (1e-5 on images), the caption config read back from each file."""
+  """float32 within the derived tolerance (1e-4 on images), the caption config read back from each file."""
   noise, ids = _inputs(batch)
   keras_sampler = sampler_lib.KerasSampler(tiny_caption_export.model)
   want = keras_sampler.generate(noise, captions=ids)
@@ -100,19 +102,43 @@ def test_saved_model_and_tflite_agree_with_keras_on_the_same_captions_and_noise(
 
 
 def test_int8_stays_inside_its_stated_bound(tiny_caption_export):
-  """Dynamic-range int8 within caption_export.int8_tolerance (5e-2 on images, 5e-2 px per pixel of half
-  the larger side on windows); its mean pixel error below one grey level. float16 stays finite and close."""
+  """Dynamic-range int8 within caption_export.int8_tolerance on average (1e-2 on images, 1e-2 px per pixel
+  of half the larger side on windows); its mean pixel error below one grey level. float16 stays close."""
   noise, ids = _inputs(16, seed=7)
   keras_sampler = sampler_lib.KerasSampler(tiny_caption_export.model)
   want = keras_sampler.generate(noise, captions=ids)
   bound = caption_export.int8_tolerance(keras_sampler.config)
   got = sampler_lib.load_sampler(os.path.join(tiny_caption_export.out, INT8)).generate(noise, captions=ids)
   diffs = export_lib.max_abs_diffs(got, want)
-  assert all(diffs[k] <= bound[k] for k in diffs), diffs
+  means, problems = caption_export.int8_problems(INT8, got, want, keras_sampler.config)
+  assert problems == [] and all(means[k] <= bound[k] for k in means), means
   assert np.abs(got.images - want.images).mean() < 1 / 255
   assert diffs["images"] > 0  # the int8 file is quantised: its decoder kernel has more than 1,024 weights
   fp16 = sampler_lib.load_sampler(os.path.join(tiny_caption_export.out, FP16)).generate(noise, captions=ids)
   assert export_lib.max_abs_diffs(fp16, want)["images"] <= 2e-3
+
+
+def test_the_int8_check_bounds_the_mean_over_pixels_and_leaves_out_absent_window_columns():
+  """int8_problems: one pixel off by 0.5 passes (a moved stroke), every pixel off by 0.02 fails; window
+  columns NaN on both sides (an old 3-column file, sampler.full_windows) do not count."""
+  config = {"image_shape": [12, 10, 1]}  # half the larger side 6: windows may differ by 0.06 px on average
+  want = sampler_lib.Samples(np.zeros((2, 12, 10, 1), np.float32), np.zeros((2, 4, 12, 10, 1), np.float32),
+                             np.zeros((2, 4, 4), np.float32))
+  one_pixel = want.images.copy()
+  one_pixel[0, 3, 4, 0] = 0.5
+  windows = np.full((2, 4, 4), 0.05, np.float32)
+  windows[..., 3] = np.nan
+  absent = want.write_windows.copy()
+  absent[..., 3] = np.nan
+  means, problems = caption_export.int8_problems("f", sampler_lib.Samples(one_pixel, want.canvases, windows),
+                                                 sampler_lib.Samples(want.images, want.canvases, absent), config)
+  assert problems == [] and means["images"] == pytest.approx(0.5 / 240) and means["write_windows"] == pytest.approx(0.05)
+  means, problems = caption_export.int8_problems("f", sampler_lib.Samples(want.images + 0.02, want.canvases,
+                                                                          want.write_windows), want, config)
+  assert len(problems) == 1 and "f: mean abs diff over the int8 tolerance: images 0.02 > 0.01" in problems[0]
+  _, problems = caption_export.int8_problems("f", sampler_lib.Samples(want.images * np.nan, want.canvases,
+                                                                      want.write_windows), want, config)
+  assert "images inf" in problems[0]
 
 
 def test_sample_signature_draws_its_noise_for_the_captions(tiny_caption_export):
