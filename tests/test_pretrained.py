@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from draw_tf import pretrained
+from draw_tf.export import contract
 from draw_tf.pretrained import figures
 from tests.conftest import make_pretrained_tool
 from tests.conftest import run_module
@@ -64,6 +65,10 @@ def assert_manifest_complete(name):
     assert test["iw_bound"] <= test["nll_bound"] + 1.0  # K rollouts tighten the bound (up to noise)
   if task == "caption":
     assert manifest["heldout"]["split"] == "heldout" and np.isfinite(manifest["heldout"]["nll_bound"])
+    checks = manifest["verification"]  # the int8 file's stated bound on the mean, and its mean differences
+    means = checks["int8_mean_abs_diff_per_output"]["draw_decoder_int8.tflite"]
+    assert set(means) == set(checks["int8_tolerance"]) == set(contract.OUTPUTS)
+    assert all(means[k] <= checks["int8_tolerance"][k] for k in means), means
   return manifest
 
 

@@ -262,8 +262,9 @@ def write_decoders(model, folder: str, inputs: dict) -> dict:
     checks["decoders_max_abs_diff"] = {name: exported["verification"]["max_abs_diff"][name] for name in DECODERS}
     checks["float32_tolerance"] = exported["verification"]["float32_tolerance"]
     checks["noise"] = exported["verification"]["noise"]
-    if "captions" in exported["verification"]:
-      checks["captions"] = exported["verification"]["captions"]
+    # A caption decoder's captions, and its int8 file's bound on the mean and mean differences.
+    checks.update({key: exported["verification"][key] for key in ("captions", "int8_tolerance",
+                   "int8_mean_abs_diff_per_output") if key in exported["verification"]})
     checks["tflite_ops"] = exported["tflite_ops"]
     _, web_diffs = web_export.write_web_model(
         model, os.path.join(folder, pretrained.WEB_FILE), "int8", inputs, want,
