@@ -35,7 +35,7 @@ from draw_tf.export import contract
 # configs/mnist_captions.py much more: changing each of its weights by one u (random signs) moves its
 # images by up to 1.6e-5 and its noise by one u by up to 7.9e-6 (step 5,529, the self-check's 8 captions
 # for seeds 0-5). Two float32 computations of it that are both correct therefore differ by more than
-# 1e-5; we allow 1e-4 on images and canvases, DRAW's bound (export_lib.FLOAT32_TOLERANCE), 0.03 of a grey
+# 1e-5; we allow 1e-4 on images and canvases, DRAW's bound (self_check.FLOAT32_TOLERANCE), 0.03 of a grey
 # level. Measured on that model for seeds 0-5: the float32 file through XNNPACK 4.6e-6 to 8.5e-5,
 # through TFLite's reference kernels 4.5e-6 to 2.6e-5, the SavedModel 0. Windows are in pixels: a centre
 # (A + 1) / 2 (gx~ + 1) multiplies the error of gx~ by half the image side, so they get 1e-4 per pixel

@@ -28,8 +28,8 @@ no error, which is one reason every artifact is checked here.
 
 Everything is written to a temporary folder next to ``output_dir``; the Keras
 model, the reloaded SavedModel and each TFLite file (through ``ai_edge_litert``)
-run on fixed noise; if a float32 artifact differs by more than :func:`tolerances`
-(:data:`FLOAT32_TOLERANCE`; a caption decoder's int8 file too, on average) or any
+run on fixed noise; if a float32 artifact differs by more than :func:`self_check.tolerances`
+(:data:`self_check.FLOAT32_TOLERANCE`; a caption decoder's int8 file too, on average) or any
 artifact gives NaN, uses non-builtin ops or breaks the signature contract,
 :class:`ExportVerificationError` is raised and
 the temporary folder is deleted, so ``output_dir`` never holds a half-checked
@@ -56,12 +56,11 @@ from draw_tf.fileio import file_entry
 from draw_tf.export import caption_export
 from draw_tf.export import contract
 from draw_tf.export import sampler as sampler_lib
+from draw_tf.export import self_check
 # Where an export may write (re-exported: export_lib.check_output_dir is the public name).
 from draw_tf.export.output_dir import UnsafeOutputDirError, check_output_dir, is_previous_export  # noqa: F401
 from draw_tf.export import tflite_convert
 
-# Max abs difference allowed between a float32 artifact and the Keras model.
-FLOAT32_TOLERANCE = 1e-4
 # Op seed of the `sample` signature's tf.random.normal.
 SAMPLE_OP_SEED = 1502  # arXiv:1502.04623
 # 2: write_windows has 4 columns (contract.WINDOW_COLUMNS); 1: 3 columns (no sigma), still read.
@@ -140,21 +139,6 @@ def folder_entry(path: str) -> dict:
           "files": files}
 
 
-def max_abs_diffs(got: sampler_lib.Samples, want: sampler_lib.Samples) -> dict:
-  """``max |got - want|`` per output (``inf`` for NaN/Inf or a shape mismatch).
-
-  ``images`` and ``canvases`` are in [0, 1]; ``write_windows`` in pixels.
-  """
-  diffs = {}
-  for name, a, b in zip(contract.OUTPUTS, got, want):
-    if a.shape != b.shape:
-      diffs[name] = float("inf")
-      continue
-    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
-    diffs[name] = diff if np.isfinite(diff) else float("inf")
-  return diffs
-
-
 def _check_sample_signature(run_sample, config: dict, name: str) -> list:
   """Runs ``sample`` twice (2 and 1 images); returns problems found."""
   problems = []
@@ -195,17 +179,6 @@ def as_inputs(inputs) -> dict:
   return dict(inputs) if isinstance(inputs, dict) else {contract.NOISE_INPUT: inputs}
 
 
-def tolerances(config: dict) -> dict:
-  """Quantisation -> output name -> the abs difference the self-check allows against Keras (None: any
-  finite): the max for float32 (and the SavedModel), :data:`FLOAT32_TOLERANCE` or a caption decoder's; a
-  caption decoder's int8 bounds the mean (both :mod:`draw_tf.export.caption_export`'s, derived there)."""
-  bounds = dict.fromkeys(tflite_convert.TFLITE_FILES, None)
-  bounds["float32"] = dict.fromkeys(contract.OUTPUTS, FLOAT32_TOLERANCE)
-  if contract.is_caption_config(config):
-    bounds.update(float32=caption_export.float32_tolerance(config), int8=caption_export.int8_tolerance(config))
-  return bounds
-
-
 def _sample_args(inputs: dict, n: int) -> dict:
   """``sample``'s arguments for ``n`` pictures: ``num_samples``, or a caption decoder's first ``n`` captions."""
   if contract.CAPTIONS_INPUT in inputs:
@@ -229,22 +202,13 @@ def verify_export(model, folder: str, inputs, config: dict | None = None) -> dic
   """
   inputs = as_inputs(inputs)
   config = config or contract.decoder_config(model)
-  bounds = tolerances(config)
   want = sampler_lib.KerasSampler(model, config.get("caption")).generate(**inputs)
   diffs, means, ops, problems = {}, {}, {}, []
 
   def compare(name, got, quantization):
-    diffs[name] = max_abs_diffs(got, want)
-    if quantization == "int8" and bounds["int8"]:  # a caption decoder's int8: a bound on the mean
-      means[name], found = caption_export.int8_problems(name, got, want, config)
-      return problems.extend(found)
-    tolerance = bounds[quantization]
-    over = {k: v for k, v in diffs[name].items() if tolerance and not v <= tolerance[k]}
-    if over:
-      problems.append(f"{name}: max abs diff over the {quantization} tolerance: "
-                      + ", ".join(f"{k} {v:.3g} > {tolerance[k]:g}" for k, v in over.items()))
-    elif not np.isfinite(max(diffs[name].values())):
-      problems.append(f"{name}: NaN/Inf or wrong shapes on the verification noise")
+    diffs[name], mean, found = self_check.check_outputs(name, got, want, quantization, config)
+    means.update({name: mean} if mean else {})
+    problems.extend(found)
 
   saved = sampler_lib.SavedModelSampler(os.path.join(folder, contract.SAVED_MODEL_DIR))
   compare(contract.SAVED_MODEL_DIR, saved.generate(**inputs), "float32")
@@ -355,10 +319,6 @@ def _manifest(config: dict, files: dict, report: dict, inputs: dict, verify_seed
   A caption decoder's also says ``caption_conditioned`` and carries ``caption`` (vocabulary, limits).
   """
   captioned = contract.is_caption_config(config)
-  bounds = tolerances(config)
-  tolerance = bounds["float32"] if captioned else FLOAT32_TOLERANCE
-  int8 = ({"int8_tolerance": bounds["int8"], "int8_mean_abs_diff_per_output": report["mean_abs_diff"]}
-          if captioned else {})
   return {
       "format_version": MANIFEST_FORMAT,
       "draw_tf_version": draw_tf.__version__,
@@ -385,8 +345,7 @@ def _manifest(config: dict, files: dict, report: dict, inputs: dict, verify_seed
                            "ids": inputs[contract.CAPTIONS_INPUT].tolist()}} if captioned else {}),
           "max_abs_diff": {k: max(v.values()) for k, v in report["max_abs_diff"].items()},
           "max_abs_diff_per_output": report["max_abs_diff"],
-          "float32_tolerance": tolerance,
-          **int8,
+          **self_check.manifest_bounds(config, report["mean_abs_diff"]),
           "outputs_compared": list(contract.OUTPUTS),
       },
       "export_seconds": round(time.time() - start, 1),

@@ -44,9 +44,9 @@ import tensorflow as tf
 
 from draw_tf import fileio
 from draw_tf.model import sequence_decoder
-from draw_tf.export import caption_export
 from draw_tf.export import contract
 from draw_tf.export import export_lib
+from draw_tf.export import self_check
 from draw_tf.export import sampler as sampler_lib
 from draw_tf.export import tflite_convert
 
@@ -132,16 +132,16 @@ def write_web_model(model, path: str, quantization: str, noise,
     steps_per_iteration: decoder steps per loop iteration in the exported graph.
 
   Returns:
-    ``(file entry for a manifest, max abs diff per output)``.
+    ``(file entry for a manifest, max abs diff per output, mean abs diff per output)``; the means
+    only for a caption decoder's int8 file (the one bounded on the mean), else ``{}``.
 
   Raises:
-    ExportVerificationError: the conversion failed, a non-builtin op, NaN, (float32) a max abs
-      diff above ``export_lib.tolerances``' float32 bound, or (a caption decoder's int8) a mean
-      abs diff above ``caption_export.int8_tolerance``.
+    ExportVerificationError: the conversion failed, a non-builtin op, or
+      :func:`draw_tf.export.self_check.check_outputs` found a problem (NaN; float32: a max abs diff
+      above its bound; a caption decoder's int8: a mean abs diff above its bound).
   """
   name = os.path.basename(path)
   config = contract.decoder_config(model)
-  tolerance = export_lib.tolerances(config)["float32"]
   try:
     data = _convert_batch1(model, saved_model_dir, quantization, steps_per_iteration)
   except Exception as e:  # ConverterError, or an op outside the builtin set
@@ -152,20 +152,15 @@ def write_web_model(model, path: str, quantization: str, noise,
     f.write(data)
   ops = tflite_convert.tflite_op_names(data)
   non_builtin = [op for op in ops if op.startswith(("CUSTOM", "UNKNOWN"))]
-  got = _run_batch1(path, noise)
-  diffs = export_lib.max_abs_diffs(got, want)
-  worst = max(diffs.values())
-  logging.info("web model %s: max abs diff vs Keras %s", name, diffs)
-  means, mean_over = (caption_export.int8_problems(name, got, want, config)
-                      if quantization == "int8" and contract.is_caption_config(config) else ({}, []))
-  if non_builtin or not np.isfinite(worst) or mean_over or (
-      quantization == "float32" and not all(v <= tolerance[k] for k, v in diffs.items())):
+  diffs, means, problems = self_check.check_outputs(name, _run_batch1(path, noise), want, quantization, config)
+  logging.info("web model %s: max abs diff vs Keras %s%s", name, diffs, f", mean {means}" if means else "")
+  if non_builtin or problems:
     raise export_lib.ExportVerificationError(
-        f"{name} failed its self-check (max abs diff {diffs}, {mean_over or 'mean abs diff ' + str(means)}, "
+        f"{name} failed its self-check ({'; '.join(problems) or f'max abs diff {diffs}'}, "
         f"non-builtin ops {non_builtin}); nothing was written.")
   entry = {**export_lib.file_entry(path), "quantization": quantization,
            "batch_size": WEB_BATCH_SIZE, "tflite_ops": ops}
-  return entry, diffs
+  return entry, diffs, means
 
 
 def copy_page(web_dir: str, core: str) -> None:
@@ -309,7 +304,7 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
   Raises:
     FileNotFoundError: LiteRT.js is not installed (run ``npm ci``).
     ExportVerificationError: a batch-1 model does not reproduce the Keras model
-      (float32: max abs diff above export_lib.tolerances' float32 bound) or needs a non-builtin op.
+      (:func:`draw_tf.export.self_check.check_outputs`) or needs a non-builtin op.
   """
   if not contract.is_caption_model(model):
     sequence_decoder.check_standard_prior(model)
@@ -319,12 +314,12 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
   config = contract.decoder_config(model)
   inputs = export_lib.verification_inputs(model, verify_batch_size, verify_seed, config)
   want = sampler_lib.KerasSampler(model, config.get("caption")).generate(**inputs)
-  files, checks = {}, {}
+  files, checks, means = {}, {}, {}
   with fileio.atomic_path(web_dir, is_dir=True) as tmp, tempfile.TemporaryDirectory() as work:
     copy_page(tmp, core)
     saved_model_dir = os.path.join(work, "saved_model_batch1")
     for quantization, name in WEB_TFLITE_FILES.items():
-      files[name], checks[name] = write_web_model(
+      files[name], checks[name], means[name] = write_web_model(
           model, os.path.join(tmp, name), quantization, inputs, want, saved_model_dir,
           steps_per_iteration)
     manifest = page_manifest(
@@ -334,8 +329,7 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
             "noise": {"batch_size": verify_batch_size, "numpy_seed": int(verify_seed),
                       "distribution": "numpy default_rng(seed).standard_normal"},
             "max_abs_diff_per_output": checks,
-            "float32_tolerance": (export_lib.tolerances(config)["float32"] if contract.is_caption_config(config)
-                                  else export_lib.FLOAT32_TOLERANCE),
+            **self_check.manifest_bounds(config, {k: v for k, v in means.items() if v}),
         })
     fileio.write_json(os.path.join(tmp, "manifest.json"), manifest)
   return manifest

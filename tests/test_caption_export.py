@@ -18,6 +18,7 @@ from draw_tf.errors import CaptionError, UsageError
 from draw_tf.export import caption_export
 from draw_tf.export import contract
 from draw_tf.export import export_lib
+from draw_tf.export import self_check
 from draw_tf.export import sampler as sampler_lib
 from draw_tf.model import caption_decoder
 from tests.conftest import tiny_caption_model
@@ -93,7 +94,7 @@ def test_saved_model_and_tflite_agree_with_keras_on_the_same_captions_and_noise(
   for path in (tiny_caption_export.out, os.path.join(tiny_caption_export.out, FP32)):
     sampler = sampler_lib.load_sampler(path)
     assert sampler.caption == tiny_caption_export.manifest["caption"]
-    diffs = export_lib.max_abs_diffs(sampler.generate(noise, captions=ids), want)
+    diffs = self_check.max_abs_diffs(sampler.generate(noise, captions=ids), want)
     assert all(diffs[k] <= tolerance[k] for k in diffs), (path, diffs)
   assert want.images.shape == (batch, 12, 10, 1) and want.write_windows.shape == (batch, 4, 4)
   # Another caption, the same noise: another picture (the caption reaches the decoder).
@@ -109,13 +110,13 @@ def test_int8_stays_inside_its_stated_bound(tiny_caption_export):
   want = keras_sampler.generate(noise, captions=ids)
   bound = caption_export.int8_tolerance(keras_sampler.config)
   got = sampler_lib.load_sampler(os.path.join(tiny_caption_export.out, INT8)).generate(noise, captions=ids)
-  diffs = export_lib.max_abs_diffs(got, want)
+  diffs = self_check.max_abs_diffs(got, want)
   means, problems = caption_export.int8_problems(INT8, got, want, keras_sampler.config)
   assert problems == [] and all(means[k] <= bound[k] for k in means), means
   assert np.abs(got.images - want.images).mean() < 1 / 255
   assert diffs["images"] > 0  # the int8 file is quantised: its decoder kernel has more than 1,024 weights
   fp16 = sampler_lib.load_sampler(os.path.join(tiny_caption_export.out, FP16)).generate(noise, captions=ids)
-  assert export_lib.max_abs_diffs(fp16, want)["images"] <= 2e-3
+  assert self_check.max_abs_diffs(fp16, want)["images"] <= 2e-3
 
 
 def test_the_int8_check_bounds_the_mean_over_pixels_and_leaves_out_absent_window_columns():

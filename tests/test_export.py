@@ -18,6 +18,7 @@ import draw_tf
 from draw_tf.runs import workdir as workdir_lib
 from draw_tf.export import contract
 from draw_tf.export import export_lib
+from draw_tf.export import self_check
 from draw_tf.export import sampler as sampler_lib
 from draw_tf.export import tflite_convert
 from tests import helpers
@@ -33,7 +34,7 @@ def _noise(n, seed=5):
 
 
 def _max_diffs(got, want):
-  return export_lib.max_abs_diffs(got, want)
+  return self_check.max_abs_diffs(got, want)
 
 
 def test_export_writes_every_artifact_and_a_true_manifest(tiny_export):

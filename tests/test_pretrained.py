@@ -69,6 +69,10 @@ def assert_manifest_complete(name):
     means = checks["int8_mean_abs_diff_per_output"]["draw_decoder_int8.tflite"]
     assert set(means) == set(checks["int8_tolerance"]) == set(contract.OUTPUTS)
     assert all(means[k] <= checks["int8_tolerance"][k] for k in means), means
+    web = manifest["web"]["verification"]  # the page's batch-1 int8 file: the same bound, its own means
+    web_means = web["int8_mean_abs_diff_per_output"][pretrained.WEB_FILE]
+    assert web["int8_tolerance"] == checks["int8_tolerance"] and set(web_means) == set(contract.OUTPUTS)
+    assert all(web_means[k] <= web["int8_tolerance"][k] for k in web_means), web_means
   return manifest
 
 
@@ -97,6 +101,7 @@ def assert_decoders_match_the_weights(name):
   """A drawing model's float32 decoder reproduces the packaged weights (within its export's float32
   bound); the int8 ones run and stay in [0, 1]. A classifier has none."""
   from draw_tf.export import export_lib  # pylint: disable=g-import-not-at-top
+  from draw_tf.export import self_check  # pylint: disable=g-import-not-at-top
   from draw_tf.export import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
   if not pretrained.has_decoder(pretrained.task(name)):
     assert not set(pretrained.DECODER_FILES.values()) & set(pretrained.read_manifest(name)["files"])
@@ -104,7 +109,7 @@ def assert_decoders_match_the_weights(name):
   model = pretrained.load(name, compile=False)
   inputs = export_lib.verification_inputs(model, 3)
   want = sampler_lib.KerasSampler(model).generate(**inputs)
-  bound = export_lib.tolerances(sampler_lib.KerasSampler(model).config)["float32"]["canvases"]
+  bound = self_check.tolerances(sampler_lib.KerasSampler(model).config)["float32"]["canvases"]
   float32 = sampler_lib.load_sampler(pretrained.path(name, pretrained.DECODER_FILES["float32"])).generate(**inputs)
   assert np.max(np.abs(float32.canvases - want.canvases)) <= bound
   int8 = sampler_lib.load_sampler(pretrained.path(name, pretrained.DECODER_FILES["int8"])).generate(**inputs)

@@ -90,6 +90,7 @@ from gemm_rate import cpu_model  # tools/gemm_rate.py
 from draw_tf.pretrained import figures
 from draw_tf.export import contract
 from draw_tf.export import export_lib
+from draw_tf.export import self_check
 from draw_tf.export import sampler as sampler_lib
 from draw_tf.export import web_export
 
@@ -241,7 +242,7 @@ def _check_reload(model, weights_path: str, config_dict: dict, inputs=None) -> f
         f"{os.path.basename(weights_path)} reloads into a model of other weight shapes.")
   diffs = {"weights": max((float(np.max(np.abs(a - b))) for a, b in zip(saved, back) if a.size), default=0.0)}
   if inputs is not None:
-    diffs.update(export_lib.max_abs_diffs(sampler_lib.KerasSampler(reloaded).generate(**inputs),
+    diffs.update(self_check.max_abs_diffs(sampler_lib.KerasSampler(reloaded).generate(**inputs),
                                           sampler_lib.KerasSampler(model).generate(**inputs)))
   worst = max(diffs.values())
   if not worst <= RELOAD_TOLERANCE:
@@ -266,12 +267,12 @@ def write_decoders(model, folder: str, inputs: dict) -> dict:
     checks.update({key: exported["verification"][key] for key in ("captions", "int8_tolerance",
                    "int8_mean_abs_diff_per_output") if key in exported["verification"]})
     checks["tflite_ops"] = exported["tflite_ops"]
-    _, web_diffs = web_export.write_web_model(
+    _, web_diffs, web_means = web_export.write_web_model(
         model, os.path.join(folder, pretrained.WEB_FILE), "int8", inputs, want,
         os.path.join(work, "saved_model_batch1"))
   checks["web"] = {"reference": "keras model.generate (step-by-step decoder)",
                    "noise": checks["noise"], "max_abs_diff_per_output": {pretrained.WEB_FILE: web_diffs},
-                   "float32_tolerance": export_lib.tolerances(config)["float32"]}
+                   **self_check.manifest_bounds(config, {pretrained.WEB_FILE: web_means} if web_means else {})}
   return checks
 
 
