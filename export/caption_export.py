@@ -30,17 +30,20 @@ from draw_tf.export import contract
 # output. The artifacts compute what Keras computes with the same float32 weights; only the order of the
 # roundings differs (the caption LSTM unrolled, every write in one pass, XNNPACK's kernels and their
 # approximations of exp, sigmoid and tanh), each op off by a few u = 2^-24 = 6e-8 relative. What those
-# roundings do to a picture depends on how much the model amplifies them: a random model hardly at all
-# (T = 32, 300 units, 60 x 60: the float32 file off by 1e-6 on images), the trained paper-size model of
-# configs/mnist_captions.py much more: changing each of its weights by one u (random signs) moves its
-# images by up to 1.6e-5 and its noise by one u by up to 7.9e-6 (step 5,529, the self-check's 8 captions
-# for seeds 0-5). Two float32 computations of it that are both correct therefore differ by more than
-# 1e-5; we allow 1e-4 on images and canvases, DRAW's bound (self_check.FLOAT32_TOLERANCE), 0.03 of a grey
-# level. Measured on that model for seeds 0-5: the float32 file through XNNPACK 4.6e-6 to 8.5e-5,
-# through TFLite's reference kernels 4.5e-6 to 2.6e-5, the SavedModel 0. Windows are in pixels: a centre
+# roundings do to a picture depends on how much the model amplifies them, and training makes it amplify
+# more: a random model hardly at all (T = 32, 300 units, 60 x 60: the float32 file off by 1e-6), the
+# paper-size model of configs/mnist_captions.py much more. Changing each of its weights by one u (random
+# signs) moves its images and canvases, over the self-check's 8 captions for seeds 0-5, by up to 1.6e-5
+# at step 5,529 and by up to 1.7e-4 at step 16,980 (the end of its four-hour budget): two float32
+# computations of the trained model that are both correct differ by that much. Its artifacts, measured
+# likewise at step 16,980: the float32 file through XNNPACK up to 4.6e-4 (canvases; images 2.0e-4),
+# through TFLite's reference kernels up to 2.4e-4, the SavedModel 0 (at step 5,529: 8.5e-5, 2.6e-5, 0).
+# XNNPACK's ops are each off by a few u where Keras' weights were moved by one, so we allow 1e-3 on
+# images and canvases, a quarter of a grey level of 255 (DRAW's decoders keep self_check's 1e-4: the
+# trained MNIST model's float32 file is off by 2.5e-5). Windows are in pixels: a centre
 # (A + 1) / 2 (gx~ + 1) multiplies the error of gx~ by half the image side, so they get 1e-4 per pixel
-# of half the larger side (3e-3 px at 60 x 60; measured up to 2.7e-5 px).
-FLOAT32_TOLERANCE_IMAGES = 1e-4
+# of half the larger side (3e-3 px at 60 x 60; measured up to 3.4e-5 px at step 16,980).
+FLOAT32_TOLERANCE_IMAGES = 1e-3
 FLOAT32_TOLERANCE_WINDOWS_PER_PIXEL = 1e-4
 # The dynamic-range int8 file is bounded by its *mean* abs difference over all pixels (and window
 # values). Its weights are rounded to 1/254 of each column's largest magnitude and its activations

@@ -71,7 +71,7 @@ def test_draw_export_of_a_caption_workdir_writes_a_true_manifest(tiny_caption_ex
   assert not [op for op in manifest["tflite_ops"] if op.startswith(("CUSTOM", "UNKNOWN"))]
   assert {"WHILE", "GATHER", "SOFTMAX", "RANDOM_STANDARD_NORMAL", "CUMSUM"} <= set(manifest["tflite_ops"])
   verification = manifest["verification"]
-  assert verification["float32_tolerance"] == pytest.approx({"images": 1e-4, "canvases": 1e-4, "write_windows": 6e-4})
+  assert verification["float32_tolerance"] == pytest.approx({"images": 1e-3, "canvases": 1e-3, "write_windows": 6e-4})
   assert verification["int8_tolerance"] == pytest.approx({"images": 1e-2, "canvases": 1e-2, "write_windows": 6e-2})
   for name in ("saved_model", FP32):
     for key, diff in verification["max_abs_diff_per_output"][name].items():
@@ -86,7 +86,7 @@ def test_draw_export_of_a_caption_workdir_writes_a_true_manifest(tiny_caption_ex
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_saved_model_and_tflite_agree_with_keras_on_the_same_captions_and_noise(tiny_caption_export, batch):
-  """float32 within the derived tolerance (1e-4 on images), the caption config read back from each file."""
+  """float32 within the derived tolerance (1e-3 on images), the caption config read back from each file."""
   noise, ids = _inputs(batch)
   keras_sampler = sampler_lib.KerasSampler(tiny_caption_export.model)
   want = keras_sampler.generate(noise, captions=ids)
@@ -140,6 +140,32 @@ def test_the_int8_check_bounds_the_mean_over_pixels_and_leaves_out_absent_window
   _, problems = caption_export.int8_problems("f", sampler_lib.Samples(want.images * np.nan, want.canvases,
                                                                       want.write_windows), want, config)
   assert "images inf" in problems[0]
+
+
+def test_one_check_bounds_every_artifact_by_its_kind():
+  """self_check.check_outputs: a caption decoder's float32 file may be off by 1e-3 at a pixel (its trained
+  model's own float32 sensitivity, caption_export) and no more; DRAW's by 1e-4; the SavedModel likewise;
+  a caption decoder's int8 file on the mean; NaN fails every kind."""
+  captioned, draw = {"image_shape": [12, 10, 1], "caption": {"words": ["0"]}}, {"image_shape": [12, 10, 1]}
+  want = sampler_lib.Samples(np.zeros((2, 12, 10, 1), np.float32), np.zeros((2, 4, 12, 10, 1), np.float32),
+                             np.zeros((2, 4, 4), np.float32))
+
+  def off_at_one_pixel(value):
+    images = want.images.copy()
+    images[1, 5, 5, 0] = value
+    return sampler_lib.Samples(images, want.canvases, want.write_windows)
+
+  for name, config, value, passes in [(FP32, captioned, 9e-4, True), (FP32, captioned, 2e-3, False),
+                                      ("saved_model", captioned, 2e-3, False), (FP32, draw, 9e-5, True),
+                                      (FP32, draw, 5e-4, False), (INT8, captioned, 0.5, True),
+                                      (INT8, draw, 0.5, True), (INT8, captioned, np.nan, False),
+                                      (INT8, draw, np.nan, False)]:
+    quantization = "int8" if name == INT8 else "float32"
+    diffs, means, problems = self_check.check_outputs(name, off_at_one_pixel(value), want, quantization, config)
+    assert (problems == []) is passes, (name, config, value, problems)
+    assert diffs["images"] == pytest.approx(value if np.isfinite(value) else np.inf) and diffs["canvases"] == 0
+    assert bool(means) is (quantization == "int8" and "caption" in config)  # means only where they are the bound
+    assert all(name in p for p in problems)
 
 
 def test_sample_signature_draws_its_noise_for_the_captions(tiny_caption_export):
