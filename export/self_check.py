@@ -69,11 +69,13 @@ def check_outputs(name: str, got: sampler_lib.Samples, want: sampler_lib.Samples
 
 
 def manifest_bounds(config: dict, means: dict) -> dict:
-  """A manifest's record of the bounds: ``float32_tolerance`` (the max; per output for a caption decoder)
-  and, for a caption decoder, ``int8_tolerance`` (the mean, per output) and the measured
-  ``int8_mean_abs_diff_per_output`` (file -> output -> float, :func:`check_outputs`' means)."""
-  if not contract.is_caption_config(config):
-    return {"float32_tolerance": FLOAT32_TOLERANCE}
+  """A manifest's record of the bounds: ``float32_tolerance`` (the max, per output, :func:`tolerances`') and,
+  for a caption decoder, ``int8_tolerance`` (the mean, per output) and the measured
+  ``int8_mean_abs_diff_per_output`` (file -> output -> float: :func:`check_outputs`' means; files
+  without means, whose bound is not on the mean, are left out)."""
   bounds = tolerances(config)
-  return {"float32_tolerance": bounds["float32"], "int8_tolerance": bounds["int8"],
-          "int8_mean_abs_diff_per_output": means}
+  record = {"float32_tolerance": bounds["float32"]}
+  if bounds["int8"]:
+    record.update(int8_tolerance=bounds["int8"],
+                  int8_mean_abs_diff_per_output={name: mean for name, mean in means.items() if mean})
+  return record

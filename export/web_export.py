@@ -329,7 +329,7 @@ def write_web_folder(model, web_dir: str, node_modules: str | None = None,
             "noise": {"batch_size": verify_batch_size, "numpy_seed": int(verify_seed),
                       "distribution": "numpy default_rng(seed).standard_normal"},
             "max_abs_diff_per_output": checks,
-            **self_check.manifest_bounds(config, {k: v for k, v in means.items() if v}),
+            **self_check.manifest_bounds(config, means),
         })
     fileio.write_json(os.path.join(tmp, "manifest.json"), manifest)
   return manifest

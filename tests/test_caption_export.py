@@ -168,6 +168,19 @@ def test_one_check_bounds_every_artifact_by_its_kind():
     assert all(name in p for p in problems)
 
 
+def test_manifests_record_the_bounds_per_output_and_only_the_means_that_are_bounds():
+  """self_check.manifest_bounds: float32 per output for both kinds (one form in every manifest); a caption
+  decoder's int8 bound and means, files without means left out; none of it for DRAW."""
+  captioned, draw = {"image_shape": [12, 10, 1], "caption": {"words": ["0"]}}, {"image_shape": [12, 10, 1]}
+  mean = {"images": 3e-3, "canvases": 4e-3, "write_windows": 0.05}
+  record = self_check.manifest_bounds(draw, {INT8: {}, FP32: {}})
+  assert record == {"float32_tolerance": dict.fromkeys(["images", "canvases", "write_windows"], 1e-4)}
+  record = self_check.manifest_bounds(captioned, {INT8: mean, FP32: {}, "draw_decoder_web_int8.tflite": {}})
+  assert record["int8_mean_abs_diff_per_output"] == {INT8: mean}
+  assert record["float32_tolerance"] == pytest.approx({"images": 1e-3, "canvases": 1e-3, "write_windows": 6e-4})
+  assert record["int8_tolerance"]["images"] == pytest.approx(1e-2)
+
+
 def test_sample_signature_draws_its_noise_for_the_captions(tiny_caption_export):
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
   _, ids = _inputs(3)

@@ -272,7 +272,7 @@ def write_decoders(model, folder: str, inputs: dict) -> dict:
         os.path.join(work, "saved_model_batch1"))
   checks["web"] = {"reference": "keras model.generate (step-by-step decoder)",
                    "noise": checks["noise"], "max_abs_diff_per_output": {pretrained.WEB_FILE: web_diffs},
-                   **self_check.manifest_bounds(config, {pretrained.WEB_FILE: web_means} if web_means else {})}
+                   **self_check.manifest_bounds(config, {pretrained.WEB_FILE: web_means})}
   return checks
 
 
